@@ -1,0 +1,59 @@
+"""icpc_hf: Input Compression with Positional Consistency for Hugging Face Transformers."""
+
+from transformers import (
+    AutoModelForAudioClassification,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+    AutoModelForVideoClassification,
+)
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .callback import ICPCCallback, install_sampler
+from .cascade import CascadeResult, run_cascade
+from .collator import ICPCDataCollator
+from .config import ICPCConfig
+from .costs import encoder_flops
+from .hub import push_to_hub, save_for_hub
+from .patching import icpc_settings, is_patched, patch_model, unpatch_model
+from .pipelines import (
+    ICPCAudioClassificationPipeline,
+    ICPCImageClassificationPipeline,
+    ICPCPipeline,
+    ICPCTextClassificationPipeline,
+    ICPCVideoClassificationPipeline,
+)
+from .registry import REGISTRY
+from .schedule import ICPCSampler
+
+__version__ = "0.1.0"
+
+for _task, _pipeline, _auto_model, _type in (
+    ("icpc-image-classification", ICPCImageClassificationPipeline, AutoModelForImageClassification, "image"),
+    ("icpc-text-classification", ICPCTextClassificationPipeline, AutoModelForSequenceClassification, "text"),
+    ("icpc-audio-classification", ICPCAudioClassificationPipeline, AutoModelForAudioClassification, "audio"),
+    ("icpc-video-classification", ICPCVideoClassificationPipeline, AutoModelForVideoClassification, "video"),
+):
+    PIPELINE_REGISTRY.register_pipeline(_task, pipeline_class=_pipeline, pt_model=_auto_model, type=_type)
+
+__all__ = [
+    "REGISTRY",
+    "CascadeResult",
+    "ICPCCallback",
+    "ICPCConfig",
+    "ICPCDataCollator",
+    "ICPCAudioClassificationPipeline",
+    "ICPCImageClassificationPipeline",
+    "ICPCTextClassificationPipeline",
+    "ICPCVideoClassificationPipeline",
+    "ICPCPipeline",
+    "ICPCSampler",
+    "encoder_flops",
+    "icpc_settings",
+    "install_sampler",
+    "is_patched",
+    "patch_model",
+    "run_cascade",
+    "push_to_hub",
+    "save_for_hub",
+    "unpatch_model",
+]

@@ -1,0 +1,107 @@
+"""ICPCCallback: per-epoch level draws inside a plain Trainer, and what compression saved, in Trainer's logs."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+from typing import Any
+
+from transformers import TrainerCallback
+
+from .costs import encoder_flops
+from .patching import base_model_of, icpc_settings
+from .schedule import BatchContext, ICPCSampler, LevelledCollate
+
+logger = logging.getLogger(__name__)
+
+
+def install_sampler(dataloader: Any, icpc: Any, num_epochs: int | None) -> ICPCSampler:
+    """Put an ICPCSampler into a (Trainer- or Accelerate-prepared) train DataLoader, in place.
+
+    The DataLoader keeps its batch size; the sampler only reorders indices so that every batch of every rank
+    holds one level, and the collate function learns each batch's level from it.
+    """
+    if getattr(dataloader, "num_workers", 0):
+        raise ValueError(
+            "ICPC batches are collated in the main process: set `dataloader_num_workers=0` in TrainingArguments "
+            "(decode inputs in `datasets.map` or in the dataset instead)."
+        )
+    outer = dataloader.batch_sampler
+    inner = getattr(outer, "batch_sampler", outer)  # accelerate's BatchSamplerShard wraps the real one
+    if not hasattr(inner, "sampler") or not hasattr(inner, "batch_size"):
+        raise ValueError(
+            f"Cannot install ICPC level grouping into a DataLoader whose batch sampler is "
+            f"{type(inner).__name__}: use a map-style dataset with a batch size (no custom batch_sampler)."
+        )
+    replicas = 1
+    if inner is not outer and not getattr(outer, "split_batches", False):
+        replicas = getattr(outer, "num_processes", 1)
+    existing = inner.sampler
+    sampler = ICPCSampler(len(existing), inner.batch_size * replicas, icpc, num_epochs=num_epochs)
+    sampler.set_epoch(getattr(existing, "epoch", 0))
+    inner.sampler = sampler
+    collate = dataloader.collate_fn
+    if isinstance(collate, LevelledCollate):
+        collate = collate.collate_fn
+    dataloader.collate_fn = sampler.bind(collate)
+    return sampler
+
+
+class ICPCCallback(TrainerCallback):
+    """Draw each epoch's compression levels and log what they saved.
+
+    Logged with every training log (so TensorBoard, W&B and the console see them): `icpc/tokens_per_sample`,
+    `icpc/token_ratio` (compressed over uncompressed tokens) and `icpc/flops_saved` (the estimated share of
+    encoder FLOPs saved), over the batches since the previous log.
+    """
+
+    def __init__(self) -> None:
+        self.sampler: ICPCSampler | None = None
+        self._totals = BatchContext(level=1.0)
+        self._flops = [0.0, 0.0]
+        self._model_config = None
+
+    def on_init_end(self, args, state, control, **kwargs):
+        # Trainer calls reporting callbacks first; logs only reach them if this callback adds its figures before.
+        for holder in gc.get_referrers(self):
+            if isinstance(holder, list) and all(isinstance(c, TrainerCallback) for c in holder):
+                holder.remove(self)
+                holder.insert(0, self)
+                break
+
+    def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        icpc = icpc_settings(model)
+        self._model_config = base_model_of(model).config
+        if train_dataloader is None:
+            raise ValueError("ICPCCallback needs the Trainer's train dataloader; it was not given one.")
+        epochs = math.ceil(state.num_train_epochs) if state.num_train_epochs else None
+        self.sampler = install_sampler(train_dataloader, icpc, epochs)
+        train_dataloader.collate_fn.on_batch = self._record
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        if self.sampler is not None:
+            epoch = int(state.epoch or 0)
+            levels = self.sampler.levels_for_epoch(epoch)
+            logger.info("ICPC epoch %d: mean level %.3f over %d samples", epoch, float(levels.mean()), len(levels))
+
+    def _record(self, context: BatchContext) -> None:
+        self._totals.tokens += context.tokens
+        self._totals.full_tokens += context.full_tokens
+        self._totals.samples += context.samples
+        if self._model_config is not None and context.samples:
+            per_sample = context.tokens / context.samples
+            full_per_sample = context.full_tokens / context.samples
+            self._flops[0] += float(encoder_flops(per_sample, self._model_config)) * context.samples
+            self._flops[1] += float(encoder_flops(full_per_sample, self._model_config)) * context.samples
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        totals = self._totals
+        if logs is None or totals.samples == 0 or "loss" not in logs:
+            return
+        logs["icpc/tokens_per_sample"] = totals.tokens / totals.samples
+        logs["icpc/token_ratio"] = totals.tokens / max(1, totals.full_tokens)
+        if self._flops[1] > 0:
+            logs["icpc/flops_saved"] = 1.0 - self._flops[0] / self._flops[1]
+        self._totals = BatchContext(level=1.0)
+        self._flops = [0.0, 0.0]

@@ -1,0 +1,111 @@
+"""Images: resolution modulation. A level shrinks the image side to a whole number of patches."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .config import ICPCConfig
+from .modality import GridModality, as_tensor, label_tensor
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def resize_images(pixel_values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of a (batch, channels, height, width) tensor; identity at the same size."""
+    if tuple(pixel_values.shape[-2:]) == tuple(size):
+        return pixel_values
+    return F.interpolate(pixel_values, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+class ImageModality(GridModality):
+    name = "image"
+    task = "icpc-image-classification"
+    axis_names = ("height", "width")
+    default_axes = ("height", "width")
+
+    def geometry(self, model_config: Any) -> dict[str, Any]:
+        image_size = _pair(model_config.image_size)
+        patch_size = _pair(model_config.patch_size)
+        if image_size[0] % patch_size[0] or image_size[1] % patch_size[1]:
+            raise ValueError(
+                f"The model's image size {image_size} is not a multiple of its patch size {patch_size}."
+            )
+        return {
+            "image_size": list(image_size),
+            "patch_size": list(patch_size),
+            "num_channels": int(model_config.num_channels),
+            "full_grid": [image_size[0] // patch_size[0], image_size[1] // patch_size[1]],
+        }
+
+    def size(self, level: float, icpc: ICPCConfig) -> tuple[int, int]:
+        """Pixel size of a level: its grid times the patch size."""
+        grid = self.grid(level, icpc)
+        patch = icpc.geometry["patch_size"]
+        return grid[0] * patch[0], grid[1] * patch[1]
+
+    def pixel_values(self, processor: Any, features: Sequence[dict[str, Any]], icpc: ICPCConfig) -> list[torch.Tensor]:
+        if "pixel_values" in features[0]:
+            images = [as_tensor(f["pixel_values"]) for f in features]
+        elif "image" in features[0]:
+            if processor is None:
+                raise ValueError("Features hold raw `image`s but the collator has no image processor to convert them.")
+            images = list(processor(images=[f["image"] for f in features], return_tensors="pt")["pixel_values"])
+        else:
+            raise ValueError(
+                f"Image features need `pixel_values` (from the image processor) or a raw `image`; got keys "
+                f"{sorted(features[0])}."
+            )
+        channels = icpc.geometry["num_channels"]
+        for image in images:
+            if image.dim() != 3 or image.shape[0] != channels:
+                raise ValueError(
+                    f"Expected images of shape (channels={channels}, height, width), got {tuple(image.shape)}. "
+                    "Convert images to the model's channel count (e.g. `image.convert('RGB')`) and use "
+                    "channels-first pixel values, as the image processor returns them."
+                )
+        return images
+
+    def collate(self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig) -> dict:
+        images = self.pixel_values(processor, features, icpc)
+        target = self.size(level, icpc)
+        smallest = min(min(image.shape[-2:]) for image in images)
+        if smallest < min(target):
+            raise ValueError(
+                f"An image of {smallest} pixels is smaller than the level's {target[0]}x{target[1]}: resize images to "
+                f"the model's {tuple(icpc.geometry['image_size'])} with its image processor first."
+            )
+        if all(image.shape == images[0].shape for image in images):
+            pixel_values = resize_images(torch.stack(images).float(), target)
+        else:
+            pixel_values = torch.cat([resize_images(image[None].float(), target) for image in images])
+        batch = {"pixel_values": pixel_values}
+        labels = label_tensor(features)
+        if labels is not None:
+            batch["labels"] = labels
+        return batch
+
+    def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
+        patch = icpc.geometry["patch_size"]
+        height, width = batch["pixel_values"].shape[-2:]
+        count = (height // patch[0]) * (width // patch[1]) + 1
+        return torch.full((batch["pixel_values"].shape[0],), count, dtype=torch.long)
+
+    def full_tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
+        grid = icpc.geometry["full_grid"]
+        return torch.full((batch["pixel_values"].shape[0],), grid[0] * grid[1] + 1, dtype=torch.long)
+
+    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
+        from transformers.image_utils import load_image
+
+        image = load_image(raw) if isinstance(raw, str) else raw
+        return {"pixel_values": processor(images=image, return_tensors="pt")["pixel_values"][0]}
+
+    def processor_of(self, pipeline: Any) -> Any:
+        return pipeline.image_processor

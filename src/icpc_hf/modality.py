@@ -1,0 +1,110 @@
+"""What a modality provides to the collator, the callback, the cascade and the pipeline.
+
+A modality knows how to turn the features a user already has into a batch at a given compression level, and
+how many tokens that batch costs. The model side lives in one patch module per architecture; `registry.py`
+pairs the two by `config.model_type`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from .config import ICPCConfig
+from .grid import default_levels, scaled_grid, snap_levels
+
+
+def label_tensor(features: Sequence[dict[str, Any]]) -> torch.Tensor | None:
+    """Labels under `labels` or `label`, as the user's dataset has them; None when there are none."""
+    for key in ("labels", "label"):
+        if key in features[0]:
+            values = [f[key] for f in features]
+            if any(v is None for v in values):
+                raise ValueError(f"Some features have `{key}` set to None: label every training sample.")
+            first = values[0]
+            if isinstance(first, torch.Tensor):
+                return torch.stack([torch.as_tensor(v) for v in values])
+            dtype = torch.float if isinstance(first, float) else torch.long
+            return torch.tensor(values, dtype=dtype)
+    return None
+
+
+def as_tensor(value: Any) -> torch.Tensor:
+    return value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+
+
+class Modality:
+    """Compression logic of one input kind. Subclasses fill the class attributes and the methods below."""
+
+    name: str = ""
+    task: str = ""
+
+    def resolve(self, icpc: ICPCConfig, model_config: Any) -> None:
+        """Fill `icpc.geometry`, `icpc.levels` and `icpc.cascade_levels` for this model, validating them."""
+        raise NotImplementedError
+
+    def collate(self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig) -> dict:
+        """A model-ready batch of `features` at `level` (1.0: uncompressed)."""
+        raise NotImplementedError
+
+    def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
+        """Tokens each sample of a collated batch costs the Transformer."""
+        raise NotImplementedError
+
+    def full_tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
+        """Tokens each sample of a collated batch would cost uncompressed."""
+        raise NotImplementedError
+
+    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
+        """One pipeline input (an image, a text, a clip...) as a full-size feature dict for `collate`."""
+        raise NotImplementedError
+
+    def processor_of(self, pipeline: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def default_cascade_levels(levels: Sequence[float]) -> list[float]:
+        """Three steps by default: the training level nearest a quarter and a half of the full cost, then full."""
+        targets = (0.5, 0.7)
+        chosen = {min(levels, key=lambda lv: abs(lv - t)) for t in targets}
+        return sorted(chosen - {1.0}) + [1.0]
+
+
+class GridModality(Modality):
+    """A modality whose input is cut into a grid of patches with a position table over the full grid."""
+
+    axis_names: tuple[str, ...] = ()
+    default_axes: tuple[str, ...] = ()
+
+    def geometry(self, model_config: Any) -> dict[str, Any]:
+        """Model sizes; must include `full_grid`, one entry per axis of `axis_names`."""
+        raise NotImplementedError
+
+    def compressed_axes(self, icpc: ICPCConfig) -> list[bool]:
+        axes = icpc.axes if icpc.axes is not None else list(self.default_axes)
+        unknown = [a for a in axes if a not in self.axis_names]
+        if unknown:
+            raise ValueError(
+                f"Unknown axes {unknown} for {self.name} inputs: choose among {list(self.axis_names)}."
+            )
+        return [a in axes for a in self.axis_names]
+
+    def resolve(self, icpc: ICPCConfig, model_config: Any) -> None:
+        icpc.geometry = self.geometry(model_config)
+        full_grid = icpc.geometry["full_grid"]
+        mask = self.compressed_axes(icpc)
+        if icpc.levels is None:
+            icpc.levels = default_levels(full_grid, mask, icpc.min_level)
+            if icpc.level_weights is not None and len(icpc.level_weights) != len(icpc.levels):
+                raise ValueError(
+                    f"`level_weights` has {len(icpc.level_weights)} entries but the derived levels are "
+                    f"{icpc.levels}: give `levels` explicitly with one weight each."
+                )
+        icpc.levels = snap_levels(icpc.levels, full_grid, mask)
+        if icpc.cascade_levels is None:
+            icpc.cascade_levels = self.default_cascade_levels(icpc.levels)
+        icpc.cascade_levels = sorted(set(snap_levels(icpc.cascade_levels, full_grid, mask)))
+
+    def grid(self, level: float, icpc: ICPCConfig) -> tuple[int, ...]:
+        return scaled_grid(icpc.geometry["full_grid"], level, self.compressed_axes(icpc))

@@ -1,0 +1,95 @@
+"""The one way icpc_hf changes a model: it swaps the class of its embeddings module for a subclass.
+
+Swapping the class of the existing module keeps its parameters, buffers, hooks and state-dict keys, so a
+patched model saves, loads, wraps (PEFT, DDP) and compiles like the original; removing the patch restores the
+original class. Only the embeddings change: everything after them is the unchanged Transformer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from .config import ICPCConfig
+from .grid import PositionCache, conv_output_size
+
+
+class GridEmbeddingsMixin:
+    """State and checks shared by the embeddings of every patch-grid model (ViT, AST, VideoMAE)."""
+
+    icpc_full_grid: tuple[int, ...]
+    icpc_strategy: str
+
+    def icpc_setup(self, icpc: ICPCConfig) -> None:
+        self.icpc_full_grid = tuple(icpc.geometry["full_grid"])
+        self.icpc_strategy = icpc.position_strategy
+        self.icpc_cache = PositionCache()
+
+    def icpc_positions(self, table: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
+        """Positions of a compressed grid from the (prod(full_grid), dim) table, by the configured strategy."""
+        return self.icpc_cache.positions(table, self.icpc_full_grid, grid, self.icpc_strategy)
+
+    def icpc_check_grid(
+        self, sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int], what: str
+    ) -> tuple[int, ...]:
+        """The patch grid an input of `sizes` produces, or a ValueError saying why the model can't take it."""
+        grid = tuple(conv_output_size(s, k, st) for s, k, st in zip(sizes, kernel, stride))
+        if any(g < 1 for g in grid):
+            raise ValueError(
+                f"This {what} input of size {tuple(sizes)} is smaller than one patch {tuple(kernel)}: "
+                "use a larger input or a higher compression level."
+            )
+        if any(g > f for g, f in zip(grid, self.icpc_full_grid)):
+            raise ValueError(
+                f"This {what} input of size {tuple(sizes)} gives a {tuple(grid)} patch grid, larger than the "
+                f"model's {self.icpc_full_grid}: ICPC only shrinks inputs; resize to the model's size or below."
+            )
+        return grid
+
+
+class SwapPatch:
+    """Swap every `original` module of a model for `patched`, a subclass defining `icpc_setup`."""
+
+    accepts_position_ids = False
+
+    def __init__(self, original: type[nn.Module], patched: type[nn.Module]):
+        if not issubclass(patched, original):
+            raise TypeError(f"{patched.__name__} must subclass {original.__name__}.")
+        self.original = original
+        self.patched = patched
+
+    def apply(self, model: nn.Module, icpc: ICPCConfig) -> int:
+        count = 0
+        for module in model.modules():
+            if type(module) in (self.original, self.patched):
+                module.__class__ = self.patched
+                module.icpc_setup(icpc)
+                count += 1
+        if count == 0:
+            raise ValueError(
+                f"No {self.original.__name__} module found in {type(model).__name__}: this model does not use the "
+                "embeddings icpc_hf knows how to patch."
+            )
+        return count
+
+    def remove(self, model: nn.Module) -> None:
+        for module in model.modules():
+            if type(module) is self.patched:
+                module.__class__ = self.original
+                for name in [n for n in vars(module) if n.startswith("icpc_")]:
+                    delattr(module, name)
+
+
+class NativePositionsPatch:
+    """For models that take `position_ids` natively (BERT): nothing to swap, the settings are only checked."""
+
+    accepts_position_ids = True
+
+    def apply(self, model: nn.Module, icpc: ICPCConfig) -> int:
+        return 0
+
+    def remove(self, model: nn.Module) -> None:
+        return None
+

@@ -1,0 +1,110 @@
+"""ICPC pipelines: the usual classification pipelines, answered by the cascade.
+
+This module and the modules it imports relatively are what `Pipeline.save_pretrained` copies next to a saved
+model, so `pipeline(model=folder, trust_remote_code=True)` works where icpc_hf is not installed: keep its
+imports relative (`from .x import y`) and its dependencies to torch and transformers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import Pipeline
+
+from .cascade import CascadeResult, run_cascade
+from .patching import icpc_settings, is_patched, patch_model
+from .registry import REGISTRY
+
+
+class ICPCPipeline(Pipeline):
+    """Classify with the ICPC cascade; every answer says which level gave it and what it cost.
+
+    Call arguments: `thresholds` (one, or one per cascade level but the last), `levels` (the cascade levels),
+    `top_k` (labels per answer, default 5) and `batch_size` (samples per forward pass).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if not is_patched(self.model):
+            patch_model(self.model)
+        self.icpc = icpc_settings(self.model)
+        self.modality = REGISTRY[self.icpc.model_type].modality
+
+    def _sanitize_parameters(self, thresholds=None, levels=None, top_k=None, **kwargs):
+        forward_params = {}
+        if thresholds is not None:
+            forward_params["thresholds"] = thresholds
+        if levels is not None:
+            forward_params["levels"] = levels
+        postprocess_params = {} if top_k is None else {"top_k": top_k}
+        return {}, forward_params, postprocess_params
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        single = not isinstance(inputs, (list, tuple))
+        items = [inputs] if single else list(inputs)
+        if not items:
+            return []
+        batch_size = kwargs.pop("batch_size", None) or self._batch_size or 32
+        preprocess_params, forward_params, postprocess_params = self._sanitize_parameters(**kwargs)
+        forward_params = {**self._forward_params, **forward_params}
+        postprocess_params = {**self._postprocess_params, **postprocess_params}
+        features = [self.preprocess(item, **{**self._preprocess_params, **preprocess_params}) for item in items]
+        result = self._forward(features, batch_size=batch_size, **forward_params)
+        answers = [self.postprocess((result, i), **postprocess_params) for i in range(len(items))]
+        return answers[0] if single else answers
+
+    def preprocess(self, inputs: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.modality.prepare(self.modality.processor_of(self), inputs, self.icpc)
+
+    def _forward(self, features: list[dict[str, Any]], batch_size: int = 32, **kwargs: Any) -> CascadeResult:
+        processor = self.modality.processor_of(self)
+        return run_cascade(self.model, features, processor, self.icpc, batch_size=batch_size, **kwargs)
+
+    def postprocess(self, output: tuple[CascadeResult, int], top_k: int = 5) -> list[dict[str, Any]]:
+        result, index = output
+        probabilities = result.probabilities[index]
+        top_k = max(1, min(top_k, probabilities.shape[-1]))
+        scores, ids = probabilities.topk(top_k)
+        level = result.levels[int(result.answered_step[index])]
+        tokens = int(result.tokens[index])
+        id2label = self.model.config.id2label
+        return [
+            {"label": id2label[int(i)], "score": float(s), "level": level, "tokens": tokens}
+            for s, i in zip(scores.tolist(), ids.tolist())
+        ]
+
+
+class ICPCImageClassificationPipeline(ICPCPipeline):
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+
+class ICPCTextClassificationPipeline(ICPCPipeline):
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+
+class ICPCAudioClassificationPipeline(ICPCPipeline):
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = True
+    _load_tokenizer = False
+
+
+class ICPCVideoClassificationPipeline(ICPCPipeline):
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+
+PIPELINE_CLASSES = {
+    "image": ICPCImageClassificationPipeline,
+    "text": ICPCTextClassificationPipeline,
+    "audio": ICPCAudioClassificationPipeline,
+    "video": ICPCVideoClassificationPipeline,
+}
