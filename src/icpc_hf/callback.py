@@ -41,10 +41,11 @@ def install_sampler(dataloader: Any, icpc: Any, num_epochs: int | None) -> ICPCS
     sampler = ICPCSampler(len(existing), inner.batch_size * replicas, icpc, num_epochs=num_epochs)
     sampler.set_epoch(getattr(existing, "epoch", 0))
     inner.sampler = sampler
-    collate = dataloader.collate_fn
+    loader = getattr(dataloader, "base_dataloader", dataloader)  # accelerate's adapters forward reads only
+    collate = loader.collate_fn
     if isinstance(collate, LevelledCollate):
         collate = collate.collate_fn
-    dataloader.collate_fn = sampler.bind(collate)
+    loader.collate_fn = sampler.bind(collate)
     return sampler
 
 
@@ -65,7 +66,11 @@ class ICPCCallback(TrainerCallback):
     def on_init_end(self, args, state, control, **kwargs):
         # Trainer calls reporting callbacks first; logs only reach them if this callback adds its figures before.
         for holder in gc.get_referrers(self):
-            if isinstance(holder, list) and all(isinstance(c, TrainerCallback) for c in holder):
+            if (
+                isinstance(holder, list)
+                and all(isinstance(c, TrainerCallback) for c in holder)
+                and any(type(c).__name__ == "DefaultFlowCallback" for c in holder)
+            ):
                 holder.remove(self)
                 holder.insert(0, self)
                 break
@@ -77,7 +82,7 @@ class ICPCCallback(TrainerCallback):
             raise ValueError("ICPCCallback needs the Trainer's train dataloader; it was not given one.")
         epochs = math.ceil(state.num_train_epochs) if state.num_train_epochs else None
         self.sampler = install_sampler(train_dataloader, icpc, epochs)
-        train_dataloader.collate_fn.on_batch = self._record
+        getattr(train_dataloader, "base_dataloader", train_dataloader).collate_fn.on_batch = self._record
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if self.sampler is not None:
@@ -103,5 +108,7 @@ class ICPCCallback(TrainerCallback):
         logs["icpc/token_ratio"] = totals.tokens / max(1, totals.full_tokens)
         if self._flops[1] > 0:
             logs["icpc/flops_saved"] = 1.0 - self._flops[0] / self._flops[1]
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1].update({k: v for k, v in logs.items() if k.startswith("icpc/")})
         self._totals = BatchContext(level=1.0)
         self._flops = [0.0, 0.0]
