@@ -52,6 +52,8 @@ class ICPCConfig:
     """Smallest level of the derived default `levels`."""
     axes: list[str] | None = None
     """Axes a level shrinks (e.g. `["time"]` or `["time", "frequency"]` for audio). `None`: the modality's default."""
+    trim_padding: bool = False
+    """Audio: drop the trailing padding frames a batch's longest clip does not need (whole patches; `crop` positions)."""
     stop_words: list[str] | None = None
     """Text: the words counted as insignificant besides punctuation. `None`: the built-in English list."""
     model_type: str | None = None
@@ -91,6 +93,8 @@ class ICPCConfig:
             raise TypeError(f"`seed` must be an integer, got {self.seed!r}.")
         if not 0.0 < float(self.min_level) <= 1.0:
             raise ValueError(f"`min_level` must be in (0, 1], got {self.min_level!r}.")
+        if not isinstance(self.trim_padding, bool):
+            raise TypeError(f"`trim_padding` must be True or False, got {self.trim_padding!r}.")
         if self.axes is not None:
             if isinstance(self.axes, str) or not self.axes:
                 raise ValueError(f"`axes` must be a non-empty list of axis names, got {self.axes!r}.")

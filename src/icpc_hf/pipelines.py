@@ -96,8 +96,12 @@ class ICPCAudioClassificationPipeline(ICPCPipeline):
 
 
 class ICPCVideoClassificationPipeline(ICPCPipeline):
+    """VideoMAE ships a video processor (needs torchvision) and an image processor: load whichever is there,
+    as Transformers' own video-classification pipeline does; `VideoModality.processor_of` prefers the former."""
+
     _load_processor = False
-    _load_image_processor = True
+    _load_image_processor = None
+    _load_video_processor = None
     _load_feature_extractor = False
     _load_tokenizer = False
 

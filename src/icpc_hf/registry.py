@@ -6,8 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from .patch_vit import PATCH as VIT_PATCH
+from .patch_bert import TEXT_PATCHES
+from .text import TextModality
+from .patch_videomae import PATCH as VIDEOMAE_PATCH
+from .video import VideoModality
 from .image import ImageModality
 from .modality import Modality
+from .audio import AudioModality
+from .patch_ast import PATCH as AST_PATCH
 
 
 @dataclass(frozen=True)
@@ -19,7 +25,10 @@ class Entry:
 IMAGE = ImageModality()
 
 REGISTRY: dict[str, Entry] = {
+    **{model_type: Entry(TextModality(), patch) for model_type, patch in TEXT_PATCHES.items()},
     "vit": Entry(IMAGE, VIT_PATCH),
+    "audio-spectrogram-transformer": Entry(AudioModality(), AST_PATCH),
+    "videomae": Entry(VideoModality(), VIDEOMAE_PATCH),
 }
 
 

@@ -1,0 +1,269 @@
+"""Audio: spectrogram size modulation for the Audio Spectrogram Transformer (AST).
+
+A level shrinks the log-mel spectrogram along time (and, with `axes=["time", "frequency"]`, along the mel bins)
+to the smallest size that still yields the level's grid of overlapping patches, so fewer patches reach the model.
+With `trim_padding`, the padding frames that the feature extractor appends after a short clip are dropped too
+(whole patches only), so a one-second clip costs what one second costs instead of what `max_length` costs.
+"""
+
+from __future__ import annotations
+
+import math
+import wave
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import ICPCConfig
+from .grid import conv_input_size, conv_output_size
+from .modality import GridModality, as_tensor, label_tensor
+
+WINDOW_SECONDS = 0.025
+"""The extractor's analysis window (400 samples at 16 kHz): shorter audio gives no spectrogram frame at all."""
+
+
+def read_wav(path: str) -> dict[str, Any]:
+    """A PCM .wav file as `{"array": float32 in [-1, 1], "sampling_rate": int}`, the layout datasets.Audio gives."""
+    with wave.open(path, "rb") as handle:
+        width, channels, rate = handle.getsampwidth(), handle.getnchannels(), handle.getframerate()
+        data = handle.readframes(handle.getnframes())
+    dtypes = {1: np.uint8, 2: np.int16, 4: np.int32}
+    if width not in dtypes:
+        raise ValueError(f"{path}: {8 * width}-bit samples are not supported; convert the file to 16-bit PCM.")
+    samples = np.frombuffer(data, dtype=dtypes[width]).astype(np.float32)
+    if width == 1:
+        samples -= 128.0
+    samples /= float(2 ** (8 * width - 1))
+    by_channel = samples.reshape(-1, channels).T
+    return {"array": by_channel[0] if channels == 1 else by_channel, "sampling_rate": rate}
+
+
+def mono_waveform(raw: Any, target_rate: int) -> np.ndarray:
+    """One clip as a finite mono float32 array at `target_rate`.
+
+    Takes what `datasets.Audio` gives (`{"array", "sampling_rate"}`), the audio pipeline's `{"raw", "sampling_rate"}`,
+    a path to a .wav file, or a plain array (read as already at `target_rate`). Stereo is averaged to mono; another
+    sampling rate is resampled by linear interpolation (fine for speech; resample with a low-pass filter beforehand
+    when high frequencies near the new Nyquist limit matter).
+    """
+    if isinstance(raw, str):
+        raw = read_wav(raw)
+    rate = target_rate
+    if isinstance(raw, dict):
+        key = "array" if "array" in raw else "raw" if "raw" in raw else None
+        if key is None:
+            raise ValueError(f"An audio dict needs its samples under `array` (or `raw`); got keys {sorted(raw)}.")
+        rate = int(raw.get("sampling_rate") or target_rate)
+        raw = raw[key]
+    if isinstance(raw, torch.Tensor):
+        raw = raw.detach().cpu().numpy()
+    samples = np.asarray(raw, dtype=np.float64)
+    if samples.ndim == 2:
+        channel_axis = int(np.argmin(samples.shape))
+        samples = samples.mean(axis=channel_axis)
+    if samples.ndim != 1:
+        raise ValueError(
+            f"Expected a mono (samples,) or multi-channel (channels, samples) waveform, got shape {samples.shape}."
+        )
+    if not np.isfinite(samples).all():
+        raise ValueError("The audio holds NaN or infinite samples: clean or drop this clip.")
+    if rate <= 0:
+        raise ValueError(f"The sampling rate must be positive, got {rate}.")
+    if rate != target_rate and samples.size:
+        count = max(1, round(samples.size * target_rate / rate))
+        samples = np.interp(np.arange(count) * (rate / target_rate), np.arange(samples.size), samples)
+    window = round(WINDOW_SECONDS * target_rate)
+    if samples.size < window:
+        raise ValueError(
+            f"A clip of {samples.size} samples at {target_rate} Hz is shorter than one {window}-sample analysis window "
+            "and gives no spectrogram frame: drop it or pad it with silence."
+        )
+    return samples.astype(np.float32)
+
+
+def resize_spectrograms(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of (batch, frames, mel bins) spectrograms; identity at the same size."""
+    if tuple(values.shape[-2:]) == tuple(size):
+        return values
+    return F.interpolate(values[:, None], size=size, mode="bilinear", antialias=True, align_corners=False)[:, 0]
+
+
+def padding_value(processor: Any) -> float | None:
+    """The value of a padding frame in the extractor's output: zeros, normalised like every frame (None: unknown)."""
+    if processor is None or not hasattr(processor, "max_length"):
+        return None
+    zeros = np.zeros(1, dtype=np.float32)
+    if getattr(processor, "do_normalize", False):
+        zeros = processor.normalize(zeros)
+    return float(np.asarray(zeros, dtype=np.float32)[0])
+
+
+def content_frames(spectrograms: torch.Tensor, pad: float) -> torch.Tensor:
+    """Per spectrogram, the frames up to the last one that is not exact padding."""
+    is_content = (spectrograms != torch.tensor(pad, dtype=spectrograms.dtype)).any(-1)
+    positions = torch.arange(1, spectrograms.shape[1] + 1)
+    return (is_content * positions).amax(-1)
+
+
+class AudioModality(GridModality):
+    name = "audio"
+    task = "icpc-audio-classification"
+    axis_names = ("frequency", "time")
+    default_axes = ("time",)
+
+    def geometry(self, model_config: Any) -> dict[str, Any]:
+        patch = model_config.patch_size
+        if isinstance(patch, (list, tuple)):
+            if len(set(patch)) != 1:
+                raise ValueError(f"AST patches are square; got patch_size {patch}.")
+            patch = patch[0]
+        sizes = {
+            "num_mel_bins": int(model_config.num_mel_bins),
+            "max_length": int(model_config.max_length),
+            "patch_size": int(patch),
+            "frequency_stride": int(model_config.frequency_stride),
+            "time_stride": int(model_config.time_stride),
+        }
+        full_grid = [
+            conv_output_size(sizes["num_mel_bins"], sizes["patch_size"], sizes["frequency_stride"]),
+            conv_output_size(sizes["max_length"], sizes["patch_size"], sizes["time_stride"]),
+        ]
+        if min(full_grid) < 1:
+            raise ValueError(
+                f"The model's spectrogram ({sizes['max_length']} frames x {sizes['num_mel_bins']} mel bins) is smaller "
+                f"than one {sizes['patch_size']}-patch: fix the ASTConfig."
+            )
+        return {**sizes, "full_grid": full_grid}
+
+    def resolve(self, icpc: ICPCConfig, model_config: Any) -> None:
+        super().resolve(icpc, model_config)
+        if icpc.trim_padding and icpc.position_strategy != "crop":
+            raise ValueError(
+                "`trim_padding=True` needs `position_strategy='crop'`: a trimmed clip is a crop of the padded one, so "
+                f"its patches keep their leading positions; {icpc.position_strategy!r} would stretch them over the "
+                "whole time table."
+            )
+
+    # ------------------------------------------------------------------ sizes
+    def input_size(self, grid: Sequence[int], icpc: ICPCConfig) -> tuple[int, int]:
+        """(frames, mel bins) of a level's spectrogram: the smallest that yields `grid`; the model's own at full."""
+        geo = icpc.geometry
+        full_bins, full_time = geo["full_grid"]
+        bins = geo["num_mel_bins"] if grid[0] == full_bins else conv_input_size(grid[0], geo["patch_size"], geo["frequency_stride"])
+        frames = geo["max_length"] if grid[1] == full_time else conv_input_size(grid[1], geo["patch_size"], geo["time_stride"])
+        return frames, bins
+
+    def grid_of(self, input_values: torch.Tensor, icpc: ICPCConfig) -> tuple[int, int]:
+        geo = icpc.geometry
+        frames, bins = input_values.shape[-2:]
+        return (
+            conv_output_size(bins, geo["patch_size"], geo["frequency_stride"]),
+            conv_output_size(frames, geo["patch_size"], geo["time_stride"]),
+        )
+
+    # ------------------------------------------------------------------ features
+    def spectrograms(self, processor: Any, features: Sequence[dict[str, Any]], icpc: ICPCConfig) -> torch.Tensor:
+        """Full-size (batch, max_length, mel bins) spectrograms from `input_values` or raw `audio`."""
+        geo = icpc.geometry
+        if "input_values" in features[0]:
+            values = [as_tensor(f["input_values"]).float() for f in features]
+        elif "audio" in features[0]:
+            values = list(self.extract(processor, [f["audio"] for f in features], icpc))
+        else:
+            raise ValueError(
+                "Audio features need `input_values` (from ASTFeatureExtractor) or raw `audio` "
+                f"({{'array', 'sampling_rate'}}); got keys {sorted(features[0])}."
+            )
+        fitted = []
+        for value in values:
+            if value.dim() != 2 or value.shape[-1] != geo["num_mel_bins"]:
+                raise ValueError(
+                    f"Expected one spectrogram of shape (frames, mel bins={geo['num_mel_bins']}) per sample, got "
+                    f"{tuple(value.shape)}: use ASTFeatureExtractor(num_mel_bins={geo['num_mel_bins']}) and take "
+                    "`input_values[i]` per sample."
+                )
+            fitted.append(self._fit_length(value, processor, geo["max_length"]))
+        return torch.stack(fitted)
+
+    @staticmethod
+    def _fit_length(value: torch.Tensor, processor: Any, max_length: int) -> torch.Tensor:
+        """Truncate longer spectrograms as the extractor does; pad shorter ones with its padding frames."""
+        frames = value.shape[0]
+        if frames >= max_length:
+            return value[:max_length]
+        pad = padding_value(processor)
+        if pad is None:
+            raise ValueError(
+                f"A spectrogram of {frames} frames is shorter than the model's max_length {max_length}: extract it with "
+                f"ASTFeatureExtractor(max_length={max_length}), or pass the feature extractor to the collator."
+            )
+        return torch.cat([value, value.new_full((max_length - frames, value.shape[1]), pad)])
+
+    def extract(self, processor: Any, clips: Sequence[Any], icpc: ICPCConfig) -> torch.Tensor:
+        """Raw clips through the feature extractor, after mono, sampling-rate and length checks."""
+        if processor is None or not callable(processor):
+            raise ValueError("Features hold raw `audio` but no feature extractor was given to turn them into spectrograms.")
+        if getattr(processor, "num_mel_bins", icpc.geometry["num_mel_bins"]) != icpc.geometry["num_mel_bins"]:
+            raise ValueError(
+                f"The feature extractor makes {processor.num_mel_bins} mel bins but the model takes "
+                f"{icpc.geometry['num_mel_bins']}: use ASTFeatureExtractor(num_mel_bins={icpc.geometry['num_mel_bins']})."
+            )
+        rate = int(processor.sampling_rate)
+        waveforms = [mono_waveform(clip, rate) for clip in clips]
+        return processor(waveforms, sampling_rate=rate, return_tensors="pt")["input_values"].float()
+
+    # ------------------------------------------------------------------ batches
+    def trimmed_time_patches(
+        self, spectrograms: torch.Tensor, processor: Any, frames: int, time_patches: int, icpc: ICPCConfig
+    ) -> int:
+        """Time patches a level's batch keeps when trailing padding is dropped: enough to cover its longest clip."""
+        pad = padding_value(processor)
+        if pad is None:
+            raise ValueError(
+                "`trim_padding` recognises padding frames through the feature extractor: pass the ASTFeatureExtractor "
+                "to the collator (or pipeline)."
+            )
+        geo = icpc.geometry
+        content = int(content_frames(spectrograms, pad).max())
+        scaled = math.ceil(content * frames / geo["max_length"])
+        needed = max(1, math.ceil(max(0, scaled - geo["patch_size"]) / geo["time_stride"]) + 1)
+        return min(time_patches, needed)
+
+    def collate(self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig) -> dict:
+        spectrograms = self.spectrograms(processor, features, icpc)
+        grid = self.grid(level, icpc)
+        frames, bins = self.input_size(grid, icpc)
+        kept_frames = frames
+        if icpc.trim_padding:
+            kept = self.trimmed_time_patches(spectrograms, processor, frames, grid[1], icpc)
+            if kept < grid[1]:
+                geo = icpc.geometry
+                kept_frames = conv_input_size(kept, geo["patch_size"], geo["time_stride"])
+        batch = {"input_values": resize_spectrograms(spectrograms, (frames, bins))[:, :kept_frames].contiguous()}
+        labels = label_tensor(features)
+        if labels is not None:
+            batch["labels"] = labels
+        return batch
+
+    def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
+        """Patches of the batch's spectrograms plus the CLS and distillation tokens."""
+        frequency, time = self.grid_of(batch["input_values"], icpc)
+        return torch.full((batch["input_values"].shape[0],), frequency * time + 2, dtype=torch.long)
+
+    def full_tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
+        frequency, time = icpc.geometry["full_grid"]
+        return torch.full((batch["input_values"].shape[0],), frequency * time + 2, dtype=torch.long)
+
+    # ------------------------------------------------------------------ pipeline
+    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
+        if isinstance(raw, dict) and "input_values" in raw:
+            return {"input_values": self.spectrograms(processor, [raw], icpc)[0]}
+        return {"input_values": self.extract(processor, [raw], icpc)[0]}
+
+    def processor_of(self, pipeline: Any) -> Any:
+        return pipeline.feature_extractor
+
+
+__all__ = ["AudioModality", "content_frames", "mono_waveform", "read_wav", "resize_spectrograms"]

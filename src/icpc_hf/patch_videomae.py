@@ -1,0 +1,61 @@
+"""VideoMAE: embeddings that accept fewer and smaller frames and give them positions from the full sinusoid table.
+
+VideoMAE's patch embeddings refuse any frame size but the config's, and its fixed (time, height, width) table
+only adds to the full number of tubelets. The patched embeddings run the same Conv3d projection on a smaller
+clip (skipping the size check of `VideoMAEPatchEmbeddings.forward` only there) and add the rows of the table
+chosen by the position strategy (`grid.py`, shared with images and audio).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.models.videomae.modeling_videomae import VideoMAEEmbeddings
+
+from .patch_base import GridEmbeddingsMixin, SwapPatch
+
+
+class ICPCVideoMAEEmbeddings(GridEmbeddingsMixin, VideoMAEEmbeddings):
+    """VideoMAEEmbeddings whose forward takes any grid of whole tubelets no larger than the model's."""
+
+    def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.BoolTensor | None = None) -> torch.Tensor:
+        patches = self.patch_embeddings
+        if pixel_values.dim() != 5:
+            raise ValueError(
+                f"VideoMAE takes `pixel_values` of shape (batch, frames, channels, height, width), got "
+                f"{tuple(pixel_values.shape)}."
+            )
+        frames, channels, height, width = pixel_values.shape[1:]
+        if frames == self.config.num_frames and (height, width) == tuple(patches.image_size):
+            return super().forward(pixel_values, bool_masked_pos)
+        if channels != patches.num_channels:
+            raise ValueError(
+                f"These clips have {channels} channels but the model takes {patches.num_channels}: pass "
+                "(batch, frames, channels, height, width) pixel values with the model's channel count."
+            )
+        kernel = (patches.tubelet_size, *patches.patch_size)
+        if frames % kernel[0] or height % kernel[1] or width % kernel[2]:
+            raise ValueError(
+                f"A clip of {frames} frames of {height}x{width} is not a whole number of {kernel[0]}-frame tubelets of "
+                f"{kernel[1]}x{kernel[2]} patches: collate clips with ICPCDataCollator, which snaps them to whole tubelets."
+            )
+        grid = self.icpc_check_grid((frames, height, width), kernel, kernel, "video")
+        embeddings = patches.projection(pixel_values.permute(0, 2, 1, 3, 4)).flatten(2).transpose(1, 2)
+        table = self.position_embeddings[0].detach().to(device=embeddings.device, dtype=embeddings.dtype)
+        embeddings = embeddings + self.icpc_positions(table, grid)
+        if bool_masked_pos is not None:
+            batch_size, tokens, hidden = embeddings.shape
+            if tuple(bool_masked_pos.shape) != (batch_size, tokens):
+                raise ValueError(
+                    f"`bool_masked_pos` has shape {tuple(bool_masked_pos.shape)} but this {grid} grid has "
+                    f"{tokens} tubelets per clip: give a (batch={batch_size}, {tokens}) mask."
+                )
+            visible = (~bool_masked_pos).sum(-1)
+            if bool(visible.ne(visible[0]).any()):
+                raise ValueError(
+                    f"`bool_masked_pos` keeps {visible.tolist()} tubelets per clip: mask the same number in every clip."
+                )
+            embeddings = embeddings[~bool_masked_pos].reshape(batch_size, -1, hidden)
+        return embeddings
+
+
+PATCH = SwapPatch(VideoMAEEmbeddings, ICPCVideoMAEEmbeddings)

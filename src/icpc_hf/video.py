@@ -1,0 +1,171 @@
+"""Video: spatio-temporal resolution modulation. A level keeps fewer tubelets and smaller frames.
+
+A level gives a (t, h, w) patch grid (`GridModality.grid`). The clip keeps t whole tubelets of `tubelet_size`
+consecutive frames: kept tubelet i is the clip's tubelet `axis_positions(S, t, "stride")[i]` (S: tubelets in
+the clip), the one whose span holds the centre of the i-th of t equal parts of the clip. Frames are then resized
+(antialiased) to h x w patches. For a clip of the model's length this is exactly the tubelet the `stride`
+position strategy gives kept tubelet i, so with `stride` every kept tubelet carries the position of the
+original tubelet it covers; `crop` and `interpolate` take the same frames and differ only in positions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from .config import ICPCConfig
+from .grid import axis_positions
+from .image import _pair, resize_images
+from .modality import GridModality, as_tensor, label_tensor
+
+
+def tubelet_frame_index(clip_frames: int, tubelets: int, tubelet_size: int) -> list[int]:
+    """Frames of a clip kept for `tubelets` whole tubelets, evenly spread over the clip (see the module doc)."""
+    source = clip_frames // tubelet_size
+    starts = axis_positions(source, tubelets, "stride")
+    return [start * tubelet_size + offset for start in starts for offset in range(tubelet_size)]
+
+
+class VideoModality(GridModality):
+    name = "video"
+    task = "icpc-video-classification"
+    axis_names = ("time", "height", "width")
+    default_axes = ("time", "height", "width")
+
+    def geometry(self, model_config: Any) -> dict[str, Any]:
+        image_size = _pair(model_config.image_size)
+        patch_size = _pair(model_config.patch_size)
+        num_frames, tubelet_size = int(model_config.num_frames), int(model_config.tubelet_size)
+        if image_size[0] % patch_size[0] or image_size[1] % patch_size[1]:
+            raise ValueError(f"The model's image size {image_size} is not a multiple of its patch size {patch_size}.")
+        if num_frames % tubelet_size:
+            raise ValueError(f"The model's {num_frames} frames are not a multiple of its tubelet size {tubelet_size}.")
+        return {
+            "num_frames": num_frames,
+            "tubelet_size": tubelet_size,
+            "image_size": list(image_size),
+            "patch_size": list(patch_size),
+            "num_channels": int(model_config.num_channels),
+            "full_grid": [num_frames // tubelet_size, image_size[0] // patch_size[0], image_size[1] // patch_size[1]],
+        }
+
+    def shape(self, level: float, icpc: ICPCConfig) -> tuple[int, int, int]:
+        """(frames, height, width) of a clip at `level`: its grid times the tubelet and patch sizes."""
+        tubelets, rows, columns = self.grid(level, icpc)
+        patch = icpc.geometry["patch_size"]
+        return tubelets * icpc.geometry["tubelet_size"], rows * patch[0], columns * patch[1]
+
+    # ------------------------------------------------------------------ inputs
+    def _clip_tensor(self, value: Any, icpc: ICPCConfig) -> torch.Tensor:
+        """One sample's `pixel_values` as a (frames, channels, height, width) tensor, or a ValueError saying why not."""
+        if isinstance(value, (list, tuple)):
+            frames = [as_tensor(frame) for frame in value]
+            sizes = sorted({tuple(frame.shape) for frame in frames})
+            if len(sizes) > 1:
+                raise ValueError(
+                    f"The frames of one clip have different shapes {sizes}: pass the raw clip under `video` so the "
+                    "video/image processor resizes every frame, or resize the frames to one size first."
+                )
+            value = torch.stack(frames)
+        clip = as_tensor(value)
+        if clip.dim() == 5 and clip.shape[0] == 1:
+            clip = clip[0]
+        channels = icpc.geometry["num_channels"]
+        if clip.dim() != 4 or clip.shape[1] != channels:
+            hint = ""
+            if clip.dim() == 4 and clip.shape[-1] == channels:
+                hint = " This looks channel-last: use `pixel_values.permute(0, 3, 1, 2)`, or pass the raw clip under `video`."
+            raise ValueError(
+                f"Expected `pixel_values` of shape (frames, channels={channels}, height, width) per clip, got "
+                f"{tuple(clip.shape)}.{hint}"
+            )
+        return clip
+
+    def clips(self, processor: Any, features: Sequence[dict[str, Any]], icpc: ICPCConfig) -> list[torch.Tensor]:
+        """The clips of `features` as (frames, channels, height, width) tensors."""
+        if "pixel_values" in features[0]:
+            return [self._clip_tensor(f["pixel_values"], icpc) for f in features]
+        if "video" in features[0]:
+            if processor is None:
+                raise ValueError(
+                    "Features hold raw `video` clips but the collator has no video/image processor to convert them: "
+                    "pass the model's VideoMAEImageProcessor (or VideoMAEVideoProcessor) to ICPCDataCollator."
+                )
+            return [self._clip_tensor(self.process(processor, f["video"]), icpc) for f in features]
+        raise ValueError(
+            f"Video features need `pixel_values` (frames x channels x height x width, from the video/image processor) "
+            f"or a raw clip under `video`; got keys {sorted(features[0])}."
+        )
+
+    @staticmethod
+    def process(processor: Any, clip: Any) -> torch.Tensor:
+        """One raw clip (a list of frames, or an array of frames channel-first or channel-last) through the processor."""
+        if isinstance(clip, torch.Tensor):
+            clip = clip.numpy()
+        return processor(clip, return_tensors="pt")["pixel_values"][0]
+
+    def _sample(self, clip: torch.Tensor, frames: int, icpc: ICPCConfig) -> torch.Tensor:
+        """The clip's frames kept at a level of `frames` frames, with a clear error for clips that can't give them."""
+        tubelet_size = icpc.geometry["tubelet_size"]
+        count = clip.shape[0]
+        if count % tubelet_size:
+            raise ValueError(
+                f"A clip of {count} frames is not a whole number of tubelets of {tubelet_size} frames: trim or pad "
+                f"clips to a multiple of {tubelet_size} (the model takes {icpc.geometry['num_frames']})."
+            )
+        if count < frames:
+            raise ValueError(
+                f"A clip of {count} frames is shorter than the {frames} frames this level needs: give clips of at "
+                f"least the model's {icpc.geometry['num_frames']} frames, or use only levels of at most {count} frames."
+            )
+        if count == frames:
+            return clip
+        return clip[tubelet_frame_index(count, frames // tubelet_size, tubelet_size)]
+
+    def collate(self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig) -> dict:
+        clips = self.clips(processor, features, icpc)
+        frames, height, width = self.shape(level, icpc)
+        too_small = [tuple(clip.shape[-2:]) for clip in clips if clip.shape[-2] < height or clip.shape[-1] < width]
+        if too_small:
+            raise ValueError(
+                f"A clip with {too_small[0][0]}x{too_small[0][1]} frames is smaller than the level's {height}x{width}: resize frames "
+                f"to the model's {tuple(icpc.geometry['image_size'])} with its video/image processor first."
+            )
+        sampled = [self._sample(clip, frames, icpc) for clip in clips]
+        if all(clip.shape == sampled[0].shape for clip in sampled):
+            stacked = torch.stack(sampled).float()
+            pixel_values = resize_images(stacked.flatten(0, 1), (height, width)).unflatten(0, stacked.shape[:2])
+        else:
+            pixel_values = torch.stack([resize_images(clip.float(), (height, width)) for clip in sampled])
+        batch = {"pixel_values": pixel_values}
+        labels = label_tensor(features)
+        if labels is not None:
+            batch["labels"] = labels
+        return batch
+
+    # ------------------------------------------------------------------ costs
+    def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
+        """t * h * w tubelet patches per clip: VideoMAE has no CLS token."""
+        batch_size, frames, _, height, width = batch["pixel_values"].shape
+        patch = icpc.geometry["patch_size"]
+        count = (frames // icpc.geometry["tubelet_size"]) * (height // patch[0]) * (width // patch[1])
+        return torch.full((batch_size,), count, dtype=torch.long)
+
+    def full_tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
+        tubelets, rows, columns = icpc.geometry["full_grid"]
+        return torch.full((batch["pixel_values"].shape[0],), tubelets * rows * columns, dtype=torch.long)
+
+    # ------------------------------------------------------------------ pipeline
+    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
+        if isinstance(raw, str):
+            from transformers.video_utils import load_video
+
+            raw, _ = load_video(raw)
+        if processor is None:
+            raise ValueError("The pipeline has no video/image processor to read clips with: pass `image_processor=`.")
+        return {"pixel_values": self._clip_tensor(self.process(processor, raw), icpc)}
+
+    def processor_of(self, pipeline: Any) -> Any:
+        """The video processor when Transformers loaded one (it needs torchvision), else the image processor."""
+        return getattr(pipeline, "video_processor", None) or pipeline.image_processor

@@ -1,0 +1,43 @@
+"""Tiny models and a fresh-process loader shared by the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+
+def tiny_vit(image_size: int = 32, patch_size: int = 4, num_channels: int = 3, num_labels: int = 3, **kwargs):
+    config = ViTConfig(
+        image_size=image_size, patch_size=patch_size, num_channels=num_channels, hidden_size=32,
+        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=num_labels, **kwargs,
+    )
+    return ViTForImageClassification(config).eval()
+
+
+def tiny_image_processor(image_size: int = 32) -> ViTImageProcessor:
+    return ViTImageProcessor(size={"height": image_size, "width": image_size})
+
+
+BLOCK_ICPC = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "icpc_hf" or name.startswith("icpc_hf."):
+            raise ImportError("icpc_hf is blocked in this process")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def run_without_icpc_hf(body: str) -> dict:
+    """Run `body` in a fresh Python where icpc_hf cannot be imported; it must print one JSON line last."""
+    script = BLOCK_ICPC + textwrap.dedent(body)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    if result.returncode != 0:
+        raise AssertionError(f"fresh process failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])

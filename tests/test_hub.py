@@ -1,0 +1,77 @@
+import json
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
+from icpc_hf import ICPCConfig, patch_model, push_to_hub, save_for_hub
+from icpc_hf.hub import build_pipeline
+
+
+def saved_model(folder):
+    model = patch_model(tiny_vit(), ICPCConfig(levels=[0.5, 0.75, 1.0], cascade_levels=[0.5, 1.0], thresholds=0.5))
+    save_for_hub(model, tiny_image_processor(), folder)
+    return model
+
+
+def test_folder_holds_weights_processor_settings_card_and_pipeline_code(tmp_path):
+    saved_model(tmp_path)
+    files = set(os.listdir(tmp_path))
+    assert {"model.safetensors", "preprocessor_config.json", "config.json", "README.md", "pipelines.py"} <= files
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["icpc"]["levels"] == [0.5, 0.75, 1.0]
+    assert config["custom_pipelines"]["icpc-image-classification"]["impl"] == "pipelines.ICPCImageClassificationPipeline"
+    card = (tmp_path / "README.md").read_text()
+    assert "library_name: transformers" in card and "- icpc" in card
+    assert "0.5, 0.75, 1" in card and "trust_remote_code=True" in card
+    # the copied code imports nothing from icpc_hf, so the Hub can serve it alone
+    import re
+
+    for name in files:
+        if name.endswith(".py"):
+            code = (tmp_path / name).read_text()
+            assert not re.search(r"^\s*(from|import)\s+icpc_hf", code, flags=re.MULTILINE), name
+
+
+def test_saved_folder_serves_the_cascade_without_icpc_hf(tmp_path):
+    model = saved_model(tmp_path)
+    rng = np.random.default_rng(0)
+    images = [(rng.random((32, 32, 3)) * 255).astype("uint8") for _ in range(3)]
+    np.save(tmp_path / "images.npy", np.stack(images))
+    expected = build_pipeline(model, tiny_image_processor())([Image.fromarray(im) for im in images], top_k=1)
+    remote = run_without_icpc_hf(f"""
+        import json, numpy as np
+        from PIL import Image
+        from transformers import pipeline
+        classifier = pipeline(model={str(tmp_path)!r}, trust_remote_code=True)
+        images = [Image.fromarray(im) for im in np.load({str(tmp_path / 'images.npy')!r})]
+        print(json.dumps({{"answers": classifier(images, top_k=1), "module": type(classifier).__module__}}))
+    """)
+    assert not remote["module"].startswith("icpc_hf")
+    for got, want in zip(remote["answers"], expected):
+        assert got[0]["label"] == want[0]["label"] and got[0]["level"] == want[0]["level"]
+        assert abs(got[0]["score"] - want[0]["score"]) < 1e-5
+
+
+def test_push_to_hub_uploads_the_hub_folder(monkeypatch):
+    import huggingface_hub
+
+    uploaded = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        uploaded["repo"] = repo_id
+
+    def upload_folder(self, repo_id, folder_path, commit_message, **kwargs):
+        uploaded["files"] = sorted(os.listdir(folder_path))
+        uploaded["card"] = open(os.path.join(folder_path, "README.md")).read()
+        return "commit"
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    model = patch_model(tiny_vit(), ICPCConfig())
+    assert push_to_hub(model, tiny_image_processor(), "someone/icpc-vit") == "commit"
+    assert uploaded["repo"] == "someone/icpc-vit"
+    assert {"model.safetensors", "config.json", "README.md", "pipelines.py"} <= set(uploaded["files"])
+    assert 'model="someone/icpc-vit"' in uploaded["card"]

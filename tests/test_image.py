@@ -1,0 +1,194 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import BertConfig, BertForSequenceClassification, ViTForImageClassification, pipeline
+
+from helpers import tiny_image_processor, tiny_vit
+from icpc_hf import ICPCConfig, ICPCDataCollator, is_patched, patch_model, run_cascade, unpatch_model
+from icpc_hf.grid import axis_positions, grid_position_index
+
+
+def features(count=4, size=32, channels=3):
+    return [{"pixel_values": torch.randn(channels, size, size), "label": i % 3} for i in range(count)]
+
+
+@pytest.mark.parametrize("strategy", ["crop", "stride", "interpolate"])
+def test_full_size_forward_is_bit_identical_to_the_unpatched_model(strategy):
+    model = tiny_vit()
+    reference = copy.deepcopy(model)
+    patch_model(model, ICPCConfig(position_strategy=strategy))
+    pixels = torch.randn(3, 3, 32, 32)
+    assert torch.equal(model(pixel_values=pixels).logits, reference(pixel_values=pixels).logits)
+
+
+@pytest.mark.parametrize("strategy", ["crop", "stride"])
+def test_compressed_grid_takes_the_strategy_positions(strategy):
+    model = patch_model(tiny_vit(), ICPCConfig(position_strategy=strategy))
+    embeddings = model.vit.embeddings
+    pixels = torch.randn(2, 3, 16, 20)  # a 4 x 5 grid of the full 8 x 8
+    out = embeddings(pixels)
+    table = embeddings.position_embeddings[0]
+    index = grid_position_index((8, 8), (4, 5), strategy)
+    patches = embeddings.patch_embeddings(pixels)
+    expected = torch.cat((embeddings.cls_token.expand(2, -1, -1), patches), 1) + torch.cat(
+        (table[:1], table[1:][index])
+    )
+    assert torch.allclose(out, expected)
+    rows = axis_positions(8, 4, strategy)
+    assert index[:5].tolist() == [rows[0] * 8 + c for c in axis_positions(8, 5, strategy)]
+
+
+def test_strategies_give_different_outputs_on_compressed_inputs():
+    pixels = torch.randn(1, 3, 16, 16)
+    outputs = {}
+    for strategy in ["crop", "stride", "interpolate"]:
+        torch.manual_seed(0)
+        outputs[strategy] = patch_model(tiny_vit(), ICPCConfig(position_strategy=strategy))(pixel_values=pixels).logits
+    assert not torch.allclose(outputs["crop"], outputs["stride"])
+    assert not torch.allclose(outputs["crop"], outputs["interpolate"])
+
+
+def test_unpatched_model_refuses_compressed_images():
+    with pytest.raises(ValueError, match="doesn't match"):
+        tiny_vit()(pixel_values=torch.randn(1, 3, 16, 16))
+
+
+def test_patched_model_refuses_position_ids_it_would_ignore():
+    model = patch_model(tiny_vit(), ICPCConfig())
+    with pytest.raises(ValueError, match="position_ids"):
+        model(pixel_values=torch.randn(1, 3, 32, 32), position_ids=torch.arange(65)[None])
+
+
+def test_patched_model_refuses_grids_it_cannot_take():
+    model = patch_model(tiny_vit(), ICPCConfig())
+    with pytest.raises(ValueError, match="larger than the model"):
+        model(pixel_values=torch.randn(1, 3, 40, 32))
+    with pytest.raises(ValueError, match="smaller than one patch"):
+        model(pixel_values=torch.randn(1, 3, 2, 2))
+
+
+def test_unsupported_model_type_lists_supported_ones():
+    bert = BertForSequenceClassification(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                    intermediate_size=32))
+    bert.config.model_type = "not-a-model"
+    with pytest.raises(ValueError, match="supported model types: .*vit"):
+        patch_model(bert, ICPCConfig())
+
+
+def test_patch_settings_are_resolved_in_place_and_stored_in_config():
+    icpc = ICPCConfig(levels=[0.5, 0.75, 1.0])
+    model = patch_model(tiny_vit(), icpc)
+    assert icpc.is_resolved and icpc.geometry["full_grid"] == [8, 8]
+    assert model.config.icpc["levels"] == [0.5, 0.75, 1.0] and is_patched(model)
+
+
+def test_save_load_and_repatch_from_config(tmp_path):
+    model = patch_model(tiny_vit(), ICPCConfig(levels=[0.5, 1.0], position_strategy="stride"))
+    model.save_pretrained(tmp_path)
+    loaded = ViTForImageClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.icpc["position_strategy"] == "stride" and not is_patched(loaded)
+    patch_model(loaded)
+    pixels = torch.randn(2, 3, 16, 16)
+    assert torch.equal(model(pixel_values=pixels).logits, loaded(pixel_values=pixels).logits)
+
+
+def test_unpatch_restores_the_original_behaviour():
+    model = patch_model(tiny_vit(), ICPCConfig())
+    unpatch_model(model)
+    assert type(model.vit.embeddings).__name__ == "ViTEmbeddings"
+    with pytest.raises(ValueError, match="doesn't match"):
+        model(pixel_values=torch.randn(1, 3, 16, 16))
+
+
+def test_lora_wrapped_model_is_patched_and_trains_on_compressed_inputs():
+    peft = pytest.importorskip("peft")
+    model = tiny_vit()
+    lora = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    icpc = ICPCConfig()
+    patch_model(lora, icpc)
+    assert is_patched(lora) and lora.get_base_model().config.icpc["model_type"] == "vit"
+    batch = ICPCDataCollator(None, icpc)(features(), level=0.5)
+    loss = lora(**batch).loss
+    loss.backward()
+    assert any(p.grad is not None for n, p in lora.named_parameters() if "lora_" in n)
+
+
+def test_collator_resizes_to_the_level_and_keeps_labels():
+    icpc = ICPCConfig()
+    patch_model(tiny_vit(), icpc)
+    collator = ICPCDataCollator(tiny_image_processor(), icpc)
+    batch = collator(features(), level=0.5)
+    assert batch["pixel_values"].shape == (4, 3, 16, 16) and batch["labels"].tolist() == [0, 1, 2, 0]
+    full = collator(features())
+    assert full["pixel_values"].shape == (4, 3, 32, 32)
+
+
+def test_collator_takes_raw_pil_images_and_labels_key():
+    icpc = ICPCConfig()
+    patch_model(tiny_vit(), icpc)
+    images = [Image.fromarray((np.random.rand(40, 50, 3) * 255).astype("uint8")) for _ in range(2)]
+    batch = ICPCDataCollator(tiny_image_processor(), icpc)([{"image": im, "labels": 1} for im in images], level=0.75)
+    assert batch["pixel_values"].shape == (2, 3, 24, 24) and batch["labels"].tolist() == [1, 1]
+
+
+def test_collator_mixed_sizes_are_resized_individually():
+    icpc = ICPCConfig()
+    patch_model(tiny_vit(), icpc)
+    mixed = [{"pixel_values": torch.randn(3, 32, 32)}, {"pixel_values": torch.randn(3, 48, 40)}]
+    assert ICPCDataCollator(None, icpc)(mixed, level=0.5)["pixel_values"].shape == (2, 3, 16, 16)
+
+
+def test_collator_bad_inputs_name_the_problem():
+    icpc = ICPCConfig()
+    patch_model(tiny_vit(), icpc)
+    collator = ICPCDataCollator(None, icpc)
+    with pytest.raises(ValueError, match="channels=3"):
+        collator(features(channels=1))
+    with pytest.raises(ValueError, match="smaller than the level"):
+        collator(features(size=8), level=0.5)
+    with pytest.raises(ValueError, match="pixel_values"):
+        collator([{"text": "hello"}])
+    with pytest.raises(ValueError, match="not resolved"):
+        ICPCDataCollator(None, ICPCConfig())(features())
+
+
+def test_cascade_escalates_only_unsure_samples_and_the_last_level_always_answers():
+    model = patch_model(tiny_vit(), ICPCConfig(cascade_levels=[0.5, 0.75, 1.0]))
+    samples = features(6)
+    confident = run_cascade(model, samples, None, thresholds=0.0, batch_size=4)
+    assert confident.answered_level == [0.5] * 6
+    assert confident.tokens.tolist() == [17] * 6
+    never = run_cascade(model, samples, None, thresholds=1.0, batch_size=4)
+    assert never.answered_level == [1.0] * 6
+    assert never.spent_tokens.tolist() == [17 + 37 + 65] * 6
+    full = run_cascade(model, samples, None, levels=[1.0])
+    assert torch.allclose(never.probabilities, full.probabilities, atol=1e-6)
+    # a threshold between the samples' confidences splits them
+    first = run_cascade(model, samples, None, levels=[0.5], thresholds=0.0).probabilities.max(-1).values
+    middle = float(first.median())
+    split = run_cascade(model, samples, None, levels=[0.5, 1.0], thresholds=middle)
+    assert split.answered_step.tolist() == [0 if c >= middle else 1 for c in first.tolist()]
+
+
+def test_pipeline_reports_level_and_tokens_and_takes_per_call_thresholds():
+    model = patch_model(tiny_vit(), ICPCConfig(cascade_levels=[0.5, 1.0], thresholds=0.0))
+    classifier = pipeline("icpc-image-classification", model=model, image_processor=tiny_image_processor())
+    image = Image.fromarray((np.random.rand(32, 32, 3) * 255).astype("uint8"))
+    answer = classifier(image, top_k=2)
+    assert len(answer) == 2 and answer[0]["level"] == 0.5 and answer[0]["tokens"] == 17
+    assert answer[0]["score"] >= answer[1]["score"]
+    answers = classifier([image, image, image], thresholds=1.0, batch_size=2)
+    assert [a[0]["level"] for a in answers] == [1.0, 1.0, 1.0] and answers[0][0]["tokens"] == 65
+
+
+def test_pipeline_patches_a_saved_model_by_itself(tmp_path):
+    model = patch_model(tiny_vit(), ICPCConfig(cascade_levels=[0.5, 1.0], thresholds=0.0))
+    model.save_pretrained(tmp_path)
+    tiny_image_processor().save_pretrained(tmp_path)
+    classifier = pipeline("icpc-image-classification", model=str(tmp_path))
+    assert is_patched(classifier.model)
+    image = Image.fromarray((np.random.rand(32, 32, 3) * 255).astype("uint8"))
+    assert classifier(image)[0]["level"] == 0.5
