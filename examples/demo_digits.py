@@ -73,7 +73,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--position-strategy", default="stride", choices=["crop", "stride", "interpolate"])
+    parser.add_argument("--position-strategy", default="crop", choices=["crop", "stride", "interpolate"])
+    parser.add_argument("--levels", type=float, nargs="+", default=[0.375, 0.5, 0.625, 0.75, 1.0])
+    parser.add_argument("--uncompressed-last-epochs", type=int, default=1)
     parser.add_argument("--output-dir", default="outputs/demo")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -92,8 +94,8 @@ def main() -> None:
 
     model = new_model(args.seed)
     icpc = ICPCConfig(
-        levels=[0.375, 0.5, 0.625, 0.75, 1.0], position_strategy=args.position_strategy, uncompressed_last_epochs=1,
-        seed=args.seed,
+        levels=args.levels, position_strategy=args.position_strategy,
+        uncompressed_last_epochs=args.uncompressed_last_epochs, seed=args.seed,
     )
     model = patch_model(model, icpc)
     trainer = Trainer(

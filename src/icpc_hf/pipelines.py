@@ -20,7 +20,8 @@ class ICPCPipeline(Pipeline):
     """Classify with the ICPC cascade; every answer says which level gave it and what it cost.
 
     Call arguments: `thresholds` (one, or one per cascade level but the last), `levels` (the cascade levels),
-    `top_k` (labels per answer, default 5) and `batch_size` (samples per forward pass).
+    `top_k` (labels per answer, default 5), `batch_size` (samples per forward pass), and for test-time
+    augmentation `combine` ("last", "mean", "level_weighted"), `budget` and `budget_unit` (see `run_cascade`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -30,12 +31,12 @@ class ICPCPipeline(Pipeline):
         self.icpc = icpc_settings(self.model)
         self.modality = REGISTRY[self.icpc.model_type].modality
 
-    def _sanitize_parameters(self, thresholds=None, levels=None, top_k=None, **kwargs):
-        forward_params = {}
-        if thresholds is not None:
-            forward_params["thresholds"] = thresholds
-        if levels is not None:
-            forward_params["levels"] = levels
+    def _sanitize_parameters(
+        self, thresholds=None, levels=None, top_k=None, combine=None, budget=None, budget_unit=None, **kwargs
+    ):
+        options = {"thresholds": thresholds, "levels": levels, "combine": combine, "budget": budget,
+                   "budget_unit": budget_unit}
+        forward_params = {k: v for k, v in options.items() if v is not None}
         postprocess_params = {} if top_k is None else {"top_k": top_k}
         return {}, forward_params, postprocess_params
 
@@ -65,13 +66,14 @@ class ICPCPipeline(Pipeline):
         probabilities = result.probabilities[index]
         top_k = max(1, min(top_k, probabilities.shape[-1]))
         scores, ids = probabilities.topk(top_k)
-        level = result.levels[int(result.answered_step[index])]
-        tokens = int(result.tokens[index])
+        details = {
+            "level": result.levels[int(result.answered_step[index])],
+            "tokens": int(result.tokens[index]),
+            "levels_used": result.levels_used(index),
+            "cost": float(result.spent_flops[index] / result.full_flops[index]),
+        }
         id2label = self.model.config.id2label
-        return [
-            {"label": id2label[int(i)], "score": float(s), "level": level, "tokens": tokens}
-            for s, i in zip(scores.tolist(), ids.tolist())
-        ]
+        return [{"label": id2label[int(i)], "score": float(s), **details} for s, i in zip(scores.tolist(), ids.tolist())]
 
 
 class ICPCImageClassificationPipeline(ICPCPipeline):
