@@ -13,7 +13,7 @@ from .cascade import CascadeResult, run_cascade
 from .collator import ICPCDataCollator
 from .config import ICPCConfig
 from .costs import encoder_flops
-from .hub import push_to_hub, save_for_hub
+from .hub import build_pipeline, load_adapter, push_adapter_to_hub, push_to_hub, save_adapter, save_for_hub
 from .patching import icpc_settings, is_patched, patch_model, unpatch_model
 from .pipelines import (
     ICPCAudioClassificationPipeline,
@@ -47,13 +47,17 @@ __all__ = [
     "ICPCVideoClassificationPipeline",
     "ICPCPipeline",
     "ICPCSampler",
+    "build_pipeline",
     "encoder_flops",
     "icpc_settings",
     "install_sampler",
     "is_patched",
     "patch_model",
     "run_cascade",
+    "load_adapter",
+    "push_adapter_to_hub",
     "push_to_hub",
+    "save_adapter",
     "save_for_hub",
     "unpatch_model",
 ]

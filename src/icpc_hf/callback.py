@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from .costs import encoder_flops
 from .patching import base_model_of, icpc_settings
@@ -49,15 +50,28 @@ def install_sampler(dataloader: Any, icpc: Any, num_epochs: int | None) -> ICPCS
     return sampler
 
 
-class ICPCCallback(TrainerCallback):
+def schedule_of(icpc: Any, num_epochs: int | None) -> dict[str, Any]:
+    """What determines the level plan of every epoch: a resumed run must find the same."""
+    return {
+        "levels": list(icpc.levels), "level_weights": icpc.level_weights, "seed": icpc.seed,
+        "uncompressed_last_epochs": icpc.uncompressed_last_epochs, "num_epochs": num_epochs,
+    }
+
+
+class ICPCCallback(TrainerCallback, ExportableState):
     """Draw each epoch's compression levels and log what they saved.
 
     Logged with every training log (so TensorBoard, W&B and the console see them): `icpc/tokens_per_sample`,
     `icpc/token_ratio` (compressed over uncompressed tokens) and `icpc/flops_saved` (the estimated share of
     encoder FLOPs saved), over the batches since the previous log.
+
+    The level plan is a pure function of the settings and the epoch, and Trainer skips the batches already
+    trained when resuming, so `train(resume_from_checkpoint=...)` continues the same schedule; the settings that
+    determine it are saved in the checkpoint's trainer state, and resuming with different ones raises.
     """
 
     def __init__(self) -> None:
+        self.schedule: dict[str, Any] | None = None
         self.sampler: ICPCSampler | None = None
         self._totals = BatchContext(level=1.0)
         self._flops = [0.0, 0.0]
@@ -81,8 +95,21 @@ class ICPCCallback(TrainerCallback):
         if train_dataloader is None:
             raise ValueError("ICPCCallback needs the Trainer's train dataloader; it was not given one.")
         epochs = math.ceil(state.num_train_epochs) if state.num_train_epochs else None
+        schedule = schedule_of(icpc, epochs)
+        stored = (state.stateful_callbacks or {}).get(type(self).__name__)
+        saved = stored.get("attributes", {}).get("schedule") if isinstance(stored, dict) else self.schedule
+        if saved is not None and state.global_step > 0 and saved != schedule:
+            changed = sorted(k for k in schedule if saved.get(k) != schedule[k])
+            raise ValueError(
+                f"Resuming with ICPC settings that differ from the checkpoint's ({', '.join(changed)}): the run would "
+                f"not continue its compression schedule. Restore the settings {saved} or start a new run."
+            )
+        self.schedule = schedule
         self.sampler = install_sampler(train_dataloader, icpc, epochs)
         getattr(train_dataloader, "base_dataloader", train_dataloader).collate_fn.on_batch = self._record
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {}, "attributes": {"schedule": self.schedule}}
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         if self.sampler is not None:

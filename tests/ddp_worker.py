@@ -1,0 +1,50 @@
+"""Run by test_scale.py under `torchrun --nproc_per_node 2`: trains with ICPC and records what each rank saw."""
+
+import json
+import os
+import sys
+
+import torch
+from transformers import Trainer, TrainingArguments
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from helpers import tiny_vit  # noqa: E402
+
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model  # noqa: E402
+
+
+class Recorder(ICPCDataCollator):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches = []
+
+    def __call__(self, features, level=None):
+        batch = super().__call__(features, level)
+        self.batches.append({"size": batch["pixel_values"].shape[-1], "idx": [f["idx"] for f in features]})
+        return batch
+
+
+def main(out_dir: str, num_samples: int) -> None:
+    torch.manual_seed(0)
+    data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3, "idx": i} for i in range(num_samples)]
+    icpc = ICPCConfig(levels=[0.5, 0.75, 1.0], seed=7)
+    model = patch_model(tiny_vit(), icpc)
+    collator = Recorder(None, icpc)
+    callback = ICPCCallback()
+    args = TrainingArguments(output_dir=out_dir, per_device_train_batch_size=4, num_train_epochs=2, use_cpu=True,
+                             report_to=[], save_strategy="no", remove_unused_columns=False, disable_tqdm=True,
+                             logging_steps=1000)
+    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator, callbacks=[callback])
+    trainer.train()
+    rank = trainer.args.process_index
+    record = {
+        "rank": rank, "world_size": trainer.args.world_size, "batches": collator.batches,
+        "plans": [callback.sampler.plan(e).chunk_levels.tolist() for e in range(2)],
+        "steps_per_epoch": len(collator.batches) // 2,
+    }
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as handle:
+        json.dump(record, handle)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

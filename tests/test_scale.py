@@ -1,0 +1,133 @@
+"""Data parallelism, resuming, and PEFT adapters with ICPC."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from helpers import tiny_vit
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.mark.parametrize("num_samples", [32, 30])
+def test_two_processes_share_levels_per_step_and_cover_the_data(tmp_path, num_samples):
+    if shutil.which("torchrun") is None:
+        pytest.skip("torchrun not on PATH")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        ["torchrun", "--nproc_per_node", "2", "--master_port", str(29500 + num_samples),
+         os.path.join(HERE, "ddp_worker.py"), str(tmp_path), str(num_samples)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2) if
+               (tmp_path / f"rank{r}.json").exists()]
+    assert len(records) == 2, "only one process ran"
+    assert {r["world_size"] for r in records} == {2} and {r["rank"] for r in records} == {0, 1}
+    rank0, rank1 = records
+    assert rank0["plans"] == rank1["plans"]  # the same per-epoch draw on every rank
+    assert len(rank0["batches"]) == len(rank1["batches"])
+    for a, b in zip(rank0["batches"], rank1["batches"]):
+        assert a["size"] == b["size"]  # both ranks run one level at each step
+    steps = rank0["steps_per_epoch"]
+    for epoch in range(2):
+        seen = [i for r in records for batch in r["batches"][epoch * steps:(epoch + 1) * steps] for i in batch["idx"]]
+        assert set(seen) == set(range(num_samples))  # every sample is seen in every epoch
+        if num_samples % 8 == 0:
+            assert len(seen) == num_samples  # and exactly once when the world size divides the data
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+class Recorder(ICPCDataCollator):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches = []
+
+    def __call__(self, features, level=None):
+        batch = super().__call__(features, level)
+        self.batches.append((batch["pixel_values"].shape[-1], tuple(f["idx"] for f in features)))
+        return batch
+
+
+def run(tmp_path, icpc, callbacks=(), resume=None, save_steps=None):
+    torch.manual_seed(0)
+    data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3, "idx": i} for i in range(24)]
+    model = patch_model(tiny_vit(), icpc)
+    collator = Recorder(None, icpc)
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=2,
+                             use_cpu=True, report_to=[], remove_unused_columns=False, disable_tqdm=True,
+                             save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,
+                             logging_steps=1000)
+    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator,
+                      callbacks=[ICPCCallback(), *callbacks])
+    trainer.train(resume_from_checkpoint=resume)
+    return collator.batches
+
+
+def test_resume_continues_the_same_schedule(tmp_path):
+    icpc = lambda: ICPCConfig(levels=[0.5, 0.75, 1.0], seed=11)  # noqa: E731
+    uninterrupted = run(tmp_path / "a", icpc())
+    assert len(uninterrupted) == 12
+    first_part = run(tmp_path / "b", icpc(), callbacks=[StopAt(8)], save_steps=8)
+    assert first_part[:8] == uninterrupted[:8]  # (the dataloader prefetches one batch past the stop)
+    resumed = run(tmp_path / "b", icpc(), resume=str(tmp_path / "b" / "checkpoint-8"))
+    assert resumed == uninterrupted[8:]
+
+
+def test_resume_with_changed_levels_raises(tmp_path):
+    run(tmp_path, ICPCConfig(levels=[0.5, 1.0]), callbacks=[StopAt(4)], save_steps=4)
+    with pytest.raises(ValueError, match="differ from the checkpoint's \\(levels\\)"):
+        run(tmp_path, ICPCConfig(levels=[0.75, 1.0]), resume=str(tmp_path / "checkpoint-4"))
+
+
+def test_lora_adapter_saves_with_icpc_settings_and_loads_back_patched(tmp_path):
+    peft = pytest.importorskip("peft")
+    from icpc_hf import build_pipeline, icpc_settings, is_patched, load_adapter, save_adapter
+
+    torch.manual_seed(0)
+    base = tiny_vit()
+    base_state = {k: v.clone() for k, v in base.state_dict().items()}
+    lora = peft.get_peft_model(base, peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    patch_model(lora, ICPCConfig(levels=[0.5, 1.0], position_strategy="stride", cascade_levels=[0.5, 1.0]))
+    pixels = torch.randn(2, 3, 16, 16)
+    expected = lora(pixel_values=pixels).logits
+    save_adapter(lora, tmp_path)
+    assert (tmp_path / "icpc_config.json").exists() and (tmp_path / "adapter_config.json").exists()
+
+    fresh = tiny_vit()
+    fresh.load_state_dict(base_state)
+    loaded = load_adapter(fresh, str(tmp_path))
+    assert is_patched(loaded) and icpc_settings(loaded).position_strategy == "stride"
+    assert torch.allclose(loaded(pixel_values=pixels).logits, expected, atol=1e-6)
+    from helpers import tiny_image_processor
+    import numpy as np
+    from PIL import Image
+
+    classifier = build_pipeline(loaded, tiny_image_processor())
+    answer = classifier(Image.fromarray((np.random.rand(32, 32, 3) * 255).astype("uint8")), top_k=1)
+    assert answer[0]["level"] in (0.5, 1.0)
+
+
+def test_adapter_without_icpc_settings_says_how_to_load_it(tmp_path):
+    peft = pytest.importorskip("peft")
+    from icpc_hf import load_adapter
+
+    lora = peft.get_peft_model(tiny_vit(), peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    lora.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="icpc=ICPCConfig"):
+        load_adapter(tiny_vit(), str(tmp_path))
