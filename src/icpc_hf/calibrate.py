@@ -1,0 +1,185 @@
+"""Choose cascade thresholds on a validation set for a target: an accuracy loss allowed, or a speedup wanted.
+
+Every cascade level is run once over the validation samples; the cascade is then replayed on those stored
+probabilities for every candidate threshold, which makes the search cost one pass per level whatever the grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .cascade import run_cascade
+
+
+@dataclass
+class CascadePoint:
+    thresholds: list[float]
+    accuracy: float
+    cost: float
+    """Mean estimated FLOPs per sample, as a fraction of one uncompressed pass."""
+
+
+@dataclass
+class Calibration:
+    levels: list[float]
+    full_accuracy: float
+    points: list[CascadePoint]
+    chosen: CascadePoint | None
+
+    def frontier(self) -> list[CascadePoint]:
+        """The points no other point beats on both accuracy and cost, cheapest first."""
+        best: list[CascadePoint] = []
+        for point in sorted(self.points, key=lambda p: (p.cost, -p.accuracy)):
+            if not best or point.accuracy > best[-1].accuracy:
+                best.append(point)
+        return best
+
+    def plot(self, path: str) -> str:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(figsize=(5, 3.5))
+        axes.scatter([p.cost for p in self.points], [p.accuracy for p in self.points], s=8, alpha=0.4,
+                     label="threshold settings")
+        front = self.frontier()
+        axes.plot([p.cost for p in front], [p.accuracy for p in front], "o-", color="C1", label="frontier")
+        axes.axhline(self.full_accuracy, color="grey", linestyle="--", label="full size")
+        if self.chosen is not None:
+            axes.scatter([self.chosen.cost], [self.chosen.accuracy], marker="*", s=150, color="C3", label="chosen")
+        axes.set_xlabel("cost (fraction of one full-size pass, est. FLOPs)")
+        axes.set_ylabel("accuracy")
+        axes.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        return path
+
+
+def replay_cascade(
+    probabilities: Sequence[torch.Tensor], costs: Sequence[torch.Tensor], thresholds: Sequence[float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictions and per-sample cost of a cascade replayed on stored per-level probabilities and costs."""
+    count = probabilities[0].shape[0]
+    predictions = torch.empty(count, dtype=torch.long)
+    spent = torch.zeros(count, dtype=torch.float64)
+    pending = torch.ones(count, dtype=torch.bool)
+    for step, (probs, cost) in enumerate(zip(probabilities, costs)):
+        spent[pending] += cost[pending]
+        last = step == len(probabilities) - 1
+        accept = pending & (torch.ones_like(pending) if last else probs.max(-1).values >= thresholds[step])
+        predictions[accept] = probs[accept].argmax(-1)
+        pending &= ~accept
+    return predictions, spent
+
+
+def calibrate_thresholds(
+    model: Any,
+    features: Sequence[dict[str, Any]],
+    processor: Any,
+    labels: Sequence[int],
+    levels: Sequence[float] | None = None,
+    max_accuracy_loss: float | None = None,
+    target_speedup: float | None = None,
+    candidates: Sequence[float] = tuple(np.round(np.arange(0.3, 1.0, 0.05), 2)) + (0.97, 0.99, 1.0),
+    batch_size: int = 64,
+) -> Calibration:
+    """Thresholds (one per level but the last) meeting the target at the lowest cost.
+
+    `max_accuracy_loss`: the cheapest setting whose accuracy is at most this much below full-size inference
+    (absolute, e.g. 0.003 for 0.3 points). `target_speedup`: the most accurate setting whose estimated cost is at
+    most 1 / target_speedup of a full-size pass. Exactly one target must be given.
+    """
+    if (max_accuracy_loss is None) == (target_speedup is None):
+        raise ValueError("Give exactly one target: `max_accuracy_loss` (e.g. 0.003) or `target_speedup` (e.g. 2.0).")
+    if max_accuracy_loss is not None and max_accuracy_loss < 0:
+        raise ValueError(f"`max_accuracy_loss` must be non-negative, got {max_accuracy_loss}.")
+    if target_speedup is not None and target_speedup <= 0:
+        raise ValueError(f"`target_speedup` must be positive, got {target_speedup}.")
+    labels = torch.as_tensor(list(labels))
+    runs = []
+    for level in levels if levels is not None else model.config.icpc["cascade_levels"]:
+        runs.append(run_cascade(model, features, processor, levels=[level], batch_size=batch_size))
+    levels = [run.levels[0] for run in runs]
+    full_flops = runs[0].full_flops
+    probabilities = [run.probabilities for run in runs]
+    costs = [run.spent_flops / full_flops for run in runs]
+    full_accuracy = float((probabilities[-1].argmax(-1) == labels).float().mean())
+    grids = np.meshgrid(*[candidates] * (len(levels) - 1), indexing="ij") if len(levels) > 1 else []
+    settings = np.stack([g.reshape(-1) for g in grids], 1).tolist() if grids else [[]]
+    points = []
+    for thresholds in settings:
+        predictions, spent = replay_cascade(probabilities, costs, thresholds)
+        points.append(CascadePoint([float(t) for t in thresholds],
+                                   float((predictions == labels).float().mean()), float(spent.mean())))
+    if max_accuracy_loss is not None:
+        eligible = [p for p in points if p.accuracy >= full_accuracy - max_accuracy_loss - 1e-12]
+        chosen = min(eligible, key=lambda p: (p.cost, -p.accuracy)) if eligible else None
+    else:
+        eligible = [p for p in points if p.cost <= 1.0 / target_speedup + 1e-12]
+        chosen = max(eligible, key=lambda p: (p.accuracy, -p.cost)) if eligible else None
+    return Calibration(levels, full_accuracy, points, chosen)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m icpc_hf.calibrate MODEL_DIR DATA_DIR`: calibrate a saved ICPC model on a saved dataset."""
+    parser = argparse.ArgumentParser(prog="python -m icpc_hf.calibrate", description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="folder or Hub id of a model saved with its ICPC settings and processor")
+    parser.add_argument("data", help="a datasets folder (save_to_disk) with the model's input features and labels")
+    parser.add_argument("--split", default=None, help="split of a DatasetDict (default: validation, else test)")
+    parser.add_argument("--label-column", default="label")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--max-accuracy-loss", type=float, help="absolute, e.g. 0.003 for 0.3 points")
+    target.add_argument("--target-speedup", type=float)
+    parser.add_argument("--levels", type=float, nargs="+", default=None)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--plot", default=None, help="write the accuracy/cost frontier to this PNG")
+    parser.add_argument("--save", action="store_true", help="write the chosen thresholds into the model's config")
+    args = parser.parse_args(argv)
+
+    import datasets
+    from transformers import AutoConfig, AutoProcessor
+
+    from .patching import patch_model
+    from .registry import entry_for
+
+    data = datasets.load_from_disk(args.data)
+    if isinstance(data, datasets.DatasetDict):
+        split = args.split or ("validation" if "validation" in data else "test")
+        data = data[split]
+    config = AutoConfig.from_pretrained(args.model)
+    modality = entry_for(config).modality
+    auto_model = {"image": "AutoModelForImageClassification", "text": "AutoModelForSequenceClassification",
+                  "audio": "AutoModelForAudioClassification", "video": "AutoModelForVideoClassification"}
+    import transformers
+
+    model = getattr(transformers, auto_model[modality.name]).from_pretrained(args.model)
+    patch_model(model)
+    processor = AutoProcessor.from_pretrained(args.model)
+    result = calibrate_thresholds(
+        model, data, processor, data[args.label_column], levels=args.levels, max_accuracy_loss=args.max_accuracy_loss,
+        target_speedup=args.target_speedup, batch_size=args.batch_size,
+    )
+    report = {"levels": result.levels, "full_accuracy": result.full_accuracy,
+              "chosen": None if result.chosen is None else vars(result.chosen),
+              "frontier": [vars(p) for p in result.frontier()]}
+    print(json.dumps(report, indent=2))
+    if args.plot:
+        result.plot(args.plot)
+    if args.save and result.chosen is not None:
+        icpc = dict(model.config.icpc, cascade_levels=result.levels, thresholds=result.chosen.thresholds)
+        config.icpc = icpc
+        config.save_pretrained(args.model)
+    if result.chosen is None:
+        raise SystemExit("No threshold setting meets the target; see the frontier above.")
+
+
+if __name__ == "__main__":
+    main()

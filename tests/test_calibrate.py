@@ -1,0 +1,60 @@
+import json
+
+import pytest
+import torch
+
+from helpers import tiny_image_processor, tiny_vit
+from icpc_hf import ICPCConfig, patch_model, run_cascade
+from icpc_hf.calibrate import calibrate_thresholds, main, replay_cascade
+
+
+@pytest.fixture
+def setup():
+    model = patch_model(tiny_vit(), ICPCConfig(levels=[0.5, 0.75, 1.0], cascade_levels=[0.5, 0.75, 1.0]))
+    features = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(24)]
+    return model, features, [f["label"] for f in features]
+
+
+def test_replay_matches_the_real_cascade(setup):
+    model, features, _ = setup
+    singles = [run_cascade(model, features, None, levels=[lv]) for lv in (0.5, 0.75, 1.0)]
+    full = singles[0].full_flops
+    for thresholds in ([0.4, 0.4], [0.36, 0.5], [1.0, 1.0], [0.0, 0.0]):
+        real = run_cascade(model, features, None, thresholds=thresholds)
+        predictions, spent = replay_cascade([s.probabilities for s in singles],
+                                            [s.spent_flops / full for s in singles], thresholds)
+        assert torch.equal(predictions, real.predictions)
+        assert torch.allclose(spent, real.spent_flops / real.full_flops)
+
+
+def test_targets_pick_the_cheapest_or_most_accurate_setting(setup):
+    model, features, labels = setup
+    lossless = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0)
+    assert lossless.chosen.accuracy >= lossless.full_accuracy
+    assert all(p.cost >= lossless.chosen.cost for p in lossless.points if p.accuracy >= lossless.full_accuracy)
+    fast = calibrate_thresholds(model, features, None, labels, target_speedup=2.0)
+    assert fast.chosen.cost <= 0.5
+    frontier = fast.frontier()
+    assert all(a.cost <= b.cost and a.accuracy < b.accuracy for a, b in zip(frontier, frontier[1:]))
+
+
+def test_a_target_is_required(setup):
+    model, features, labels = setup
+    with pytest.raises(ValueError, match="exactly one target"):
+        calibrate_thresholds(model, features, None, labels)
+
+
+def test_cli_calibrates_a_saved_model_on_a_saved_dataset(setup, tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    model, features, labels = setup
+    model.save_pretrained(tmp_path / "model")
+    tiny_image_processor().save_pretrained(tmp_path / "model")
+    data = datasets.Dataset.from_dict({"pixel_values": [f["pixel_values"].numpy() for f in features],
+                                       "label": labels}).with_format("torch")
+    data.save_to_disk(str(tmp_path / "data"))
+    main([str(tmp_path / "model"), str(tmp_path / "data"), "--target-speedup", "1.5", "--plot",
+          str(tmp_path / "frontier.png"), "--save"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["chosen"]["cost"] <= 1 / 1.5 and (tmp_path / "frontier.png").stat().st_size > 1000
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert saved["icpc"]["thresholds"] == report["chosen"]["thresholds"]
