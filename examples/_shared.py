@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import gzip
 import statistics
 import time
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from icpc_hf import run_cascade
+
+
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+def read_idx(path: str) -> np.ndarray:
+    """An IDX file (the MNIST format): big-endian dimensions after a 4-byte magic number, then uint8 data."""
+    with gzip.open(path, "rb") as handle:
+        data = handle.read()
+    dims = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST images (N, 28, 28) uint8 and labels, from Debian's dataset-fashion-mnist."""
+    prefix = "train" if split == "train" else "t10k"
+    try:
+        images = read_idx(f"{FASHION_MNIST}/{prefix}-images-idx3-ubyte.gz")
+        labels = read_idx(f"{FASHION_MNIST}/{prefix}-labels-idx1-ubyte.gz")
+    except FileNotFoundError:
+        raise SystemExit(f"Fashion-MNIST not found in {FASHION_MNIST}: run `apt-get install -y dataset-fashion-mnist`.")
+    return images, labels
 
 
 def train_and_time(trainer: Any) -> float:

@@ -76,6 +76,8 @@ class ICPCCallback(TrainerCallback, ExportableState):
         self._totals = BatchContext(level=1.0)
         self._flops = [0.0, 0.0]
         self._model_config = None
+        self.train_totals = {"samples": 0, "tokens": 0, "full_tokens": 0, "flops": 0.0, "full_flops": 0.0}
+        """Everything trained so far, for reports: samples, tokens and estimated FLOPs, compressed and full."""
 
     def on_init_end(self, args, state, control, **kwargs):
         # Trainer calls reporting callbacks first; logs only reach them if this callback adds its figures before.
@@ -124,8 +126,16 @@ class ICPCCallback(TrainerCallback, ExportableState):
         if self._model_config is not None and context.samples:
             per_sample = context.tokens / context.samples
             full_per_sample = context.full_tokens / context.samples
-            self._flops[0] += float(encoder_flops(per_sample, self._model_config)) * context.samples
-            self._flops[1] += float(encoder_flops(full_per_sample, self._model_config)) * context.samples
+            flops = float(encoder_flops(per_sample, self._model_config)) * context.samples
+            full_flops = float(encoder_flops(full_per_sample, self._model_config)) * context.samples
+            self._flops[0] += flops
+            self._flops[1] += full_flops
+            totals = self.train_totals
+            totals["samples"] += context.samples
+            totals["tokens"] += context.tokens
+            totals["full_tokens"] += context.full_tokens
+            totals["flops"] += flops
+            totals["full_flops"] += full_flops
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         totals = self._totals

@@ -1,0 +1,87 @@
+"""Does torch.compile help ICPC training, whose batches change shape with their level?
+
+Trains a patched ViT for a number of steps on batches whose level follows the ICPC schedule, in three modes:
+eager, `torch.compile(model)` (recompiles when a new shape appears, then after a few marks shapes dynamic) and
+`torch.compile(model, dynamic=True)`. Reports wall time, steady-state step time (after every level has been
+seen once) and the number of graphs compiled. Results: docs/compile.md and benchmarks/results/compile.json.
+
+    python benchmarks/compile_levels.py [--steps 120] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+from transformers import ViTConfig, ViTForImageClassification
+
+from icpc_hf import ICPCConfig, patch_model
+from icpc_hf.schedule import draw_levels
+
+
+def make_model(seed: int) -> ViTForImageClassification:
+    torch.manual_seed(seed)
+    config = ViTConfig(image_size=32, patch_size=4, num_channels=1, hidden_size=128, num_hidden_layers=4,
+                       num_attention_heads=4, intermediate_size=256, num_labels=10)
+    return ViTForImageClassification(config)
+
+
+def train_steps(mode: str, steps: int, batch_size: int, seed: int) -> dict:
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    icpc = ICPCConfig(levels=[0.5, 0.625, 0.75, 0.875, 1.0], seed=seed)
+    model = patch_model(make_model(seed), icpc)
+    if mode == "compile":
+        model = torch.compile(model)
+    elif mode == "compile-dynamic":
+        model = torch.compile(model, dynamic=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    levels = draw_levels(steps, icpc.levels, None, seed, 0)
+    step_times, seen = [], set()
+    start = time.perf_counter()
+    for level in levels.tolist():
+        size = round(level * 8) * 4
+        pixels = torch.randn(batch_size, 1, size, size)
+        labels = torch.randint(0, 10, (batch_size,))
+        tick = time.perf_counter()
+        loss = model(pixel_values=pixels, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if level in seen:
+            step_times.append(time.perf_counter() - tick)
+        seen.add(level)
+    total = time.perf_counter() - start
+    return {"mode": mode, "total_seconds": total, "steady_step_seconds": statistics.median(step_times),
+            "graphs": int(counters["stats"].get("unique_graphs", 0))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", default="benchmarks/results/compile.json")
+    args = parser.parse_args()
+    rows = []
+    for mode in ("eager", "compile", "compile-dynamic"):
+        runs = [train_steps(mode, args.steps, args.batch_size, seed) for seed in range(args.repeats)]
+        rows.append({"mode": mode,
+                     "total_seconds": statistics.median(r["total_seconds"] for r in runs),
+                     "steady_step_seconds": statistics.median(r["steady_step_seconds"] for r in runs),
+                     "graphs": max(r["graphs"] for r in runs)})
+        print(rows[-1], flush=True)
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w") as handle:
+        json.dump({"steps": args.steps, "batch_size": args.batch_size, "repeats": args.repeats, "rows": rows},
+                  handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The benchmark task of each modality, on the real offline data sets of ../shared/DATA.md.
+
+Each builder returns a `run.Task`; `quick=True` shrinks data, model and epochs to seconds for CI.
+The data builders are the examples' own, so the benchmarks measure what the examples show.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, default_data_collator
+
+from run import Task
+
+FASHION_LABELS = ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
+
+
+def image_task(quick: bool) -> Task:
+    """ViT from scratch on Fashion-MNIST (28 x 28 grey, patch 4: a 7 x 7 grid)."""
+    from _shared import load_fashion_mnist
+
+    train_images, train_labels = load_fashion_mnist("train")
+    test_images, test_labels = load_fashion_mnist("test")
+    rng = np.random.default_rng(0)
+    train_idx = rng.permutation(len(train_images))[: 512 if quick else 12_000]
+    test_idx = rng.permutation(len(test_images))[: 256 if quick else 2_000]
+
+    def features(images, labels, indices):
+        pixels = (torch.from_numpy(images[indices].astype(np.float32))[:, None] / 255.0 - 0.5) / 0.5
+        return [{"pixel_values": p, "label": int(y)} for p, y in zip(pixels, labels[indices])]
+
+    hidden = 64 if quick else 128
+
+    def new_model(seed: int) -> ViTForImageClassification:
+        torch.manual_seed(seed)
+        config = ViTConfig(
+            image_size=28, patch_size=4, num_channels=1, hidden_size=hidden, num_hidden_layers=2 if quick else 4,
+            num_attention_heads=4, intermediate_size=2 * hidden, num_labels=10,
+            id2label=dict(enumerate(FASHION_LABELS)), label2id={n: i for i, n in enumerate(FASHION_LABELS)},
+        )
+        return ViTForImageClassification(config)
+
+    processor = ViTImageProcessor(size={"height": 28, "width": 28}, image_mean=[0.5], image_std=[0.5])
+    return Task(
+        name="image", train=features(train_images, train_labels, train_idx),
+        test=features(test_images, test_labels, test_idx), new_model=new_model, processor=processor,
+        baseline_collator=default_data_collator, epochs=2 if quick else 6, batch_size=128, learning_rate=2e-3,
+        icpc={"levels": [3 / 7, 4 / 7, 5 / 7, 6 / 7, 1.0], "uncompressed_last_epochs": 1,
+              "cascade_levels": [4 / 7, 5 / 7, 1.0], "thresholds": 0.9},
+    )
