@@ -189,7 +189,7 @@ def evaluate_pair(task: Task, baseline: dict, icpc_run: dict) -> dict[str, Any]:
         "train_speedup": baseline["seconds"] / icpc_run["seconds"],
         "compressed_epoch_speedup": base_epoch / icpc_epoch,
         "train_token_ratio": icpc_run["token_ratio"], "train_flop_reduction": flop_reduction,
-        "train_efficiency": (base_epoch / icpc_epoch) / flop_reduction,
+        "train_efficiency": (baseline["seconds"] / icpc_run["seconds"]) / flop_reduction,
         "collator_share_baseline": baseline["collator_share"], "collator_share_icpc": icpc_run["collator_share"],
         "peak_memory_mb_baseline": baseline["peak_memory_mb"], "peak_memory_mb_icpc": icpc_run["peak_memory_mb"],
         "full_inference_seconds": full_seconds, "cascade_seconds": cascade_seconds,

@@ -1,0 +1,151 @@
+"""docs/benchmarks.md and its plots, from the JSON results of benchmarks/run.py (and compile_levels.py)."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOCS = os.path.join(HERE, "..", "docs")
+
+TARGETS = {  # training speedup, cascade speedup (images), from the project's targets
+    "image": {"train_speedup": 2.9, "cascade_speedup": 2.6},
+    "text": {"train_speedup": 1.5},
+    "audio": {"train_speedup": 2.0},
+    "video": {"train_speedup": 2.0},
+}
+
+
+def mean_spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def median(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def modality_section(result: dict, plots: str) -> list[str]:
+    name, rows = result["modality"], result["seeds"]
+    lines = [f"## {name}", "",
+             f"{result['train_size']} training and {result['test_size']} test samples, {result['epochs']} epochs, "
+             f"batch {result['batch_size']}, {len(rows)} seed(s); ICPC settings `{json.dumps(result['icpc'])}`. "
+             f"Whole run: {result['wall_seconds'] / 60:.1f} min.", "",
+             "| | baseline (plain Trainer) | ICPC |", "|---|---|---|",
+             f"| test accuracy (mean ± sd over seeds) | {mean_spread([r['baseline_accuracy'] for r in rows])} | "
+             f"{mean_spread([r['icpc_accuracy'] for r in rows])} |",
+             f"| training wall time, s (median) | {median(rows, 'baseline_train_seconds'):.1f} | "
+             f"{median(rows, 'icpc_train_seconds'):.1f} |",
+             f"| epoch wall time, s (median; ICPC: compressed epochs) | {median(rows, 'baseline_epoch_seconds'):.2f} | "
+             f"{median(rows, 'icpc_epoch_seconds'):.2f} |",
+             f"| tokens per sample vs full (training) | 1.00 | {median(rows, 'train_token_ratio'):.3f} |",
+             f"| collator share of training time | {median(rows, 'collator_share_baseline'):.2%} | "
+             f"{median(rows, 'collator_share_icpc'):.2%} |",
+             f"| peak memory during training, MB above start | {median(rows, 'peak_memory_mb_baseline'):.0f} | "
+             f"{median(rows, 'peak_memory_mb_icpc'):.0f} |", "",
+             "| ratio (median over seeds) | measured | target |", "|---|---|---|"]
+    target = TARGETS.get(name, {})
+    def row(label, key, goal=None):
+        goal_text = f"≥ {goal}" if goal else ""
+        return f"| {label} | {median(rows, key):.2f} | {goal_text} |"
+    lines += [row("training speedup (whole run)", "train_speedup", target.get("train_speedup")),
+              row("training speedup (compressed epochs)", "compressed_epoch_speedup"),
+              row("training FLOP reduction (estimated)", "train_flop_reduction"),
+              row("training efficiency = speedup / FLOP reduction", "train_efficiency", 0.9),
+              row("cascade speedup vs full-size inference", "cascade_speedup", target.get("cascade_speedup")),
+              row("cascade FLOPs vs full (estimated)", "cascade_flops_ratio"),
+              row("cascade efficiency = speedup x FLOPs ratio", "cascade_efficiency", 0.9), "",
+              f"Cascade accuracy {mean_spread([r['cascade_accuracy'] for r in rows])} against full-size "
+              f"{mean_spread([r['icpc_accuracy'] for r in rows])} (same ICPC model), cascade levels "
+              f"{[round(x, 3) for x in rows[0]['cascade_levels']]}.", ""]
+    levels = sorted(rows[0]["icpc_accuracy_per_level"], key=float)
+    lines += ["Accuracy of the ICPC model at each single level (seed 0): " +
+              ", ".join(f"{float(lv):.3g}: {rows[0]['icpc_accuracy_per_level'][lv]:.4f}" for lv in levels), ""]
+    figure, axes = plt.subplots(1, 2, figsize=(8, 3))
+    axes[0].bar(["baseline", "ICPC"], [median(rows, "baseline_train_seconds"), median(rows, "icpc_train_seconds")],
+                color=["grey", "C0"])
+    axes[0].set_ylabel("training seconds")
+    axes[1].plot([float(lv) for lv in levels], [rows[0]["icpc_accuracy_per_level"][lv] for lv in levels], "o-",
+                 label="ICPC model")
+    axes[1].axhline(statistics.mean(r["baseline_accuracy"] for r in rows), color="grey", linestyle="--",
+                    label="baseline, full size")
+    axes[1].set_xlabel("level")
+    axes[1].set_ylabel("test accuracy")
+    axes[1].legend(fontsize=7)
+    figure.suptitle(name)
+    figure.tight_layout()
+    path = os.path.join(plots, f"benchmark-{name}.png")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    lines += [f"![{name}](images/{os.path.basename(path)})", ""]
+    if "ablations" in result:
+        lines += ["### Ablations (seed 0): accuracy at each level of models trained each way", "",
+                  "| training | train s | " + " | ".join(f"level {float(lv):.3g}" for lv in levels) + " |",
+                  "|---|---|" + "---|" * len(levels)]
+        figure, axis = plt.subplots(figsize=(5, 3))
+        for variant, data in result["ablations"].items():
+            per_level = data["accuracy_per_level"]
+            cells = [f"{per_level[lv]:.4f}" if lv in per_level else "" for lv in levels]
+            lines.append(f"| {variant} | {data['train_seconds']:.1f} | " + " | ".join(cells) + " |")
+            xs = sorted(per_level, key=float)
+            axis.plot([float(x) for x in xs], [per_level[x] for x in xs], "o-", label=variant)
+        axis.set_xlabel("level")
+        axis.set_ylabel("test accuracy")
+        axis.legend(fontsize=7)
+        figure.tight_layout()
+        path = os.path.join(plots, f"ablation-{name}.png")
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        lines += ["", f"![ablation {name}](images/{os.path.basename(path)})", ""]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=os.path.join(HERE, "results"))
+    parser.add_argument("--output", default=os.path.join(DOCS, "benchmarks.md"))
+    parser.add_argument("--quick", action="store_true", help="report the quick (CI) results instead")
+    args = parser.parse_args()
+    plots = os.path.join(os.path.dirname(args.output), "images")
+    os.makedirs(plots, exist_ok=True)
+    suffix = "-quick" if args.quick else ""
+    results = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(args.results, f"*{suffix}.json")))
+               if "compile" not in p and (args.quick or not p.endswith("-quick.json"))]
+    lines = ["# Benchmarks", "",
+             "Written by `python benchmarks/report.py` from `benchmarks/results/*.json` (made by "
+             "`python benchmarks/run.py`). Baseline and ICPC are trained in the same run, on the same machine, "
+             "with the same model, initial weights, data, epochs, batch size and optimiser; ratios are medians "
+             "over seeds. FLOPs are estimates from token counts (`icpc_hf.encoder_flops`).", ""]
+    if results:
+        machine = results[0]["machine"]
+        lines += [f"Machine: {machine['cores']} CPU cores ({machine['cpu']}), {machine['memory_gb']} GB, no GPU; "
+                  f"torch {machine['torch']}, transformers {machine['transformers']}, Python {machine['python']}.",
+                  ""]
+    for result in results:
+        lines += modality_section(result, plots)
+    compile_path = os.path.join(args.results, "compile.json")
+    if os.path.exists(compile_path):
+        data = json.load(open(compile_path))
+        lines += ["## torch.compile with variable levels", "",
+                  f"{data['steps']} training steps, batch {data['batch_size']}, median of {data['repeats']} runs "
+                  "(`python benchmarks/compile_levels.py`).", "",
+                  "| mode | total s | steady step s | graphs compiled |", "|---|---|---|---|"]
+        lines += [f"| {r['mode']} | {r['total_seconds']:.1f} | {r['steady_step_seconds']:.4f} | {r['graphs']} |"
+                  for r in data["rows"]]
+        lines.append("")
+    with open(args.output, "w") as handle:
+        handle.write("\n".join(lines))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
