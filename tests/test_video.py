@@ -25,6 +25,15 @@ from icpc_hf.grid import axis_positions
 from icpc_hf.video import VideoModality, tubelet_frame_index
 from helpers import run_without_icpc_hf
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models on a shared CPU run much faster on one thread than on contended ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 FRAMES, TUBELET, SIZE, PATCH = 8, 2, 32, 8  # full grid 4 x 4 x 4
 FULL_GRID = (FRAMES // TUBELET, SIZE // PATCH, SIZE // PATCH)
 
@@ -255,8 +264,9 @@ def test_trainer_with_the_callback_trains_on_drawn_levels(tmp_path):
             str(tmp_path), num_train_epochs=2, per_device_train_batch_size=4, report_to=[], use_cpu=True,
             save_strategy="no", remove_unused_columns=False, dataloader_num_workers=0, logging_steps=2,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[ICPCCallback()])
-        trainer.train()
+        Trainer(
+            model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[ICPCCallback()]
+        ).train()
     finally:
         del collator.modality.collate
     frames = {shape[0] for shape in shapes}
@@ -264,13 +274,14 @@ def test_trainer_with_the_callback_trains_on_drawn_levels(tmp_path):
     assert all(shape[2] == shape[0] * 4 for shape in shapes)  # one level per batch: time and space move together
 
 
-def test_pipeline_and_hub_export_without_icpc_hf(tmp_path):
+def test_pipeline_and_hub_export_without_icpc_hf(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the fresh process: one thread, as in this one
     model = patch_model(tiny_classifier(), ICPCConfig(levels=[0.5, 1]))
     processor = tiny_processor()
     classifier = pipeline("icpc-video-classification", model=model, image_processor=processor)
     video = raw_clip()
     answer = classifier(video, top_k=2)
-    assert len(answer) == 2 and set(answer[0]) == {"label", "score", "level", "tokens"}
+    assert len(answer) == 2 and {"label", "score", "level", "tokens"} <= set(answer[0])
     assert (answer[0]["level"], answer[0]["tokens"]) in {(0.5, 8), (1.0, 64)}
     cheapest = classifier([video, video], thresholds=0.0, top_k=1)
     assert [a[0]["level"] for a in cheapest] == [0.5, 0.5] and cheapest[0][0]["tokens"] == 8

@@ -36,7 +36,8 @@ class ICPCVideoMAEEmbeddings(GridEmbeddingsMixin, VideoMAEEmbeddings):
         if frames % kernel[0] or height % kernel[1] or width % kernel[2]:
             raise ValueError(
                 f"A clip of {frames} frames of {height}x{width} is not a whole number of {kernel[0]}-frame tubelets of "
-                f"{kernel[1]}x{kernel[2]} patches: collate clips with ICPCDataCollator, which snaps them to whole tubelets."
+                f"{kernel[1]}x{kernel[2]} patches: collate clips with ICPCDataCollator, which snaps them to whole "
+                "tubelets."
             )
         grid = self.icpc_check_grid((frames, height, width), kernel, kernel, "video")
         embeddings = patches.projection(pixel_values.permute(0, 2, 1, 3, 4)).flatten(2).transpose(1, 2)

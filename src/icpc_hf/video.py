@@ -75,7 +75,10 @@ class VideoModality(GridModality):
         if clip.dim() != 4 or clip.shape[1] != channels:
             hint = ""
             if clip.dim() == 4 and clip.shape[-1] == channels:
-                hint = " This looks channel-last: use `pixel_values.permute(0, 3, 1, 2)`, or pass the raw clip under `video`."
+                hint = (
+                    " This looks channel-last: use `pixel_values.permute(0, 3, 1, 2)`, or pass the raw clip under "
+                    "`video`."
+                )
             raise ValueError(
                 f"Expected `pixel_values` of shape (frames, channels={channels}, height, width) per clip, got "
                 f"{tuple(clip.shape)}.{hint}"
@@ -100,9 +103,8 @@ class VideoModality(GridModality):
 
     @staticmethod
     def process(processor: Any, clip: Any) -> torch.Tensor:
-        """One raw clip (a list of frames, or an array of frames channel-first or channel-last) through the processor."""
-        if isinstance(clip, torch.Tensor):
-            clip = clip.numpy()
+        """One raw clip (a list of frames, or an array of frames, channel-first or channel-last) through the
+        processor."""
         return processor(clip, return_tensors="pt")["pixel_values"][0]
 
     def _sample(self, clip: torch.Tensor, frames: int, icpc: ICPCConfig) -> torch.Tensor:
@@ -129,8 +131,9 @@ class VideoModality(GridModality):
         too_small = [tuple(clip.shape[-2:]) for clip in clips if clip.shape[-2] < height or clip.shape[-1] < width]
         if too_small:
             raise ValueError(
-                f"A clip with {too_small[0][0]}x{too_small[0][1]} frames is smaller than the level's {height}x{width}: resize frames "
-                f"to the model's {tuple(icpc.geometry['image_size'])} with its video/image processor first."
+                f"A clip with {too_small[0][0]}x{too_small[0][1]} frames is smaller than the level's {height}x{width}: "
+                f"resize frames to the model's {tuple(icpc.geometry['image_size'])} with its video/image processor "
+                "first."
             )
         sampled = [self._sample(clip, frames, icpc) for clip in clips]
         if all(clip.shape == sampled[0].shape for clip in sampled):

@@ -1,0 +1,67 @@
+"""ICPC in a plain Accelerate training loop (no Trainer): the sampler, the collator, the cascade.
+
+    python examples/accelerate_loop.py                       # one process
+    accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \\
+        --dynamo_backend no examples/accelerate_loop.py      # two CPU processes (gloo); on GPUs drop --cpu below
+
+On CPU, `accelerate launch --cpu --num_processes 2` silently runs one process: use the command above, which
+starts two, with `Accelerator(cpu=True)` here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _shared import accuracy  # noqa: E402
+from demo_digits import digits_features, new_model  # noqa: E402
+
+from icpc_hf import ICPCConfig, ICPCDataCollator, ICPCSampler, patch_model, run_cascade  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    train, test = digits_features(args.seed)
+    icpc = ICPCConfig(levels=[0.5, 0.75, 1.0], uncompressed_last_epochs=1, seed=args.seed)
+    model = patch_model(new_model(args.seed), icpc)
+    # One chunk per step across all processes: every rank runs the same level at each step.
+    sampler = ICPCSampler(len(train), args.batch_size * accelerator.num_processes, icpc, num_epochs=args.epochs)
+    loader = DataLoader(train, batch_size=args.batch_size, sampler=sampler,
+                        collate_fn=sampler.bind(ICPCDataCollator(None, icpc)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    start = time.perf_counter()
+    for epoch in range(args.epochs):
+        loader.set_epoch(epoch)
+        model.train()
+        for batch in loader:
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad()
+        accelerator.print(f"epoch {epoch}: loss {loss.item():.3f}")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        model = accelerator.unwrap_model(model)
+        labels = [f["label"] for f in test]
+        full = run_cascade(model, test, None, levels=[1.0])
+        cascade = run_cascade(model, test, None)
+        print(f"{accelerator.num_processes} process(es), {time.perf_counter() - start:.1f} s training; "
+              f"accuracy full size {accuracy(full.predictions, labels):.4f}, cascade "
+              f"{accuracy(cascade.predictions, labels):.4f} at {cascade.summary()['flops_ratio']:.2f} of the FLOPs")
+
+
+if __name__ == "__main__":
+    main()

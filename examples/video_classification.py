@@ -1,0 +1,200 @@
+"""Video classification with VideoMAE on clips of real Fashion-MNIST items in motion, with and without ICPC.
+
+Each clip shows one Fashion-MNIST item sliding across a noisy canvas in one of four directions. The class is
+the direction *and* the kind of item (a top or a shoe), so a model needs time (which way it moves) and space
+(what it is). A small VideoMAE is trained twice with the same settings (plain Trainer on full clips; ICPC
+through ICPCDataCollator + ICPCCallback, fewer and smaller frames drawn per clip per epoch), then the ICPC
+model's cascade is compared with full-size inference.
+
+Needs `apt-get install -y dataset-fashion-mnist` (real images, read from /usr/share/datasets/fashion-mnist).
+
+    python examples/video_classification.py [--epochs 10] [--train 3000] [--quick] [--output-dir outputs/video]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+import torch
+from transformers import (
+    Trainer,
+    TrainingArguments,
+    VideoMAEConfig,
+    VideoMAEForVideoClassification,
+    VideoMAEImageProcessor,
+    default_data_collator,
+    set_seed,
+)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _shared import accuracy, cascade_vs_full, print_table, train_and_time  # noqa: E402
+
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade, save_for_hub  # noqa: E402
+
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+NUM_FRAMES, TUBELET, CANVAS, PATCH, ITEM = 8, 2, 32, 8, 14
+DIRECTIONS = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}
+# Fashion-MNIST classes: T-shirt, pullover, coat, shirt / sandal, sneaker, ankle boot
+KINDS = {"top": (0, 2, 4, 6), "shoe": (5, 7, 9)}
+LABELS = [f"{kind} moving {direction}" for kind in KINDS for direction in DIRECTIONS]
+
+
+def read_idx(path: str) -> np.ndarray:
+    """An IDX file (the MNIST format): big-endian dimensions after a 4-byte magic number, then uint8 data."""
+    with gzip.open(path, "rb") as handle:
+        data = handle.read()
+    dims = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_items(split: str) -> tuple[np.ndarray, np.ndarray]:
+    prefix = "train" if split == "train" else "t10k"
+    try:
+        images = read_idx(f"{FASHION_MNIST}/{prefix}-images-idx3-ubyte.gz")
+        labels = read_idx(f"{FASHION_MNIST}/{prefix}-labels-idx1-ubyte.gz")
+    except FileNotFoundError:
+        raise SystemExit(f"Fashion-MNIST not found in {FASHION_MNIST}: run `apt-get install -y dataset-fashion-mnist`.")
+    small = torch.nn.functional.interpolate(
+        torch.from_numpy(images[:, None].astype(np.float32)), size=(ITEM, ITEM), mode="bilinear", antialias=True
+    )
+    return small[:, 0].numpy(), labels
+
+
+def start(rng: np.random.Generator, step: int, travel: int) -> int:
+    """A start coordinate that keeps the whole item on the canvas along its path."""
+    if step == 0:
+        return int(rng.integers(0, CANVAS - ITEM + 1))
+    return (0 if step > 0 else travel) + int(rng.integers(0, CANVAS - ITEM - travel + 1))
+
+
+def make_clips(count: int, split: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` uint8 clips (frames, height, width, 1) and their labels, the item moving 2 px per frame."""
+    items, item_labels = load_items(split)
+    rng = np.random.default_rng(seed)
+    kind_of = {c: k for k, (_, classes) in enumerate(KINDS.items()) for c in classes}
+    pool = np.array([i for i, c in enumerate(item_labels) if int(c) in kind_of])
+    clips = rng.normal(20, 12, (count, NUM_FRAMES, CANVAS, CANVAS)).clip(0, 255)
+    labels = np.empty(count, dtype=np.int64)
+    travel = 2 * (NUM_FRAMES - 1)
+    for n in range(count):
+        index = rng.choice(pool)
+        direction = rng.integers(len(DIRECTIONS))
+        step_row, step_col = list(DIRECTIONS.values())[direction]
+        row, col = (start(rng, step, travel) for step in (step_row, step_col))
+        for f in range(NUM_FRAMES):
+            r, c = row + 2 * f * step_row, col + 2 * f * step_col
+            clips[n, f, r : r + ITEM, c : c + ITEM] = np.maximum(clips[n, f, r : r + ITEM, c : c + ITEM], items[index])
+        labels[n] = kind_of[int(item_labels[index])] * len(DIRECTIONS) + direction
+    return clips[..., None].astype(np.uint8), labels
+
+
+def clip_features(processor: VideoMAEImageProcessor, clips: np.ndarray, labels: np.ndarray) -> list[dict]:
+    """The processor's `pixel_values` (frames x 1 x 32 x 32) per clip, with its label."""
+    pixel_values = torch.cat(
+        [processor(list(clips[i : i + 256]), return_tensors="pt")["pixel_values"] for i in range(0, len(clips), 256)]
+    )
+    return [{"pixel_values": pixel_values[i], "label": int(labels[i])} for i in range(len(clips))]
+
+
+def new_model(seed: int) -> VideoMAEForVideoClassification:
+    set_seed(seed)
+    config = VideoMAEConfig(
+        num_frames=NUM_FRAMES, tubelet_size=TUBELET, image_size=CANVAS, patch_size=PATCH, num_channels=1,
+        hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, use_mean_pooling=True,
+        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)},
+    )
+    return VideoMAEForVideoClassification(config)
+
+
+def training_args(output_dir: str, epochs: int, seed: int, logging_steps: int = 50) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=2e-3,
+        weight_decay=0.05, warmup_steps=20, lr_scheduler_type="cosine", logging_steps=logging_steps, save_strategy="no",
+        report_to=[], use_cpu=True, seed=seed, dataloader_num_workers=0, remove_unused_columns=False,
+        disable_tqdm=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--train", type=int, default=3000, help="training clips")
+    parser.add_argument("--test", type=int, default=1000, help="test clips")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--position-strategy", default="stride", choices=["crop", "stride", "interpolate"])
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; on a shared CPU more threads than free cores make tiny steps much slower")
+    parser.add_argument("--quick", action="store_true", help="a tiny run (CI smoke test), under a minute")
+    parser.add_argument("--output-dir", default="outputs/video")
+    args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.train, args.test = 1, 128, 64
+    torch.set_num_threads(args.threads)
+    with warnings.catch_warnings():  # the PIL fallback warning when torchvision is not installed
+        warnings.simplefilter("ignore")
+        processor = VideoMAEImageProcessor(
+            size={"shortest_edge": CANVAS}, crop_size={"height": CANVAS, "width": CANVAS}, image_mean=[0.5],
+            image_std=[0.5],
+        )
+    train = clip_features(processor, *make_clips(args.train, "train", args.seed))
+    test = clip_features(processor, *make_clips(args.test, "test", args.seed + 1))
+    labels = [f["label"] for f in test]
+
+    baseline = new_model(args.seed)
+    baseline_trainer = Trainer(
+        model=baseline, args=training_args(f"{args.output_dir}/baseline", args.epochs, args.seed),
+        train_dataset=train, data_collator=default_data_collator,
+    )
+    baseline_seconds = train_and_time(baseline_trainer)
+
+    model = patch_model(new_model(args.seed), ICPCConfig(position_strategy=args.position_strategy, seed=args.seed))
+    icpc = model.config.icpc
+    trainer = Trainer(
+        model=model, args=training_args(f"{args.output_dir}/icpc", args.epochs, args.seed, 2 if args.quick else 50),
+        train_dataset=train,
+        data_collator=ICPCDataCollator(processor, icpc), callbacks=[ICPCCallback()],
+    )
+    icpc_seconds = train_and_time(trainer)
+    token_ratios = [h["icpc/token_ratio"] for h in trainer.state.log_history if "icpc/token_ratio" in h]
+
+    patch_model(baseline)  # identity at full size: lets the same code evaluate the baseline
+    baseline_accuracy = accuracy(run_cascade(baseline, test, processor, levels=[1.0]).predictions, labels)
+    icpc_accuracy = accuracy(run_cascade(model, test, processor, levels=[1.0]).predictions, labels)
+    training = print_table("Training (same model, data, epochs, seed)", [
+        {"run": "baseline (plain Trainer)", "test accuracy": baseline_accuracy, "train seconds": baseline_seconds,
+         "tokens per clip vs full": 1.0},
+        {"run": f"ICPC (levels {icpc['levels']}, {args.position_strategy})", "test accuracy": icpc_accuracy,
+         "train seconds": icpc_seconds,
+         "tokens per clip vs full": float(np.mean(token_ratios)) if token_ratios else float("nan")},
+    ])
+    print(f"training speedup: {baseline_seconds / icpc_seconds:.2f}x")
+
+    cascade = cascade_vs_full(model, test, processor, labels, batch_size=64)
+    baseline_cascade = run_cascade(baseline, test, processor)
+    inference = print_table("Inference (same test clips, batch 64, median of 3)", [
+        {"model / mode": "ICPC, full clips", "accuracy": cascade["full_accuracy"], "seconds": cascade["full_seconds"],
+         "FLOPs vs full": 1.0},
+        {"model / mode": f"ICPC, cascade {icpc['cascade_levels']}", "accuracy": cascade["cascade_accuracy"],
+         "seconds": cascade["cascade_seconds"], "FLOPs vs full": cascade["cascade_flops_ratio"]},
+        {"model / mode": "baseline, same cascade", "accuracy": accuracy(baseline_cascade.predictions, labels),
+         "seconds": float("nan"), "FLOPs vs full": baseline_cascade.summary()["flops_ratio"]},
+    ])
+    answered = {k: round(v, 3) for k, v in cascade.items() if k.startswith("answered_at_")}
+    print(f"cascade speedup: {cascade['cascade_speedup']:.2f}x; share of clips answered per level: {answered}")
+
+    folder = save_for_hub(model, processor, f"{args.output_dir}/hub", results=training + "\n\n" + inference)
+    with open(os.path.join(args.output_dir, "results.json"), "w") as handle:
+        json.dump({"baseline_accuracy": baseline_accuracy, "icpc_accuracy": icpc_accuracy,
+                   "baseline_seconds": baseline_seconds, "icpc_seconds": icpc_seconds, **cascade}, handle, indent=2)
+    print(f"Hub-ready folder: {folder}  (pipeline(model=folder, trust_remote_code=True))")
+
+
+if __name__ == "__main__":
+    main()
