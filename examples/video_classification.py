@@ -14,7 +14,6 @@ Needs `apt-get install -y dataset-fashion-mnist` (real images, read from /usr/sh
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import sys
@@ -33,11 +32,10 @@ from transformers import (
 )
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import accuracy, cascade_vs_full, print_table, train_and_time  # noqa: E402
+from _shared import accuracy, cascade_vs_full, load_fashion_mnist, print_table, train_and_time  # noqa: E402
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade, save_for_hub  # noqa: E402
 
-FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 NUM_FRAMES, TUBELET, CANVAS, PATCH, ITEM = 8, 2, 32, 8, 14
 DIRECTIONS = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}
 # Fashion-MNIST classes: T-shirt, pullover, coat, shirt / sandal, sneaker, ankle boot
@@ -45,22 +43,8 @@ KINDS = {"top": (0, 2, 4, 6), "shoe": (5, 7, 9)}
 LABELS = [f"{kind} moving {direction}" for kind in KINDS for direction in DIRECTIONS]
 
 
-def read_idx(path: str) -> np.ndarray:
-    """An IDX file (the MNIST format): big-endian dimensions after a 4-byte magic number, then uint8 data."""
-    with gzip.open(path, "rb") as handle:
-        data = handle.read()
-    dims = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
 def load_items(split: str) -> tuple[np.ndarray, np.ndarray]:
-    prefix = "train" if split == "train" else "t10k"
-    try:
-        images = read_idx(f"{FASHION_MNIST}/{prefix}-images-idx3-ubyte.gz")
-        labels = read_idx(f"{FASHION_MNIST}/{prefix}-labels-idx1-ubyte.gz")
-    except FileNotFoundError:
-        raise SystemExit(f"Fashion-MNIST not found in {FASHION_MNIST}: run `apt-get install -y dataset-fashion-mnist`.")
+    images, labels = load_fashion_mnist(split)
     small = torch.nn.functional.interpolate(
         torch.from_numpy(images[:, None].astype(np.float32)), size=(ITEM, ITEM), mode="bilinear", antialias=True
     )
