@@ -48,3 +48,25 @@ def image_task(quick: bool) -> Task:
         icpc={"levels": [3 / 7, 4 / 7, 5 / 7, 6 / 7, 1.0], "uncompressed_last_epochs": 1,
               "cascade_levels": [4 / 7, 5 / 7, 1.0], "thresholds": 0.9},
     )
+
+
+def video_task(quick: bool) -> Task:
+    """VideoMAE from a small config on Fashion-MNIST items moving across 8 frames (examples/video_classification)."""
+    import warnings
+
+    import video_classification as video
+    from transformers import VideoMAEImageProcessor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        processor = VideoMAEImageProcessor(
+            size={"shortest_edge": video.CANVAS}, crop_size={"height": video.CANVAS, "width": video.CANVAS},
+            image_mean=[0.5], image_std=[0.5],
+        )
+    train = video.clip_features(processor, *video.make_clips(128 if quick else 3000, "train", 0))
+    test = video.clip_features(processor, *video.make_clips(64 if quick else 1000, "test", 1))
+    return Task(
+        name="video", train=train, test=test, new_model=video.new_model, processor=processor,
+        baseline_collator=default_data_collator, epochs=1 if quick else 10, batch_size=32, learning_rate=2e-3,
+        icpc={"position_strategy": "stride"},
+    )
