@@ -128,10 +128,12 @@ def training_args(task: Task, output_dir: str, seed: int) -> TrainingArguments:
     return TrainingArguments(**values)
 
 
-def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str) -> dict[str, Any]:
-    """Train one model; icpc=None is the plain baseline."""
+def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepare: Callable | None = None) -> dict:
+    """Train one model; icpc=None is the plain baseline (`prepare` may add a peer method to it)."""
     set_seed(seed)
     model = task.new_model(seed)
+    if prepare is not None:
+        model = prepare(model)
     callbacks: list = [EpochTimer()]
     if icpc is None:
         collator = TimedCollator(task.baseline_collator)
@@ -211,13 +213,24 @@ def ablations(task: Task, seed: int, output_dir: str) -> dict[str, Any]:
     smallest = min(task.icpc.get("levels") or [0.5])
     variants["fixed-low-level"] = {**task.icpc, "levels": [smallest, 1.0], "level_weights": [1.0, 0.0],
                                    "uncompressed_last_epochs": 0}
+    all_levels = sorted(set(task.icpc.get("levels") or []) | {1.0})
     for name, icpc in variants.items():
         run = train_once(task, seed, icpc, os.path.join(output_dir, f"ablation-{name}"))
-        settings = icpc_settings(run["model"])
         rows[name] = {"train_seconds": run["seconds"],
                       "accuracy_per_level": {f"{lv:g}": accuracy_at(run["model"], task, [lv], labels)[0]
-                                             for lv in sorted(set(settings.levels) | {1.0})}}
+                                             for lv in all_levels}}
         print(f"  ablation {name}: {rows[name]}", flush=True)
+    if task.name == "image":
+        from peers import add_patch_dropout, expected_token_ratio
+
+        keep = expected_token_ratio(task.icpc["levels"], 7)
+        run = train_once(task, seed, None, os.path.join(output_dir, "ablation-patchdropout"),
+                         prepare=lambda model: add_patch_dropout(model, keep, seed))
+        patch_model(run["model"], ICPCConfig(**{k: v for k, v in task.icpc.items() if k != "uncompressed_last_epochs"}))
+        rows[f"PatchDropout (keeps {keep:.2f})"] = {
+            "train_seconds": run["seconds"],
+            "accuracy_per_level": {f"{lv:g}": accuracy_at(run["model"], task, [lv], labels)[0] for lv in all_levels}}
+        print(f"  ablation patchdropout: {rows[f'PatchDropout (keeps {keep:.2f})']}", flush=True)
     return rows
 
 
