@@ -33,7 +33,6 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade  # noqa: E402
-from icpc_hf.costs import encoder_flops  # noqa: E402
 from icpc_hf.patching import icpc_settings  # noqa: E402
 from icpc_hf.registry import REGISTRY  # noqa: E402
 

@@ -80,6 +80,20 @@ def cascade_vs_full(
     }
 
 
+def save_outputs(model: Any, processor: Any, output_dir: str, tables: Sequence[str], figures: dict[str, Any]) -> str:
+    """The Hub-ready folder (with the printed tables in its card) and results.json, under `output_dir`."""
+    import json
+    import os
+
+    from icpc_hf import save_for_hub
+
+    folder = save_for_hub(model, processor, os.path.join(output_dir, "hub"), results="\n\n".join(tables))
+    with open(os.path.join(output_dir, "results.json"), "w") as handle:
+        json.dump(figures, handle, indent=2)
+    print(f"Hub-ready folder: {folder}  (pipeline(model=folder, trust_remote_code=True))")
+    return folder
+
+
 def print_table(title: str, rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of `rows` (dicts with the same keys), printed and returned."""
     keys = list(rows[0])

@@ -87,7 +87,7 @@ def make_model(seed: int, hidden: int, layers: int) -> ASTForAudioClassification
 def training_args(output_dir: str, args) -> TrainingArguments:
     return TrainingArguments(
         output_dir, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
-        warmup_steps=20, weight_decay=0.01, logging_steps=50, seed=args.seed, use_cpu=True, report_to=[],
+        warmup_steps=20, weight_decay=0.01, logging_steps=5, seed=args.seed, use_cpu=True, report_to=[],
         save_strategy="no", dataloader_num_workers=0, remove_unused_columns=False,
     )
 
@@ -100,17 +100,18 @@ def timed(fn):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--takes", type=int, default=3, help="speed/pitch takes per voice and digit")
+    parser.add_argument("--takes", type=int, default=2, help="speed/pitch takes per voice and digit")
     parser.add_argument("--test-voices", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (< 1 minute)")
     parser.add_argument("--output-dir", default="/tmp/icpc_audio_example")
     args = parser.parse_args()
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    hidden, layers = 128, 4
+    # One thread: on a small shared CPU, more threads than free cores make every step several times slower.
+    torch.set_num_threads(1)
+    hidden, layers = 96, 3
     voices = [f"{accent}+{variant}" for accent in ACCENTS for variant in VARIANTS]
     if args.quick:
         voices, args.epochs, args.takes, args.test_voices, hidden, layers = voices[:12:2] + voices[-6:], 2, 1, 4, 32, 2
@@ -128,35 +129,51 @@ def main() -> None:
 
     # Baseline: the unpatched AST, full spectrograms, the default collator.
     baseline = make_model(args.seed, hidden, layers)
-    baseline_trainer = Trainer(model=baseline, args=training_args(f"{args.output_dir}/baseline", args), train_dataset=train)
+    baseline_args = training_args(f"{args.output_dir}/baseline", args)
+    baseline_trainer = Trainer(model=baseline, args=baseline_args, train_dataset=train)
     baseline_seconds = train_and_time(baseline_trainer)
     predictions = baseline_trainer.predict(test).predictions.argmax(-1)
     baseline_accuracy = accuracy(predictions, test_labels)
 
-    # ICPC: the same model and seed, patched; levels drawn per sample per epoch.
-    model = patch_model(make_model(args.seed, hidden, layers), ICPCConfig(seed=args.seed))
-    icpc = model.config.icpc
-    trainer = Trainer(
-        model=model, args=training_args(f"{args.output_dir}/icpc", args), train_dataset=train,
-        data_collator=ICPCDataCollator(extractor, icpc), callbacks=[ICPCCallback()],
-    )
-    icpc_seconds = train_and_time(trainer)
-    ratios = [h["icpc/token_ratio"] for h in trainer.state.log_history if "icpc/token_ratio" in h]
-    inference = cascade_vs_full(model, test, extractor, test_labels, batch_size=64)
+    # ICPC: the same model and seed, patched; levels drawn per sample per epoch. Then the same with trim_padding.
+    def train_icpc(settings: ICPCConfig, name: str):
+        model = patch_model(make_model(args.seed, hidden, layers), settings)
+        trainer = Trainer(
+            model=model, args=training_args(f"{args.output_dir}/{name}", args), train_dataset=train,
+            data_collator=ICPCDataCollator(extractor, model.config.icpc), callbacks=[ICPCCallback()],
+        )
+        seconds = train_and_time(trainer)
+        ratios = [h["icpc/token_ratio"] for h in trainer.state.log_history if "icpc/token_ratio" in h]
+        return model, seconds, float(np.mean(ratios)) if ratios else float("nan")
 
-    rows = [
+    model, icpc_seconds, icpc_ratio = train_icpc(ICPCConfig(seed=args.seed), "icpc")
+    trim_model, trim_seconds, trim_ratio = train_icpc(ICPCConfig(seed=args.seed, trim_padding=True), "icpc_trim")
+    inference = cascade_vs_full(model, test, extractor, test_labels, batch_size=64)
+    trim_full = run_cascade(trim_model, test, extractor, levels=[1.0], batch_size=64)
+
+    print_table(f"Spoken digits, AST from scratch, {args.epochs} epochs, {len(test_voices)} unseen test voices", [
         {"run": "baseline (plain Trainer)", "test accuracy": baseline_accuracy, "train seconds": baseline_seconds,
-         "tokens vs full": 1.0},
-        {"run": "ICPC, full-size inference", "test accuracy": inference["full_accuracy"], "train seconds": icpc_seconds,
-         "tokens vs full": float(np.mean(ratios)) if ratios else float("nan")},
-    ]
-    print_table(f"Spoken digits, AST from scratch, {args.epochs} epochs (unseen voices)", rows)
-    print_table("Inference on the test voices: cascade against one full-size pass", [{
-        "full accuracy": inference["full_accuracy"], "full seconds": inference["full_seconds"],
-        "cascade accuracy": inference["cascade_accuracy"], "cascade seconds": inference["cascade_seconds"],
-        "speed-up": inference["cascade_speedup"], "FLOPs ratio": inference["cascade_flops_ratio"],
-        **{k.replace("answered_at_", "answered at "): v for k, v in inference.items() if k.startswith("answered_at_")},
-    }])
+         "train tokens vs full": 1.0},
+        {"run": "ICPC", "test accuracy": inference["full_accuracy"], "train seconds": icpc_seconds,
+         "train tokens vs full": icpc_ratio},
+        {"run": "ICPC + trim_padding", "test accuracy": trim_full.accuracy(test_labels), "train seconds": trim_seconds,
+         "train tokens vs full": trim_ratio},
+    ])
+    trim_inference = cascade_vs_full(trim_model, test, extractor, test_labels, batch_size=64)
+    print_table("Cascade (thresholds 0.9) against one full-size pass, same model and test clips", [
+        {"model": name, "full accuracy": result["full_accuracy"], "full seconds": result["full_seconds"],
+         "cascade accuracy": result["cascade_accuracy"], "cascade seconds": result["cascade_seconds"],
+         "speed-up": result["cascade_speedup"], "FLOPs ratio": result["cascade_flops_ratio"],
+         **{k.replace("answered_at_", "at "): v for k, v in result.items() if k.startswith("answered_at_")}}
+        for name, result in (("ICPC", inference), ("ICPC + trim_padding", trim_inference))
+    ])
+    sweep = []
+    for threshold in (0.9, 0.7, 0.5):
+        result, seconds = timed(lambda: run_cascade(model, test, extractor, thresholds=threshold, batch_size=64))
+        sweep.append({"threshold": threshold, "accuracy": result.accuracy(test_labels), "seconds": seconds,
+                      "FLOPs ratio": result.summary()["flops_ratio"],
+                      "mean tokens spent": float(result.spent_tokens.float().mean())})
+    print_table("ICPC model: cascade thresholds", sweep)
 
     # Accuracy of each level on its own: the ICPC model against the baseline patched only for inference.
     patched_baseline = patch_model(copy.deepcopy(baseline), ICPCConfig(seed=args.seed))
@@ -164,28 +181,32 @@ def main() -> None:
     for level in model.config.icpc["cascade_levels"]:
         level_rows.append({
             "level": round(level, 3),
-            "baseline patched after training": run_cascade(patched_baseline, test, extractor, levels=[level]).accuracy(test_labels),
+            "baseline patched after training": run_cascade(patched_baseline, test, extractor, levels=[level])
+            .accuracy(test_labels),
             "ICPC": run_cascade(model, test, extractor, levels=[level]).accuracy(test_labels),
         })
     print_table("Accuracy per level (one pass at that level)", level_rows)
 
-    # trim_padding: the same trained model, with the padding after each batch's longest clip dropped. Batches are
-    # formed from clips of similar length (sorted), as a length-grouping sampler would.
-    trimmed = ICPCConfig.from_dict({**model.config.icpc, "trim_padding": True})
+    # What trim_padding saves at inference: the model trained with it, fed test clips batched by length (as a
+    # length-grouping sampler would), with and without the padding after each batch's longest clip.
+    padded = ICPCConfig.from_dict({**trim_model.config.icpc, "trim_padding": False})
     lengths = content_frames(torch.stack([f["input_values"] for f in test]), padding_value(extractor))
     ordered = lengths.argsort().tolist()
     ordered_test = [test[i] for i in ordered]
     ordered_labels = [test_labels[i] for i in ordered]
+    print(f"test clips: {float(lengths.float().mean()):.1f} of {MAX_LENGTH} frames hold audio on average, "
+          "the rest is padding")
     trim_rows = []
-    for name, settings in (("padded to max_length", None), ("trim_padding=True", trimmed)):
-        for level in (1.0, model.config.icpc["cascade_levels"][0]):
-            result, seconds = timed(lambda: run_cascade(model, ordered_test, extractor, icpc=settings, levels=[level], batch_size=32))
+    for name, settings in (("padded to max_length", padded), ("trim_padding=True", None)):
+        for level in (1.0, trim_model.config.icpc["cascade_levels"][0]):
+            result, seconds = timed(
+                lambda: run_cascade(trim_model, ordered_test, extractor, icpc=settings, levels=[level], batch_size=32)
+            )
             trim_rows.append({
                 "input": name, "level": round(level, 3), "accuracy": result.accuracy(ordered_labels),
                 "mean tokens": float(result.tokens.float().mean()), "seconds": seconds,
             })
-    print_table("trim_padding at inference (test clips batched by length)", trim_rows)
-
+    print_table("ICPC + trim_padding model at inference (test clips batched by length, 32 per batch)", trim_rows)
 
 if __name__ == "__main__":
     main()

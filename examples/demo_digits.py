@@ -10,7 +10,6 @@ full-resolution inference, and writes a Hub-ready folder served by `pipeline(mod
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -29,9 +28,9 @@ from transformers import (
 )
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import accuracy, cascade_vs_full, print_table, train_and_time  # noqa: E402
+from _shared import accuracy, cascade_vs_full, print_table, save_outputs, train_and_time  # noqa: E402
 
-from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade, save_for_hub  # noqa: E402
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade  # noqa: E402
 
 IMAGE_SIZE = 32
 
@@ -125,11 +124,9 @@ def main() -> None:
     print(f"cascade speedup: {cascade['cascade_speedup']:.2f}x, estimated FLOPs ratio "
           f"{cascade['cascade_flops_ratio']:.2f}")
 
-    folder = save_for_hub(model, processor, f"{args.output_dir}/hub", results=training + "\n\n" + inference)
-    with open(os.path.join(args.output_dir, "results.json"), "w") as handle:
-        json.dump({"baseline_accuracy": baseline_accuracy, "icpc_accuracy": icpc_accuracy,
-                   "baseline_seconds": baseline_seconds, "icpc_seconds": icpc_seconds, **cascade}, handle, indent=2)
-    print(f"Hub-ready folder: {folder}  (pipeline(model=folder, trust_remote_code=True))")
+    save_outputs(model, processor, args.output_dir, [training, inference],
+                 {"baseline_accuracy": baseline_accuracy, "icpc_accuracy": icpc_accuracy,
+                  "baseline_seconds": baseline_seconds, "icpc_seconds": icpc_seconds, **cascade})
 
 
 if __name__ == "__main__":

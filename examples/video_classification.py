@@ -14,7 +14,6 @@ Needs `apt-get install -y dataset-fashion-mnist` (real images, read from /usr/sh
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -32,9 +31,9 @@ from transformers import (
 )
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import accuracy, cascade_vs_full, load_fashion_mnist, print_table, train_and_time  # noqa: E402
+from _shared import accuracy, cascade_vs_full, load_fashion_mnist, print_table, save_outputs, train_and_time  # noqa: E402
 
-from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade, save_for_hub  # noqa: E402
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade  # noqa: E402
 
 NUM_FRAMES, TUBELET, CANVAS, PATCH, ITEM = 8, 2, 32, 8, 14
 DIRECTIONS = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}
@@ -173,11 +172,9 @@ def main() -> None:
     answered = {k: round(v, 3) for k, v in cascade.items() if k.startswith("answered_at_")}
     print(f"cascade speedup: {cascade['cascade_speedup']:.2f}x; share of clips answered per level: {answered}")
 
-    folder = save_for_hub(model, processor, f"{args.output_dir}/hub", results=training + "\n\n" + inference)
-    with open(os.path.join(args.output_dir, "results.json"), "w") as handle:
-        json.dump({"baseline_accuracy": baseline_accuracy, "icpc_accuracy": icpc_accuracy,
-                   "baseline_seconds": baseline_seconds, "icpc_seconds": icpc_seconds, **cascade}, handle, indent=2)
-    print(f"Hub-ready folder: {folder}  (pipeline(model=folder, trust_remote_code=True))")
+    save_outputs(model, processor, args.output_dir, [training, inference],
+                 {"baseline_accuracy": baseline_accuracy, "icpc_accuracy": icpc_accuracy,
+                  "baseline_seconds": baseline_seconds, "icpc_seconds": icpc_seconds, **cascade})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@ import json
 import os
 
 import numpy as np
-import torch
 from PIL import Image
 
 from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit

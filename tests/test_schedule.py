@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 from torch.utils.data import DataLoader
 
 from icpc_hf import ICPCConfig, ICPCSampler

@@ -3,12 +3,12 @@
 A level shrinks the log-mel spectrogram along time (and, with `axes=["time", "frequency"]`, along the mel bins)
 to the smallest size that still yields the level's grid of overlapping patches, so fewer patches reach the model.
 With `trim_padding`, the padding frames that the feature extractor appends after a short clip are dropped too
-(whole patches only), so a one-second clip costs what one second costs instead of what `max_length` costs.
+(whole patches, after the batch's longest clip) and an attention mask hides from each clip the padding patches
+left in its batch, so a one-second clip costs what one second costs, whatever it is batched with.
 """
 
 from __future__ import annotations
 
-import math
 import wave
 from typing import Any, Sequence
 
@@ -108,6 +108,8 @@ def content_frames(spectrograms: torch.Tensor, pad: float) -> torch.Tensor:
 
 
 class AudioModality(GridModality):
+    """Log-mel spectrograms cut into overlapping (frequency, time) patches; levels shrink time by default."""
+
     name = "audio"
     task = "icpc-audio-classification"
     axis_names = ("frequency", "time")
@@ -151,8 +153,9 @@ class AudioModality(GridModality):
         """(frames, mel bins) of a level's spectrogram: the smallest that yields `grid`; the model's own at full."""
         geo = icpc.geometry
         full_bins, full_time = geo["full_grid"]
-        bins = geo["num_mel_bins"] if grid[0] == full_bins else conv_input_size(grid[0], geo["patch_size"], geo["frequency_stride"])
-        frames = geo["max_length"] if grid[1] == full_time else conv_input_size(grid[1], geo["patch_size"], geo["time_stride"])
+        patch = geo["patch_size"]
+        bins = geo["num_mel_bins"] if grid[0] == full_bins else conv_input_size(grid[0], patch, geo["frequency_stride"])
+        frames = geo["max_length"] if grid[1] == full_time else conv_input_size(grid[1], patch, geo["time_stride"])
         return frames, bins
 
     def grid_of(self, input_values: torch.Tensor, icpc: ICPCConfig) -> tuple[int, int]:
@@ -196,29 +199,30 @@ class AudioModality(GridModality):
         pad = padding_value(processor)
         if pad is None:
             raise ValueError(
-                f"A spectrogram of {frames} frames is shorter than the model's max_length {max_length}: extract it with "
-                f"ASTFeatureExtractor(max_length={max_length}), or pass the feature extractor to the collator."
+                f"A spectrogram of {frames} frames is shorter than the model's max_length {max_length}: extract it "
+                f"with ASTFeatureExtractor(max_length={max_length}), or pass the feature extractor to the collator."
             )
         return torch.cat([value, value.new_full((max_length - frames, value.shape[1]), pad)])
 
     def extract(self, processor: Any, clips: Sequence[Any], icpc: ICPCConfig) -> torch.Tensor:
         """Raw clips through the feature extractor, after mono, sampling-rate and length checks."""
         if processor is None or not callable(processor):
-            raise ValueError("Features hold raw `audio` but no feature extractor was given to turn them into spectrograms.")
-        if getattr(processor, "num_mel_bins", icpc.geometry["num_mel_bins"]) != icpc.geometry["num_mel_bins"]:
+            raise ValueError("Features hold raw `audio` but no feature extractor was given to make spectrograms.")
+        bins = icpc.geometry["num_mel_bins"]
+        if getattr(processor, "num_mel_bins", bins) != bins:
             raise ValueError(
-                f"The feature extractor makes {processor.num_mel_bins} mel bins but the model takes "
-                f"{icpc.geometry['num_mel_bins']}: use ASTFeatureExtractor(num_mel_bins={icpc.geometry['num_mel_bins']})."
+                f"The feature extractor makes {processor.num_mel_bins} mel bins but the model takes {bins}: use "
+                f"ASTFeatureExtractor(num_mel_bins={bins})."
             )
         rate = int(processor.sampling_rate)
         waveforms = [mono_waveform(clip, rate) for clip in clips]
         return processor(waveforms, sampling_rate=rate, return_tensors="pt")["input_values"].float()
 
     # ------------------------------------------------------------------ batches
-    def trimmed_time_patches(
+    def content_time_patches(
         self, spectrograms: torch.Tensor, processor: Any, frames: int, time_patches: int, icpc: ICPCConfig
-    ) -> int:
-        """Time patches a level's batch keeps when trailing padding is dropped: enough to cover its longest clip."""
+    ) -> torch.Tensor:
+        """Per clip, the time patches (of a level's `frames`-long spectrogram) needed to cover its audio."""
         pad = padding_value(processor)
         if pad is None:
             raise ValueError(
@@ -226,22 +230,27 @@ class AudioModality(GridModality):
                 "to the collator (or pipeline)."
             )
         geo = icpc.geometry
-        content = int(content_frames(spectrograms, pad).max())
-        scaled = math.ceil(content * frames / geo["max_length"])
-        needed = max(1, math.ceil(max(0, scaled - geo["patch_size"]) / geo["time_stride"]) + 1)
-        return min(time_patches, needed)
+        scaled = torch.ceil(content_frames(spectrograms, pad) * frames / geo["max_length"])
+        needed = torch.ceil((scaled - geo["patch_size"]).clamp(min=0) / geo["time_stride"]).long() + 1
+        return needed.clamp(max=time_patches)
 
     def collate(self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig) -> dict:
+        """A level's batch; with `trim_padding`, cut after the longest clip's last patch, and an attention mask
+        hiding from each clip the padding patches it does not need, so its answer does not depend on its batch."""
         spectrograms = self.spectrograms(processor, features, icpc)
         grid = self.grid(level, icpc)
         frames, bins = self.input_size(grid, icpc)
-        kept_frames = frames
+        values = resize_spectrograms(spectrograms, (frames, bins))
+        batch = {}
         if icpc.trim_padding:
-            kept = self.trimmed_time_patches(spectrograms, processor, frames, grid[1], icpc)
+            needed = self.content_time_patches(spectrograms, processor, frames, grid[1], icpc)
+            kept = int(needed.max())
             if kept < grid[1]:
                 geo = icpc.geometry
-                kept_frames = conv_input_size(kept, geo["patch_size"], geo["time_stride"])
-        batch = {"input_values": resize_spectrograms(spectrograms, (frames, bins))[:, :kept_frames].contiguous()}
+                values = values[:, : conv_input_size(kept, geo["patch_size"], geo["time_stride"])].contiguous()
+            patch_mask = (torch.arange(kept) < needed[:, None]).repeat(1, grid[0])
+            batch["attention_mask"] = torch.cat([patch_mask.new_ones(len(needed), 2), patch_mask], dim=1).long()
+        batch["input_values"] = values
         labels = label_tensor(features)
         if labels is not None:
             batch["labels"] = labels

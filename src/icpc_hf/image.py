@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ICPCConfig
-from .modality import GridModality, as_tensor, label_tensor
+from .modality import GridModality, as_tensor, with_labels
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -85,11 +85,7 @@ class ImageModality(GridModality):
             pixel_values = resize_images(torch.stack(images).float(), target)
         else:
             pixel_values = torch.cat([resize_images(image[None].float(), target) for image in images])
-        batch = {"pixel_values": pixel_values}
-        labels = label_tensor(features)
-        if labels is not None:
-            batch["labels"] = labels
-        return batch
+        return with_labels({"pixel_values": pixel_values}, features)
 
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
         patch = icpc.geometry["patch_size"]

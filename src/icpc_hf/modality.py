@@ -30,6 +30,14 @@ def label_tensor(features: Sequence[dict[str, Any]]) -> torch.Tensor | None:
     return None
 
 
+def with_labels(batch: dict[str, Any], features: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The batch, with the features' labels added when they have any."""
+    labels = label_tensor(features)
+    if labels is not None:
+        batch["labels"] = labels
+    return batch
+
+
 def as_tensor(value: Any) -> torch.Tensor:
     return value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
 

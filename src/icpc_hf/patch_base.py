@@ -7,7 +7,7 @@ original class. Only the embeddings change: everything after them is the unchang
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn

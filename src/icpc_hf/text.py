@@ -54,8 +54,8 @@ class TokenVocabulary:
 
     Word boundaries come from the tokenizer's sub-word markers: WordPiece continuation pieces start with its
     prefix ("##"), which gives exactly the fast tokenizer's `word_ids`; byte-level BPE and SentencePiece pieces
-    that start a word carry "Ġ" or "▁" (a change between letters, digits and punctuation also starts one, as
-    their pre-tokenizers split there). Works for slow tokenizers as well, since it only reads the vocabulary.
+    that start a word carry "Ġ" or "▁" (in byte-level BPE a change between letters, digits and symbols also
+    starts one, as its pre-tokenizer splits there). Works for slow tokenizers as well: it only reads the vocabulary.
     """
 
     def __init__(self, tokenizer: Any):
@@ -77,15 +77,19 @@ class TokenVocabulary:
 
     @staticmethod
     def _convention(tokenizer: Any, pieces: list[str]) -> tuple[str | None, str | None]:
-        model = getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)
-        prefix = getattr(model, "continuing_subword_prefix", None)
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        prefix = getattr(getattr(backend, "model", None), "continuing_subword_prefix", None)
         if prefix:
             return prefix, None
+        pre_tokenizer = repr(getattr(backend, "pre_tokenizer", None))
+        for name, marker in (("ByteLevel", _WORD_START_MARKERS[0]), ("Metaspace", _WORD_START_MARKERS[1])):
+            if name in pre_tokenizer:
+                return None, marker
         share = lambda start: sum(p.startswith(start) for p in pieces) / max(1, len(pieces))  # noqa: E731
         for marker in _WORD_START_MARKERS:
-            if share(marker) > 0.2:
+            if share(marker) > 0.05:
                 return None, marker
-        if share("##") > 0.2:
+        if share("##") > 0.05:
             return "##", None
         raise ValueError(
             f"Cannot tell where words start in the tokens of {type(tokenizer).__name__} (no '##' continuation "
@@ -98,9 +102,9 @@ class TokenVocabulary:
         """Word number of each token (-1 for special tokens)."""
         special = self.special[ids]
         continues = self.continues[ids].copy()
-        if self.marker:  # an unmarked piece also starts a word where the pre-tokenizer splits letters from others
+        if self.marker == _WORD_START_MARKERS[0]:  # byte-level BPE also splits letters, digits and symbols apart
             previous = np.concatenate(([-1], self.last_class[ids][:-1]))
-            continues &= self.first_class[ids] == previous
+            continues &= (self.first_class[ids] == previous) | (previous == -1)  # -1: a bare "Ġ" before it
         after_special = np.concatenate(([True], special[:-1]))
         starts = ~special & (~continues | after_special)
         words = np.cumsum(starts) - 1

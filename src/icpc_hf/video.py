@@ -17,7 +17,7 @@ import torch
 from .config import ICPCConfig
 from .grid import axis_positions
 from .image import _pair, resize_images
-from .modality import GridModality, as_tensor, label_tensor
+from .modality import GridModality, as_tensor, with_labels
 
 
 def tubelet_frame_index(clip_frames: int, tubelets: int, tubelet_size: int) -> list[int]:
@@ -141,11 +141,7 @@ class VideoModality(GridModality):
             pixel_values = resize_images(stacked.flatten(0, 1), (height, width)).unflatten(0, stacked.shape[:2])
         else:
             pixel_values = torch.stack([resize_images(clip.float(), (height, width)) for clip in sampled])
-        batch = {"pixel_values": pixel_values}
-        labels = label_tensor(features)
-        if labels is not None:
-            batch["labels"] = labels
-        return batch
+        return with_labels({"pixel_values": pixel_values}, features)
 
     # ------------------------------------------------------------------ costs
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
