@@ -4,7 +4,7 @@ Trains the same model twice with the same settings (plain Trainer on full-resolu
 ICPCDataCollator + ICPCCallback), prints accuracy and training time of each, then the cascade against
 full-resolution inference, and writes a Hub-ready folder served by `pipeline(model=folder, trust_remote_code=True)`.
 
-    python examples/demo_digits.py [--epochs 12] [--output-dir outputs/demo]
+    python examples/demo_digits.py [--epochs 15] [--position-strategy stride] [--output-dir outputs/demo]
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def new_model(seed: int) -> ViTForImageClassification:
 
 def training_args(output_dir: str, epochs: int, seed: int) -> TrainingArguments:
     return TrainingArguments(
-        output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=2e-3,
-        weight_decay=0.05, warmup_steps=20, lr_scheduler_type="cosine", logging_steps=50, save_strategy="no",
+        output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=1e-3,
+        weight_decay=0.05, warmup_steps=50, lr_scheduler_type="cosine", logging_steps=50, save_strategy="no",
         report_to=[], use_cpu=True, seed=seed, dataloader_num_workers=0, remove_unused_columns=False,
         disable_tqdm=True,
     )
@@ -70,10 +70,10 @@ def training_args(output_dir: str, epochs: int, seed: int) -> TrainingArguments:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--position-strategy", default="crop", choices=["crop", "stride", "interpolate"])
-    parser.add_argument("--levels", type=float, nargs="+", default=[0.375, 0.5, 0.625, 0.75, 1.0])
+    parser.add_argument("--position-strategy", default="stride", choices=["crop", "stride", "interpolate"])
+    parser.add_argument("--levels", type=float, nargs="+", default=[0.5, 0.625, 0.75, 0.875, 1.0])
     parser.add_argument("--uncompressed-last-epochs", type=int, default=1)
     parser.add_argument("--output-dir", default="outputs/demo")
     args = parser.parse_args()
