@@ -70,3 +70,19 @@ def video_task(quick: bool) -> Task:
         baseline_collator=default_data_collator, epochs=1 if quick else 10, batch_size=32, learning_rate=2e-3,
         icpc={"position_strategy": "stride"},
     )
+
+
+def audio_task(quick: bool) -> Task:
+    """AST from a small config on espeak-ng spoken digits, split by voice (examples/audio_classification)."""
+    import audio_classification as audio
+
+    voices = [f"{accent}+{variant}" for accent in audio.ACCENTS for variant in audio.VARIANTS]
+    if quick:
+        voices = voices[:12:2] + voices[-6:]
+    train, test, extractor = audio.spoken_digits(voices, 1 if quick else 2, 4 if quick else 20, seed=0)
+    hidden, layers = (32, 2) if quick else (96, 3)
+    return Task(
+        name="audio", train=train, test=test, new_model=lambda seed: audio.make_model(seed, hidden, layers),
+        processor=extractor, baseline_collator=default_data_collator, epochs=2 if quick else 10, batch_size=32,
+        learning_rate=5e-4, icpc={"trim_padding": True},
+    )

@@ -73,6 +73,19 @@ def featurise(clips, extractor: ASTFeatureExtractor) -> list[dict]:
     return [{"input_values": v, "label": label} for v, (_, _, label) in zip(values, clips)]
 
 
+def spoken_digits(voices: list[str], takes: int, test_voices: int, seed: int):
+    """Train and test features split by voice (the first `test_voices` of a seeded shuffle are held out)."""
+    voices = list(voices)
+    random.Random(seed).shuffle(voices)
+    held_out = set(voices[:test_voices])
+    clips = synthesise(voices, takes, seed)
+    extractor = ASTFeatureExtractor(num_mel_bins=64, max_length=MAX_LENGTH, sampling_rate=SAMPLING_RATE)
+    features = featurise(clips, extractor)
+    train = [f for f, (_, voice, _) in zip(features, clips) if voice not in held_out]
+    test = [f for f, (_, voice, _) in zip(features, clips) if voice in held_out]
+    return train, test, extractor
+
+
 def make_model(seed: int, hidden: int, layers: int) -> ASTForAudioClassification:
     torch.manual_seed(seed)
     config = ASTConfig(
@@ -116,16 +129,10 @@ def main() -> None:
     if args.quick:
         voices, args.epochs, args.takes, args.test_voices, hidden, layers = voices[:12:2] + voices[-6:], 2, 1, 4, 32, 2
 
-    random.Random(args.seed).shuffle(voices)
-    test_voices = set(voices[: args.test_voices])
-    clips = synthesise(voices, args.takes, args.seed)
-    extractor = ASTFeatureExtractor(num_mel_bins=64, max_length=MAX_LENGTH, sampling_rate=SAMPLING_RATE)
-    features = featurise(clips, extractor)
-    train = [f for f, (_, voice, _) in zip(features, clips) if voice not in test_voices]
-    test = [f for f, (_, voice, _) in zip(features, clips) if voice in test_voices]
+    train, test, extractor = spoken_digits(voices, args.takes, args.test_voices, args.seed)
     test_labels = [f["label"] for f in test]
-    print(f"{len(train)} training clips from {len(voices) - len(test_voices)} voices, "
-          f"{len(test)} test clips from {len(test_voices)} unseen voices", flush=True)
+    print(f"{len(train)} training clips from {len(voices) - args.test_voices} voices, "
+          f"{len(test)} test clips from {args.test_voices} unseen voices", flush=True)
 
     # Baseline: the unpatched AST, full spectrograms, the default collator.
     baseline = make_model(args.seed, hidden, layers)
@@ -151,7 +158,7 @@ def main() -> None:
     inference = cascade_vs_full(model, test, extractor, test_labels, batch_size=64)
     trim_full = run_cascade(trim_model, test, extractor, levels=[1.0], batch_size=64)
 
-    print_table(f"Spoken digits, AST from scratch, {args.epochs} epochs, {len(test_voices)} unseen test voices", [
+    print_table(f"Spoken digits, AST from scratch, {args.epochs} epochs, {args.test_voices} unseen test voices", [
         {"run": "baseline (plain Trainer)", "test accuracy": baseline_accuracy, "train seconds": baseline_seconds,
          "train tokens vs full": 1.0},
         {"run": "ICPC", "test accuracy": inference["full_accuracy"], "train seconds": icpc_seconds,
