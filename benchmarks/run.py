@@ -245,13 +245,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-ablations", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadier on a shared CPU)")
     parser.add_argument("--output", default=os.path.join(HERE, "results"))
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     os.makedirs(args.output, exist_ok=True)
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "torch": torch.__version__,
-               "python": platform.python_version()}
+               "python": platform.python_version(), "torch_threads": args.threads}
     import transformers
 
     machine["transformers"] = transformers.__version__
