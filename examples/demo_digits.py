@@ -76,8 +76,10 @@ def main() -> None:
     parser.add_argument("--levels", type=float, nargs="+", default=[0.5, 0.625, 0.75, 0.875, 1.0])
     parser.add_argument("--uncompressed-last-epochs", type=int, default=1)
     parser.add_argument("--output-dir", default="outputs/demo")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads; on a busy CPU, 1 is steadier than more threads than free cores")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     train, test = digits_features(args.seed)
     labels = [f["label"] for f in test]
     processor = ViTImageProcessor(
