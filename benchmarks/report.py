@@ -67,6 +67,16 @@ def modality_section(result: dict, plots: str) -> list[str]:
               f"Cascade accuracy {mean_spread([r['cascade_accuracy'] for r in rows])} against full-size "
               f"{mean_spread([r['icpc_accuracy'] for r in rows])} (same ICPC model), cascade levels "
               f"{[round(x, 3) for x in rows[0]['cascade_levels']]}.", ""]
+    if rows[0].get("tta"):
+        lines += ["Test-time augmentation on the ICPC model (seed 0; cost = estimated FLOPs as a fraction of one "
+                  "full-size pass; `tta` runs every training level that fits the budget, cheapest first, and "
+                  "averages the probabilities; `cascade+tta` stops early when the running average is confident):",
+                  "", "| mode | budget | accuracy | cost | levels used per sample |", "|---|---|---|---|---|",
+                  f"| full size only | 1.0 | {rows[0]['icpc_accuracy']:.4f} | 1.00 | 1 |",
+                  f"| plain cascade | | {rows[0]['cascade_accuracy']:.4f} | {rows[0]['cascade_flops_ratio']:.2f} | |"]
+        lines += [f"| {t['mode']} | {t['budget']} | {t['accuracy']:.4f} | {t['cost']:.2f} | {t['levels_used']:.2f} |"
+                  for t in rows[0]["tta"] if "accuracy" in t]
+        lines.append("")
     levels = sorted(rows[0]["icpc_accuracy_per_level"], key=float)
     lines += ["Accuracy of the ICPC model at each single level (seed 0): " +
               ", ".join(f"{float(lv):.3g}: {rows[0]['icpc_accuracy_per_level'][lv]:.4f}" for lv in levels), ""]

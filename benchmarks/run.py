@@ -201,7 +201,25 @@ def evaluate_pair(task: Task, baseline: dict, icpc_run: dict) -> dict[str, Any]:
         "full_tokens": float(modality.full_tokens(modality.collate(task.processor, task.test[:1], 1.0, settings),
                                                   settings)[0]),
         "icpc_accuracy_per_level": per_level,
+        "tta": test_time_augmentation(model, task, labels),
     }
+
+
+def test_time_augmentation(model, task: Task, labels) -> list[dict[str, Any]]:
+    """Accuracy and estimated cost (fraction of one full-size pass) of TTA at three budgets, alone and with the
+    cascade's early exit, on the same trained model."""
+    rows = []
+    for budget in (1.0, 1.5, 2.0):
+        for mode, thresholds in (("tta", 1.0), ("cascade+tta", None)):
+            try:
+                acc, result = accuracy_at(model, task, icpc_settings(model).levels, labels, thresholds=thresholds,
+                                          combine="mean", budget=budget)
+            except ValueError as error:  # a budget below the cheapest level
+                rows.append({"mode": mode, "budget": budget, "error": str(error)})
+                continue
+            rows.append({"mode": mode, "budget": budget, "accuracy": acc,
+                         "cost": result.summary()["flops_ratio"], "levels_used": result.summary()["mean_levels_used"]})
+    return rows
 
 
 def ablations(task: Task, seed: int, output_dir: str) -> dict[str, Any]:
