@@ -128,6 +128,15 @@ def token_vocabulary(tokenizer: Any) -> TokenVocabulary:
     return vocabulary
 
 
+def word_texts(ids: np.ndarray, words: np.ndarray, vocabulary: TokenVocabulary) -> list[str]:
+    """The text of each word of a sequence, its pieces joined without sub-word markers."""
+    texts = [""] * (int(words.max()) + 1 if len(words) else 0)
+    for token, word in zip(ids.tolist(), words.tolist()):
+        if word >= 0:
+            texts[word] += vocabulary.text[token]
+    return texts
+
+
 @lru_cache(maxsize=8)
 def _stop_set(stop_words: tuple[str, ...] | None) -> frozenset[str]:
     return STOP_WORDS if stop_words is None else frozenset(w.lower() for w in stop_words)
@@ -147,13 +156,10 @@ def kept_token_indices(
     twice at one level is pruned the same way, on any process.
     """
     everything = np.arange(len(ids))
-    word_count = int(words.max()) + 1 if len(words) else 0
-    if level >= 1.0 or word_count < 2:
+    texts = word_texts(ids, words, vocabulary) if level < 1.0 else []
+    word_count = len(texts)
+    if word_count < 2:
         return everything
-    texts = [""] * word_count
-    for token, word in zip(ids.tolist(), words.tolist()):
-        if word >= 0:
-            texts[word] += vocabulary.text[token]
     insignificant = [w for w, text in enumerate(texts) if text.lower() in stop_words or is_punctuation(text)]
     remove_count = min(int(math.floor((1.0 - level) * len(insignificant) + 0.5)), word_count - 1)
     if remove_count <= 0:
@@ -176,10 +182,7 @@ def low_idf_words(
     frequency: Counter[str] = Counter()
     for text in texts:
         ids = np.asarray(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=np.int64)
-        words = vocabulary.word_index(ids) if len(ids) else ids
-        found = [""] * (int(words.max()) + 1 if len(words) else 0)
-        for token, word in zip(ids.tolist(), words.tolist()):
-            found[word] += vocabulary.text[token]
+        found = word_texts(ids, vocabulary.word_index(ids), vocabulary)
         frequency.update({w.lower() for w in found if w and not is_punctuation(w)})
     widespread = [word for word, _ in sorted(frequency.items(), key=lambda item: (-item[1], item[0]))[:count]]
     return sorted(set(widespread) | (STOP_WORDS if with_stop_words else set()))
