@@ -86,3 +86,19 @@ def audio_task(quick: bool) -> Task:
         processor=extractor, baseline_collator=default_data_collator, epochs=2 if quick else 10, batch_size=32,
         learning_rate=5e-4, icpc={"trim_padding": True},
     )
+
+
+def text_task(quick: bool) -> Task:
+    """Pretrained all-MiniLM-L6-v2 fine-tuned on fortune-file topics (examples/text_classification)."""
+    import text_classification as text
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    folder = text.model_folder()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    splits = text.split_topics(12 if quick else 150, seed=0)
+    return Task(
+        name="text", train=text.tokenize(tokenizer, splits["train"], 128),
+        test=text.tokenize(tokenizer, splits["test"], 128), new_model=lambda seed: text.fresh_model(folder, seed),
+        processor=tokenizer, baseline_collator=DataCollatorWithPadding(tokenizer), epochs=1 if quick else 3,
+        batch_size=16, learning_rate=2e-4, icpc={},
+    )
