@@ -78,3 +78,25 @@ def test_workers_are_refused_with_the_fix():
 def test_sampler_needs_resolved_levels():
     with pytest.raises(ValueError, match="patch_model"):
         ICPCSampler(10, 2, ICPCConfig())
+
+
+def test_lengths_group_similar_samples_without_losing_any():
+    drawn = np.full(400, 1.0)
+    lengths = np.random.default_rng(0).integers(5, 200, 400)
+    plan = plan_epoch(drawn, 8, seed=0, epoch=0, lengths=lengths)
+    assert sorted(plan.order.tolist()) == list(range(400))
+    grouped = [np.ptp(lengths[plan.order[i:i + 8]]) for i in range(0, 400, 8)]
+    plain = plan_epoch(drawn, 8, seed=0, epoch=0)
+    random_spread = [np.ptp(lengths[plain.order[i:i + 8]]) for i in range(0, 400, 8)]
+    assert np.mean(grouped) < np.mean(random_spread) / 3
+
+
+def test_trainer_groups_tokenized_samples_by_length():
+    from icpc_hf.callback import sample_lengths
+
+    class Loader:
+        dataset = [{"input_ids": [1] * n} for n in (3, 7, 5)]
+
+    assert sample_lengths(Loader()) == [3, 7, 5]
+    Loader.dataset = [{"pixel_values": 0}]
+    assert sample_lengths(Loader()) is None

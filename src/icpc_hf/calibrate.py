@@ -32,6 +32,17 @@ class Calibration:
     points: list[CascadePoint]
     chosen: CascadePoint | None
 
+    def apply(self, model: Any) -> Any:
+        """Re-patch `model` with the chosen thresholds and these levels (saved with it from then on)."""
+        from .config import ICPCConfig
+        from .patching import icpc_settings, patch_model
+
+        if self.chosen is None:
+            raise ValueError("No threshold setting met the target: relax it, or pick a point of `frontier()`.")
+        settings = icpc_settings(model).to_dict()
+        settings.update(cascade_levels=self.levels, thresholds=self.chosen.thresholds)
+        return patch_model(model, ICPCConfig.from_dict(settings))
+
     def frontier(self) -> list[CascadePoint]:
         """The points no other point beats on both accuracy and cost, cheapest first."""
         best: list[CascadePoint] = []
@@ -174,8 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.plot:
         result.plot(args.plot)
     if args.save and result.chosen is not None:
-        icpc = dict(model.config.icpc, cascade_levels=result.levels, thresholds=result.chosen.thresholds)
-        config.icpc = icpc
+        config.icpc = result.apply(model).config.icpc
         config.save_pretrained(args.model)
     if result.chosen is None:
         raise SystemExit("No threshold setting meets the target; see the frontier above.")

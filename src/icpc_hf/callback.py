@@ -17,6 +17,21 @@ from .schedule import BatchContext, ICPCSampler, LevelledCollate
 logger = logging.getLogger(__name__)
 
 
+def sample_lengths(dataloader: Any) -> list[int] | None:
+    """Tokens per sample of a tokenized dataset (`input_ids`), to group batches by length; None otherwise."""
+    dataset = dataloader.dataset
+    column_names = getattr(dataset, "column_names", None)
+    if column_names is not None:  # a datasets.Dataset: read one column, not every row
+        return [len(ids) for ids in dataset["input_ids"]] if "input_ids" in column_names else None
+    try:
+        first = dataset[0]
+    except Exception:
+        return None
+    if not isinstance(first, dict) or "input_ids" not in first:
+        return None
+    return [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
+
+
 def install_sampler(dataloader: Any, icpc: Any, num_epochs: int | None) -> ICPCSampler:
     """Put an ICPCSampler into a (Trainer- or Accelerate-prepared) train DataLoader, in place.
 
@@ -39,7 +54,9 @@ def install_sampler(dataloader: Any, icpc: Any, num_epochs: int | None) -> ICPCS
     if inner is not outer and not getattr(outer, "split_batches", False):
         replicas = getattr(outer, "num_processes", 1)
     existing = inner.sampler
-    sampler = ICPCSampler(len(existing), inner.batch_size * replicas, icpc, num_epochs=num_epochs)
+    sampler = ICPCSampler(
+        len(existing), inner.batch_size * replicas, icpc, num_epochs=num_epochs, lengths=sample_lengths(dataloader)
+    )
     sampler.set_epoch(getattr(existing, "epoch", 0))
     inner.sampler = sampler
     loader = getattr(dataloader, "base_dataloader", dataloader)  # accelerate's adapters forward reads only

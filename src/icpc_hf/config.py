@@ -121,6 +121,8 @@ class ICPCConfig:
         if any(not 0.0 <= t <= 1.0 for t in values):
             raise ValueError(f"`thresholds` must be probabilities in [0, 1], got {thresholds!r}.")
         steps = len(cascade_levels) - 1
+        if steps == 0:  # a single level always answers: no threshold is used
+            return [0.0]
         if len(values) == 1:
             values = values * steps
         if len(values) == steps + 1:

@@ -58,8 +58,23 @@ def draw_levels(
     return np.asarray(levels, dtype=float)[rng.choice(len(levels), size=num_samples, p=probabilities)]
 
 
-def plan_epoch(drawn: np.ndarray, chunk_size: int, seed: int, epoch: int, shuffle: bool = True) -> EpochPlan:
-    """Order the samples so that each chunk of `chunk_size` consecutive indices shares one level."""
+MEGABATCH_CHUNKS = 50
+
+
+def group_by_length(members: np.ndarray, lengths: np.ndarray, chunk_size: int) -> np.ndarray:
+    """Sort shuffled members by length within windows of 50 chunks, as Transformers' LengthGroupedSampler
+    does: batches hold similar lengths (little padding) while the order stays random across windows."""
+    window = chunk_size * MEGABATCH_CHUNKS
+    parts = [members[i : i + window] for i in range(0, len(members), window)]
+    return np.concatenate([p[np.argsort(-lengths[p], kind="stable")] for p in parts]) if parts else members
+
+
+def plan_epoch(
+    drawn: np.ndarray, chunk_size: int, seed: int, epoch: int, shuffle: bool = True,
+    lengths: np.ndarray | None = None,
+) -> EpochPlan:
+    """Order the samples so that each chunk of `chunk_size` consecutive indices shares one level (and, given
+    `lengths`, similar lengths)."""
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be at least 1, got {chunk_size}.")
     num_samples = len(drawn)
@@ -69,6 +84,8 @@ def plan_epoch(drawn: np.ndarray, chunk_size: int, seed: int, epoch: int, shuffl
     leftovers: list[np.ndarray] = []
     for level in np.unique(drawn):
         members = order[drawn[order] == level]
+        if lengths is not None:
+            members = group_by_length(members, lengths, chunk_size)
         whole = len(members) // chunk_size * chunk_size
         chunks.extend(np.split(members[:whole], whole // chunk_size) if whole else [])
         leftovers.append(members[whole:])
@@ -90,6 +107,9 @@ def plan_epoch(drawn: np.ndarray, chunk_size: int, seed: int, epoch: int, shuffl
 class ICPCSampler(Sampler[int]):
     """A sampler serving indices in level-homogeneous chunks; pair it with `bind` on the collate function.
 
+    With `lengths` (tokens per sample, for text), each level's samples are also grouped by length, so that the
+    pruning turns into shorter padded batches.
+
     Use it as the DataLoader's `sampler` with `batch_size = chunk_size // num_replicas` (Accelerate then gives
     each rank one batch of every chunk, so all ranks run the same level at each step). `ICPCCallback` installs
     it into a Trainer's dataloader by itself.
@@ -102,6 +122,7 @@ class ICPCSampler(Sampler[int]):
         icpc: ICPCConfig,
         num_epochs: int | None = None,
         shuffle: bool = True,
+        lengths: Sequence[int] | None = None,
     ):
         if not icpc.levels:
             raise ValueError("The ICPC settings have no levels yet: call `patch_model(model, icpc)` first.")
@@ -110,6 +131,9 @@ class ICPCSampler(Sampler[int]):
         self.icpc = icpc
         self.num_epochs = num_epochs
         self.shuffle = shuffle
+        self.lengths = None if lengths is None else np.asarray(lengths)
+        if self.lengths is not None and len(self.lengths) != self.num_samples:
+            raise ValueError(f"{len(self.lengths)} lengths for {self.num_samples} samples: give one length per sample.")
         self.epoch = 0
         self.current: BatchContext | None = None
 
@@ -128,7 +152,9 @@ class ICPCSampler(Sampler[int]):
 
     def plan(self, epoch: int | None = None) -> EpochPlan:
         epoch = self.epoch if epoch is None else epoch
-        return plan_epoch(self.levels_for_epoch(epoch), self.chunk_size, self.icpc.seed, epoch, self.shuffle)
+        return plan_epoch(
+            self.levels_for_epoch(epoch), self.chunk_size, self.icpc.seed, epoch, self.shuffle, self.lengths
+        )
 
     def __iter__(self) -> Iterator[int]:
         plan = self.plan()
