@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    train, test = digits_features(args.seed)
+    train, _, test = digits_features(args.seed)
     icpc = ICPCConfig(levels=[0.5, 0.75, 1.0], uncompressed_last_epochs=1, seed=args.seed)
     model = patch_model(new_model(args.seed), icpc)
     # One chunk per step across all processes: every rank runs the same level at each step.

@@ -17,7 +17,6 @@ import argparse
 import os
 import random
 import sys
-import time
 
 import torch
 from transformers import (
@@ -30,9 +29,10 @@ from transformers import (
 )
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _shared import accuracy, cascade_vs_full, print_table, train_and_time  # noqa: E402
+from _shared import accuracy, cascade_vs_full, print_table, train_timed  # noqa: E402
 
-from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, icpc_settings, patch_model, run_cascade  # noqa: E402
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, icpc_settings, patch_model  # noqa: E402
+from icpc_hf.calibrate import calibrate_thresholds  # noqa: E402
 
 FORTUNES = "/usr/share/games/fortunes"
 TOPICS = ("computers", "politics", "science", "songs-poems", "work", "men-women", "art")
@@ -83,29 +83,6 @@ def fresh_model(folder: str, seed: int):
     )
 
 
-def timed(trainer) -> tuple[float, float]:
-    """Wall and CPU seconds of training: on a machine shared with other jobs the CPU time is the steadier figure."""
-    start = time.process_time()
-    wall = train_and_time(trainer)
-    return wall, time.process_time() - start
-
-
-def calibrate_threshold(model, features, tokenizer, labels, tolerance: float = 0.01) -> float:
-    """The lowest threshold at which the two-level cascade keeps validation accuracy within `tolerance` of the
-    unpruned text: one pass per level, then every threshold is scored without running the model again."""
-    cheap_level = icpc_settings(model).cascade_levels[0]
-    cheap = run_cascade(model, features, tokenizer, levels=[cheap_level], batch_size=64)
-    full = run_cascade(model, features, tokenizer, levels=[1.0], batch_size=64)
-    labels = torch.as_tensor(labels)
-    target = float((full.predictions == labels).float().mean()) - tolerance
-    confidence = cheap.probabilities.max(-1).values
-    for threshold in [round(0.05 * i, 2) for i in range(21)]:
-        answers = torch.where(confidence >= threshold, cheap.predictions, full.predictions)
-        if float((answers == labels).float().mean()) >= target:
-            return threshold
-    return 1.0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
@@ -147,14 +124,14 @@ def main() -> None:
 
     rows = []
     baseline = trainer_for(fresh_model(folder, args.seed), DataCollatorWithPadding(tokenizer), [], "baseline")
-    seconds, cpu_seconds = timed(baseline)
+    seconds, cpu_seconds = train_timed(baseline)
     rows.append({"run": "baseline (full text)", "train_s": seconds, "train_cpu_s": cpu_seconds, **scores(baseline),
                  "train_token_ratio": 1.0})
 
     model = patch_model(fresh_model(folder, args.seed), ICPCConfig(seed=args.seed))
     icpc = ICPCDataCollator(tokenizer, model.config.icpc)
     trainer = trainer_for(model, icpc, [ICPCCallback()], "icpc")
-    seconds, cpu_seconds = timed(trainer)
+    seconds, cpu_seconds = train_timed(trainer)
     logged = [h["icpc/token_ratio"] for h in trainer.state.log_history if "icpc/token_ratio" in h]
     rows.append({"run": "ICPC (word pruning)", "train_s": seconds, "train_cpu_s": cpu_seconds, **scores(trainer),
                  "train_token_ratio": sum(logged) / max(1, len(logged))})
@@ -163,10 +140,11 @@ def main() -> None:
                 rows)
 
     torch.set_grad_enabled(False)
+    # Confidence is low after a short fine-tuning: thresholds are chosen on the validation split, the cheapest
+    # cascade within one point of unpruned accuracy.
+    calibrate_thresholds(model, data["validation"], tokenizer, [f["label"] for f in data["validation"]],
+                         max_accuracy_loss=0.01).apply(model)
     settings = icpc_settings(model)
-    if len(settings.cascade_levels) == 2:  # confidence is low after a short fine-tuning: pick it on validation
-        threshold = calibrate_threshold(model, data["validation"], tokenizer, [f["label"] for f in data["validation"]])
-        settings.thresholds = model.config.icpc["thresholds"] = threshold
     labels = [f["label"] for f in data["test"]]
     inference = cascade_vs_full(model, data["test"], tokenizer, labels, batch_size=64, repeats=2)
     print()
