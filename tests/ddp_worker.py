@@ -8,20 +8,9 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import tiny_vit  # noqa: E402
+from helpers import RecordingCollator, tiny_vit  # noqa: E402
 
-from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model  # noqa: E402
-
-
-class Recorder(ICPCDataCollator):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.batches = []
-
-    def __call__(self, features, level=None):
-        batch = super().__call__(features, level)
-        self.batches.append({"size": batch["pixel_values"].shape[-1], "idx": [f["idx"] for f in features]})
-        return batch
+from icpc_hf import ICPCCallback, ICPCConfig, patch_model  # noqa: E402
 
 
 def main(out_dir: str, num_samples: int) -> None:
@@ -29,7 +18,7 @@ def main(out_dir: str, num_samples: int) -> None:
     data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3, "idx": i} for i in range(num_samples)]
     icpc = ICPCConfig(levels=[0.5, 0.75, 1.0], seed=7)
     model = patch_model(tiny_vit(), icpc)
-    collator = Recorder(None, icpc)
+    collator = RecordingCollator(None, icpc)
     callback = ICPCCallback()
     args = TrainingArguments(output_dir=out_dir, per_device_train_batch_size=4, num_train_epochs=2, use_cpu=True,
                              report_to=[], save_strategy="no", remove_unused_columns=False, disable_tqdm=True,
@@ -38,7 +27,8 @@ def main(out_dir: str, num_samples: int) -> None:
     trainer.train()
     rank = trainer.args.process_index
     record = {
-        "rank": rank, "world_size": trainer.args.world_size, "batches": collator.batches,
+        "rank": rank, "world_size": trainer.args.world_size,
+        "batches": [{"size": side, "idx": list(idx)} for side, idx in collator.batches],
         "plans": [callback.sampler.plan(e).chunk_levels.tolist() for e in range(2)],
         "steps_per_epoch": len(collator.batches) // 2,
     }

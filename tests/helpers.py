@@ -10,6 +10,25 @@ import textwrap
 
 from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
+from icpc_hf import ICPCDataCollator
+
+
+class RecordingCollator(ICPCDataCollator):
+    """Records each batch's image side and, when the features carry one, their `idx`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches = []
+
+    def __call__(self, features, level=None):
+        batch = super().__call__(features, level)
+        self.batches.append((int(batch["pixel_values"].shape[-1]), tuple(f.get("idx", -1) for f in features)))
+        return batch
+
+    @property
+    def sides(self):
+        return [side for side, _ in self.batches]
+
 
 def tiny_vit(image_size: int = 32, patch_size: int = 4, num_channels: int = 3, num_labels: int = 3, **kwargs):
     config = ViTConfig(

@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from helpers import tiny_vit
-from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
+from helpers import RecordingCollator, tiny_vit
+from icpc_hf import ICPCCallback, ICPCConfig, patch_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -52,22 +52,11 @@ class StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-class Recorder(ICPCDataCollator):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.batches = []
-
-    def __call__(self, features, level=None):
-        batch = super().__call__(features, level)
-        self.batches.append((batch["pixel_values"].shape[-1], tuple(f["idx"] for f in features)))
-        return batch
-
-
 def run(tmp_path, icpc, callbacks=(), resume=None, save_steps=None):
     torch.manual_seed(0)
     data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3, "idx": i} for i in range(24)]
     model = patch_model(tiny_vit(), icpc)
-    collator = Recorder(None, icpc)
+    collator = RecordingCollator(None, icpc)
     args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=2,
                              use_cpu=True, report_to=[], remove_unused_columns=False, disable_tqdm=True,
                              save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,

@@ -6,23 +6,12 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
 
-from helpers import tiny_vit
+from helpers import RecordingCollator, tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, ICPCSampler, patch_model
 
 
 def dataset(count=40):
     return [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(count)]
-
-
-class RecordingCollator(ICPCDataCollator):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.shapes = []
-
-    def __call__(self, features, level=None):
-        batch = super().__call__(features, level)
-        self.shapes.append(tuple(batch["pixel_values"].shape[-2:]))
-        return batch
 
 
 def args(tmp_path, **kwargs):
@@ -39,16 +28,16 @@ def test_trainer_trains_on_per_batch_levels_logs_savings_and_evaluates_uncompres
     trainer = Trainer(model=model, args=args(tmp_path), train_dataset=dataset(), eval_dataset=dataset(8),
                       data_collator=collator, callbacks=[ICPCCallback()])
     trainer.train()
-    train_shapes = collator.shapes[:30]
-    assert len(collator.shapes) == 30
-    assert {(16, 16), (24, 24)} <= set(train_shapes[:20])  # compressed in the first two epochs
-    assert set(train_shapes[20:]) == {(32, 32)}  # the last epoch is uncompressed
+    train_sides = collator.sides[:30]
+    assert len(collator.batches) == 30
+    assert {16, 24} <= set(train_sides[:20])  # compressed in the first two epochs
+    assert set(train_sides[20:]) == {32}  # the last epoch is uncompressed
     logged = [h for h in trainer.state.log_history if "icpc/token_ratio" in h]
     assert logged and all(0 < h["icpc/token_ratio"] <= 1 for h in logged)
     assert any(h["icpc/flops_saved"] > 0 for h in logged)
-    collator.shapes.clear()
+    collator.batches.clear()
     trainer.evaluate()
-    assert collator.shapes and set(collator.shapes) == {(32, 32)}
+    assert collator.batches and set(collator.sides) == {32}
 
 
 def test_trainer_batches_follow_the_sampler_plan(tmp_path):
@@ -60,7 +49,7 @@ def test_trainer_batches_follow_the_sampler_plan(tmp_path):
                       data_collator=collator, callbacks=[callback])
     trainer.train()
     planned = [lv for epoch in range(2) for lv in callback.sampler.plan(epoch).chunk_levels.tolist()]
-    assert [shape[0] / 32 for shape in collator.shapes] == planned
+    assert [side / 32 for side in collator.sides] == planned
 
 
 def test_trainer_with_an_unpatched_model_says_how_to_fix_it(tmp_path):
@@ -98,5 +87,5 @@ def test_plain_accelerate_loop_with_sampler_and_collator():
             optimizer.step()
             optimizer.zero_grad()
     planned = [lv for epoch in range(2) for lv in sampler.plan(epoch).chunk_levels.tolist()]
-    assert [shape[0] / 32 for shape in collator.shapes] == planned
+    assert [side / 32 for side in collator.sides] == planned
     assert len(set(planned)) == 2
