@@ -89,3 +89,28 @@ def test_plain_accelerate_loop_with_sampler_and_collator():
     planned = [lv for epoch in range(2) for lv in sampler.plan(epoch).chunk_levels.tolist()]
     assert [side / 32 for side in collator.sides] == planned
     assert len(set(planned)) == 2
+
+
+def test_trainer_with_a_datasets_image_column_and_with_transform(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    import numpy as np
+    from PIL import Image
+
+    from helpers import tiny_image_processor
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray((rng.random((40, 40, 3)) * 255).astype("uint8")) for _ in range(16)]
+    data = datasets.Dataset.from_dict({"image": images, "label": [i % 3 for i in range(16)]})
+    processor = tiny_image_processor()
+
+    def transform(batch):
+        return {"pixel_values": processor(images=batch["image"], return_tensors="pt")["pixel_values"],
+                "label": batch["label"]}
+
+    icpc = ICPCConfig(levels=[0.5, 1.0], seed=2)
+    model = patch_model(tiny_vit(), icpc)
+    collator = RecordingCollator(processor, icpc)
+    trainer = Trainer(model=model, args=args(tmp_path, num_train_epochs=2), train_dataset=data.with_transform(transform),
+                      data_collator=collator, callbacks=[ICPCCallback()])
+    trainer.train()
+    assert len(collator.batches) == 8 and set(collator.sides) == {16, 32}
