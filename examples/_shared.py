@@ -36,6 +36,16 @@ def load_fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def cpu_training_args(output_dir: str, **settings: Any):
+    """TrainingArguments with what every example shares: CPU, no reporting or checkpoints, no DataLoader
+    workers (ICPC collates in the main process), every feature column kept for the collator."""
+    from transformers import TrainingArguments
+
+    defaults = dict(use_cpu=True, report_to=[], save_strategy="no", dataloader_num_workers=0,
+                    remove_unused_columns=False, disable_tqdm=True)
+    return TrainingArguments(output_dir=output_dir, **{**defaults, **settings})
+
+
 def train_and_time(trainer: Any) -> float:
     """Wall seconds of `trainer.train()`."""
     return train_timed(trainer)[0]

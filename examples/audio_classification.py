@@ -25,10 +25,10 @@ import time
 
 import numpy as np
 import torch
-from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification, Trainer, TrainingArguments
+from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification, Trainer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _shared import accuracy, cascade_vs_full, print_table, train_and_time  # noqa: E402
+from _shared import accuracy, cascade_vs_full, cpu_training_args, print_table, train_and_time  # noqa: E402
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade  # noqa: E402
 from icpc_hf.audio import content_frames, mono_waveform, padding_value, read_wav  # noqa: E402
@@ -97,11 +97,10 @@ def make_model(seed: int, hidden: int, layers: int) -> ASTForAudioClassification
     return ASTForAudioClassification(config)
 
 
-def training_args(output_dir: str, args) -> TrainingArguments:
-    return TrainingArguments(
+def training_args(output_dir: str, args):
+    return cpu_training_args(
         output_dir, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
-        warmup_steps=20, weight_decay=0.01, logging_steps=5, seed=args.seed, use_cpu=True, report_to=[],
-        save_strategy="no", dataloader_num_workers=0, remove_unused_columns=False,
+        warmup_steps=20, weight_decay=0.01, logging_steps=5, seed=args.seed, disable_tqdm=False,
     )
 
 

@@ -19,7 +19,6 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from transformers import (
     Trainer,
-    TrainingArguments,
     ViTConfig,
     ViTForImageClassification,
     ViTImageProcessor,
@@ -28,7 +27,7 @@ from transformers import (
 )
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import accuracy, cascade_vs_full, print_table, save_outputs, train_timed  # noqa: E402
+from _shared import accuracy, cascade_vs_full, cpu_training_args, print_table, save_outputs, train_timed  # noqa: E402
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade  # noqa: E402
 from icpc_hf.calibrate import calibrate_thresholds  # noqa: E402
@@ -64,12 +63,10 @@ def new_model(seed: int) -> ViTForImageClassification:
     return ViTForImageClassification(config)
 
 
-def training_args(output_dir: str, epochs: int, seed: int) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=1e-3,
-        weight_decay=0.05, warmup_steps=50, lr_scheduler_type="cosine", logging_steps=50, save_strategy="no",
-        report_to=[], use_cpu=True, seed=seed, dataloader_num_workers=0, remove_unused_columns=False,
-        disable_tqdm=True,
+def training_args(output_dir: str, epochs: int, seed: int):
+    return cpu_training_args(
+        output_dir, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=1e-3, weight_decay=0.05,
+        warmup_steps=50, lr_scheduler_type="cosine", logging_steps=50, seed=seed,
     )
 
 

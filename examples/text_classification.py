@@ -24,12 +24,11 @@ from transformers import (
     BertForSequenceClassification,
     DataCollatorWithPadding,
     Trainer,
-    TrainingArguments,
     set_seed,
 )
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _shared import accuracy, cascade_vs_full, print_table, train_timed  # noqa: E402
+from _shared import accuracy, cascade_vs_full, cpu_training_args, print_table, train_timed  # noqa: E402
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, icpc_settings, patch_model  # noqa: E402
 from icpc_hf.calibrate import calibrate_thresholds  # noqa: E402
@@ -107,11 +106,10 @@ def main() -> None:
     print({name: len(samples) for name, samples in data.items()}, "texts over", len(TOPICS), "topics")
 
     def trainer_for(model, collator, callbacks, run):
-        training_args = TrainingArguments(
+        training_args = cpu_training_args(
             os.path.join(args.output_dir, run), num_train_epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
-            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64, use_cpu=True, report_to=[],
-            save_strategy="no", logging_steps=1 if args.quick else 5, dataloader_num_workers=0,
-            remove_unused_columns=False,
+            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
+            logging_steps=1 if args.quick else 5, disable_tqdm=False,
         )
         return Trainer(model=model, args=training_args, train_dataset=data["train"], data_collator=collator,
                        callbacks=callbacks)

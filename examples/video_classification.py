@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from transformers import (
     Trainer,
-    TrainingArguments,
     VideoMAEConfig,
     VideoMAEForVideoClassification,
     VideoMAEImageProcessor,
@@ -31,7 +30,9 @@ from transformers import (
 )
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import accuracy, cascade_vs_full, load_fashion_mnist, print_table, save_outputs, train_and_time  # noqa: E402
+from _shared import (  # noqa: E402
+    accuracy, cascade_vs_full, cpu_training_args, load_fashion_mnist, print_table, save_outputs, train_and_time,
+)
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade  # noqa: E402
 
@@ -96,12 +97,10 @@ def new_model(seed: int) -> VideoMAEForVideoClassification:
     return VideoMAEForVideoClassification(config)
 
 
-def training_args(output_dir: str, epochs: int, seed: int, logging_steps: int = 50) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=2e-3,
-        weight_decay=0.05, warmup_steps=20, lr_scheduler_type="cosine", logging_steps=logging_steps, save_strategy="no",
-        report_to=[], use_cpu=True, seed=seed, dataloader_num_workers=0, remove_unused_columns=False,
-        disable_tqdm=True,
+def training_args(output_dir: str, epochs: int, seed: int, logging_steps: int = 50):
+    return cpu_training_args(
+        output_dir, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=2e-3, weight_decay=0.05,
+        warmup_steps=20, lr_scheduler_type="cosine", logging_steps=logging_steps, seed=seed,
     )
 
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .config import ICPCConfig
 from .grid import conv_input_size, conv_output_size
-from .modality import GridModality, as_tensor, label_tensor
+from .modality import GridModality, as_tensor, with_labels
 
 WINDOW_SECONDS = 0.025
 """The extractor's analysis window (400 samples at 16 kHz): shorter audio gives no spectrogram frame at all."""
@@ -251,10 +251,7 @@ class AudioModality(GridModality):
             patch_mask = (torch.arange(kept) < needed[:, None]).repeat(1, grid[0])
             batch["attention_mask"] = torch.cat([patch_mask.new_ones(len(needed), 2), patch_mask], dim=1).long()
         batch["input_values"] = values
-        labels = label_tensor(features)
-        if labels is not None:
-            batch["labels"] = labels
-        return batch
+        return with_labels(batch, features)
 
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
         """Patches of the batch's spectrograms plus the CLS and distillation tokens."""

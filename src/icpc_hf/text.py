@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .config import ICPCConfig
-from .modality import Modality, as_tensor, label_tensor
+from .modality import Modality, as_tensor, with_labels
 
 # Negations ("no", "not", "nor", the stems BERT splits off "n't") are left out: they flip a text's meaning.
 STOP_WORDS = frozenset(
@@ -322,10 +322,7 @@ class TextModality(Modality):
         if geometry["type_vocab_size"]:  # DistilBERT takes no token types
             batch["token_type_ids"] = token_type_ids
         batch["position_ids"] = position_ids
-        labels = label_tensor(features)
-        if labels is not None:
-            batch["labels"] = labels
-        return batch
+        return with_labels(batch, features)
 
     @staticmethod
     def _check_ids(sequences: list[dict], tokenizer: Any, geometry: dict[str, Any]) -> None:
