@@ -142,6 +142,24 @@ def main() -> None:
                   ""]
     for result in results:
         lines += modality_section(result, plots)
+    calibrations = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(args.results, f"calibration-*{suffix}.json")))
+                    if args.quick or not p.endswith("-quick.json")]
+    calibrations = [c for c in calibrations if c.get("chosen", True) is not None]
+    if calibrations:
+        lines += ["## Calibrated cascades", "",
+                  "Thresholds chosen on a validation split for the cheapest cascade within "
+                  f"{calibrations[0]['max_accuracy_loss']:.1%} of full-size validation accuracy "
+                  "(`python benchmarks/calibration.py`, `icpc_hf.calibrate`), then measured on the test set against "
+                  "full-size inference of the same ICPC model, same batch size, median of 3 timings.", "",
+                  "| modality | levels | thresholds | test accuracy full | test accuracy cascade | speedup | "
+                  "est. FLOPs vs full |", "|---|---|---|---|---|---|---|"]
+        for c in calibrations:
+            t = c["test"]
+            lines.append(f"| {c['modality']} | {[round(x, 3) for x in c['levels']]} | {c['thresholds']} | "
+                         f"{t['full_accuracy']:.4f} | {t['cascade_accuracy']:.4f} | {t['speedup']:.2f} | "
+                         f"{t['flops_ratio']:.2f} |")
+        lines.append("")
+        lines += [f"![frontier {c['modality']}](images/frontier-{c['modality']}.png)" for c in calibrations] + [""]
     compile_path = os.path.join(args.results, "compile.json")
     if os.path.exists(compile_path):
         data = json.load(open(compile_path))

@@ -52,6 +52,8 @@ class Task:
     learning_rate: float
     icpc: dict = field(default_factory=dict)
     extra_args: dict = field(default_factory=dict)
+    validation: list | None = None
+    """Held-out samples for choosing cascade thresholds (benchmarks/calibration.py); None: test voices only."""
 
 
 class EpochTimer(TrainerCallback):

@@ -22,7 +22,9 @@ def image_task(quick: bool) -> Task:
     train_images, train_labels = load_fashion_mnist("train")
     test_images, test_labels = load_fashion_mnist("test")
     rng = np.random.default_rng(0)
-    train_idx = rng.permutation(len(train_images))[: 512 if quick else 12_000]
+    permutation = rng.permutation(len(train_images))
+    train_idx = permutation[: 512 if quick else 12_000]
+    val_idx = permutation[len(permutation) - (128 if quick else 1_000):]
     test_idx = rng.permutation(len(test_images))[: 256 if quick else 2_000]
 
     def features(images, labels, indices):
@@ -44,6 +46,7 @@ def image_task(quick: bool) -> Task:
     return Task(
         name="image", train=features(train_images, train_labels, train_idx),
         test=features(test_images, test_labels, test_idx), new_model=new_model, processor=processor,
+        validation=features(train_images, train_labels, val_idx),
         baseline_collator=default_data_collator, epochs=2 if quick else 6, batch_size=128, learning_rate=2e-3,
         icpc={"levels": [3 / 7, 4 / 7, 5 / 7, 6 / 7, 1.0], "uncompressed_last_epochs": 1,
               "cascade_levels": [4 / 7, 5 / 7, 1.0], "thresholds": 0.9},
@@ -65,8 +68,9 @@ def video_task(quick: bool) -> Task:
         )
     train = video.clip_features(processor, *video.make_clips(128 if quick else 3000, "train", 0))
     test = video.clip_features(processor, *video.make_clips(64 if quick else 1000, "test", 1))
+    validation = video.clip_features(processor, *video.make_clips(64 if quick else 500, "train", 2))
     return Task(
-        name="video", train=train, test=test, new_model=video.new_model, processor=processor,
+        name="video", train=train, test=test, validation=validation, new_model=video.new_model, processor=processor,
         baseline_collator=default_data_collator, epochs=1 if quick else 10, batch_size=32, learning_rate=2e-3,
         icpc={"position_strategy": "stride"},
     )
@@ -99,6 +103,7 @@ def text_task(quick: bool) -> Task:
     return Task(
         name="text", train=text.tokenize(tokenizer, splits["train"], 128),
         test=text.tokenize(tokenizer, splits["test"], 128), new_model=lambda seed: text.fresh_model(folder, seed),
+        validation=text.tokenize(tokenizer, splits["validation"], 128),
         processor=tokenizer, baseline_collator=DataCollatorWithPadding(tokenizer), epochs=1 if quick else 3,
         batch_size=16, learning_rate=2e-4, icpc={},
     )

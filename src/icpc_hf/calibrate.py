@@ -99,7 +99,7 @@ def calibrate_thresholds(
     levels: Sequence[float] | None = None,
     max_accuracy_loss: float | None = None,
     target_speedup: float | None = None,
-    candidates: Sequence[float] = tuple(np.round(np.arange(0.3, 1.0, 0.05), 2)) + (0.97, 0.99, 1.0),
+    candidates: Sequence[float] = tuple(np.round(np.arange(0.0, 1.0, 0.05), 2)) + (0.97, 0.99, 1.0),
     batch_size: int = 64,
 ) -> Calibration:
     """Thresholds (one per level but the last) meeting the target at the lowest cost.
