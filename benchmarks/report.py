@@ -129,7 +129,8 @@ def main() -> None:
     os.makedirs(plots, exist_ok=True)
     suffix = "-quick" if args.quick else ""
     results = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(args.results, f"*{suffix}.json")))
-               if "compile" not in p and (args.quick or not p.endswith("-quick.json"))]
+               if "compile" not in p and "calibration-" not in os.path.basename(p)
+               and (args.quick or not p.endswith("-quick.json"))]
     lines = ["# Benchmarks", "",
              "Written by `python benchmarks/report.py` from `benchmarks/results/*.json` (made by "
              "`python benchmarks/run.py`). Baseline and ICPC are trained in the same run, on the same machine, "
