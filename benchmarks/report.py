@@ -174,6 +174,36 @@ def main() -> None:
     with open(args.output, "w") as handle:
         handle.write("\n".join(lines))
     print(f"wrote {args.output}")
+    if results and not args.quick:
+        update_readme(results)
+
+
+def headline(results: list[dict]) -> str:
+    rows = ["| modality | test accuracy, baseline → ICPC (mean over seeds) | training speedup | cascade speedup "
+            "(threshold 0.9) | best TTA accuracy (budget) |", "|---|---|---|---|---|"]
+    for result in results:
+        seeds = result["seeds"]
+        tta = [t for t in seeds[0].get("tta", []) if "accuracy" in t]
+        best = max(tta, key=lambda t: t["accuracy"]) if tta else None
+        rows.append(
+            f"| {result['modality']} | {statistics.mean(r['baseline_accuracy'] for r in seeds):.4f} → "
+            f"{statistics.mean(r['icpc_accuracy'] for r in seeds):.4f} | {median(seeds, 'train_speedup'):.2f}x | "
+            f"{median(seeds, 'cascade_speedup'):.2f}x | "
+            + (f"{best['accuracy']:.4f} ({best['mode']}, {best['budget']}x) |" if best else "|")
+        )
+    return "\n".join(rows)
+
+
+def update_readme(results: list[dict]) -> None:
+    """Replace the figures between the headline markers of README.md with these results."""
+    path = os.path.join(HERE, "..", "README.md")
+    text = open(path).read()
+    start, end = "<!-- headline:start -->", "<!-- headline:end -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
+        open(path, "w").write(f"{before}{start}\n{headline(results)}\n{end}{after}")
+        print(f"updated the headline figures in {path}")
 
 
 if __name__ == "__main__":
