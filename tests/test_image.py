@@ -180,6 +180,8 @@ def test_pipeline_reports_level_and_tokens_and_takes_per_call_thresholds():
     answer = classifier(image, top_k=2)
     assert len(answer) == 2 and answer[0]["level"] == 0.5 and answer[0]["tokens"] == 17
     assert answer[0]["score"] >= answer[1]["score"]
+    with pytest.raises(TypeError, match="threshold"):
+        classifier(image, threshold=0.5)
     answers = classifier([image, image, image], thresholds=1.0, batch_size=2)
     assert [a[0]["level"] for a in answers] == [1.0, 1.0, 1.0] and answers[0][0]["tokens"] == 65
 

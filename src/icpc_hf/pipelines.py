@@ -16,6 +16,9 @@ from .patching import icpc_settings, is_patched, patch_model
 from .registry import REGISTRY
 
 
+CALL_ARGUMENTS = {"thresholds", "levels", "top_k", "combine", "budget", "budget_unit", "batch_size"}
+
+
 class ICPCPipeline(Pipeline):
     """Classify with the ICPC cascade; every answer says which level gave it and what it cost.
 
@@ -41,6 +44,9 @@ class ICPCPipeline(Pipeline):
         return {}, forward_params, postprocess_params
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        unknown = sorted(set(kwargs) - CALL_ARGUMENTS)
+        if unknown:
+            raise TypeError(f"Unknown argument(s) {unknown} for an ICPC pipeline: use {sorted(CALL_ARGUMENTS)}.")
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
         if not items:
