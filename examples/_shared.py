@@ -36,6 +36,15 @@ def load_fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def add_run_arguments(parser: Any, output_dir: str, threads: int = 1) -> None:
+    """The options every example takes: --seed, --threads, --quick (a smoke run under a minute), --output-dir."""
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=threads,
+                        help="torch threads; on a shared CPU more threads than free cores make small steps slower")
+    parser.add_argument("--quick", action="store_true", help="a tiny smoke run, under a minute")
+    parser.add_argument("--output-dir", default=output_dir)
+
+
 def cpu_training_args(output_dir: str, **settings: Any):
     """TrainingArguments with what every example shares: CPU, no reporting or checkpoints, no DataLoader
     workers (ICPC collates in the main process), every feature column kept for the collator."""

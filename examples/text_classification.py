@@ -28,7 +28,9 @@ from transformers import (
 )
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _shared import accuracy, cascade_vs_full, cpu_training_args, print_table, train_timed  # noqa: E402
+from _shared import (  # noqa: E402
+    accuracy, add_run_arguments, cascade_vs_full, cpu_training_args, print_table, train_timed,
+)
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, icpc_settings, patch_model  # noqa: E402
 from icpc_hf.calibrate import calibrate_thresholds  # noqa: E402
@@ -89,11 +91,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads; one is fastest on a shared 2-core machine, raise it on a free one")
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--output-dir", default="/tmp/icpc_text_example")
+    add_run_arguments(parser, "/tmp/icpc_text_example")
     args = parser.parse_args()
     if args.quick:
         args.epochs, args.per_topic, args.max_length = 1, 15, 64

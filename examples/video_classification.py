@@ -31,7 +31,8 @@ from transformers import (
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _shared import (  # noqa: E402
-    accuracy, cascade_vs_full, cpu_training_args, load_fashion_mnist, print_table, save_outputs, train_and_time,
+    accuracy, add_run_arguments, cascade_vs_full, cpu_training_args, load_fashion_mnist, print_table, save_outputs,
+    train_and_time,
 )
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade  # noqa: E402
@@ -109,12 +110,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train", type=int, default=3000, help="training clips")
     parser.add_argument("--test", type=int, default=1000, help="test clips")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--position-strategy", default="stride", choices=["crop", "stride", "interpolate"])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; on a shared CPU more threads than free cores make tiny steps much slower")
-    parser.add_argument("--quick", action="store_true", help="a tiny run (CI smoke test), under a minute")
-    parser.add_argument("--output-dir", default="outputs/video")
+    add_run_arguments(parser, "outputs/video")
     args = parser.parse_args()
     if args.quick:
         args.epochs, args.train, args.test = 1, 128, 64
