@@ -150,6 +150,7 @@ def main() -> None:
     results = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(args.results, f"*{suffix}.json")))
                if "compile" not in p and "calibration-" not in os.path.basename(p)
                and (args.quick or not p.endswith("-quick.json"))]
+    results = [r for r in results if "seeds" in r]  # the side runs have files of their own
     lines = ["# Benchmarks", "",
              "Written by `python benchmarks/report.py` from `benchmarks/results/*.json` (made by "
              "`python benchmarks/run.py`). Baseline and ICPC are trained in the same run, on the same machine, "
