@@ -90,11 +90,10 @@ class ICPCCallback(TrainerCallback, ExportableState):
     def __init__(self) -> None:
         self.schedule: dict[str, Any] | None = None
         self.sampler: ICPCSampler | None = None
-        self._totals = BatchContext(level=1.0)
-        self._flops = [0.0, 0.0]
         self._model_config = None
         self.train_totals = {"samples": 0, "tokens": 0, "full_tokens": 0, "flops": 0.0, "full_flops": 0.0}
         """Everything trained so far, for reports: samples, tokens and estimated FLOPs, compressed and full."""
+        self._totals_at_last_log = dict(self.train_totals)
 
     def on_init_end(self, args, state, control, **kwargs):
         # Trainer calls reporting callbacks first; logs only reach them if this callback adds its figures before.
@@ -137,32 +136,23 @@ class ICPCCallback(TrainerCallback, ExportableState):
             logger.info("ICPC epoch %d: mean level %.3f over %d samples", epoch, float(levels.mean()), len(levels))
 
     def _record(self, context: BatchContext) -> None:
-        self._totals.tokens += context.tokens
-        self._totals.full_tokens += context.full_tokens
-        self._totals.samples += context.samples
-        if self._model_config is not None and context.samples:
-            per_sample = context.tokens / context.samples
-            full_per_sample = context.full_tokens / context.samples
-            flops = float(encoder_flops(per_sample, self._model_config)) * context.samples
-            full_flops = float(encoder_flops(full_per_sample, self._model_config)) * context.samples
-            self._flops[0] += flops
-            self._flops[1] += full_flops
-            totals = self.train_totals
-            totals["samples"] += context.samples
-            totals["tokens"] += context.tokens
-            totals["full_tokens"] += context.full_tokens
-            totals["flops"] += flops
-            totals["full_flops"] += full_flops
+        if self._model_config is None or not context.samples:
+            return
+        totals = self.train_totals
+        totals["samples"] += context.samples
+        totals["tokens"] += context.tokens
+        totals["full_tokens"] += context.full_tokens
+        for key, tokens in (("flops", context.tokens), ("full_flops", context.full_tokens)):
+            totals[key] += float(encoder_flops(tokens / context.samples, self._model_config)) * context.samples
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        totals = self._totals
-        if logs is None or totals.samples == 0 or "loss" not in logs:
+        since = {k: v - self._totals_at_last_log[k] for k, v in self.train_totals.items()}
+        if logs is None or since["samples"] == 0 or "loss" not in logs:
             return
-        logs["icpc/tokens_per_sample"] = totals.tokens / totals.samples
-        logs["icpc/token_ratio"] = totals.tokens / max(1, totals.full_tokens)
-        if self._flops[1] > 0:
-            logs["icpc/flops_saved"] = 1.0 - self._flops[0] / self._flops[1]
+        logs["icpc/tokens_per_sample"] = since["tokens"] / since["samples"]
+        logs["icpc/token_ratio"] = since["tokens"] / max(1, since["full_tokens"])
+        if since["full_flops"] > 0:
+            logs["icpc/flops_saved"] = 1.0 - since["flops"] / since["full_flops"]
         if state.log_history and state.log_history[-1].get("step") == state.global_step:
             state.log_history[-1].update({k: v for k, v in logs.items() if k.startswith("icpc/")})
-        self._totals = BatchContext(level=1.0)
-        self._flops = [0.0, 0.0]
+        self._totals_at_last_log = dict(self.train_totals)
