@@ -1,4 +1,4 @@
-"""Peers of ICPC for the ablations, built on the same models: PatchDropout (Liu et al., 2022).
+"""Peers and ablations of ICPC, built on the same models: PatchDropout (Liu et al., 2022), re-indexed text positions.
 
 PatchDropout keeps a random subset of the patch tokens of each training sample after the position embeddings
 are added, so kept patches keep their original positions; at evaluation every patch is kept. Here it is a
@@ -30,7 +30,16 @@ def add_patch_dropout(model: nn.Module, keep_ratio: float, generator_seed: int =
     return model
 
 
-def expected_token_ratio(levels: list[float], full_side: int) -> float:
-    """Mean share of patches a uniform draw over square-grid levels keeps."""
-    sides = [max(1, round(level * full_side)) for level in levels]
-    return sum(s * s for s in sides) / len(sides) / full_side**2
+def reindex_positions(model: nn.Module) -> nn.Module:
+    """Text ablation: number the kept tokens 0..n-1, as if the pruned text had been written that way, instead of
+    keeping their original positions. The first token (never pruned) carries the model's position offset."""
+
+    def renumber(module, args, kwargs):
+        positions = kwargs.get("position_ids")
+        if positions is not None:
+            steps = torch.arange(positions.shape[-1], device=positions.device)
+            kwargs["position_ids"] = positions[:, :1] + steps
+        return args, kwargs
+
+    model.register_forward_pre_hook(renumber, with_kwargs=True)
+    return model

@@ -1,14 +1,15 @@
 """ICPC against a plain Trainer, side by side in one run: training speed, accuracy, cascade, cost, ablations.
 
-    python benchmarks/run.py                      # every modality, 3 seeds; results in benchmarks/results/
+    python benchmarks/run.py                      # every modality, 3 seeds, ablations, then the report
     python benchmarks/run.py --modalities image --seeds 3
     python benchmarks/run.py --quick              # tiny data, seconds: keeps the harness working (CI)
-    python benchmarks/report.py                   # docs/benchmarks.md and its plots from the results
+    python benchmarks/report.py                   # docs/benchmarks.md and its plots again from the results
 
 For each modality and seed the same model (same initial weights), data, epochs, batch size and optimiser are
 trained twice: baseline = plain `Trainer` on full inputs with the usual collator; ICPC = patched model,
 `ICPCDataCollator`, `ICPCCallback`. Both are evaluated at full size on the same test set, and the ICPC model's
-cascade against its full-size inference at the same batch size (median of 3 timings).
+cascade against its full-size inference at the same batch size (median of 3 timings). On seed 0 the ICPC model's
+cascade thresholds are then calibrated on the validation split, and the ablations train the other variants.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,8 +54,10 @@ class Task:
     learning_rate: float
     icpc: dict = field(default_factory=dict)
     extra_args: dict = field(default_factory=dict)
+    baseline_args: dict = field(default_factory=dict)
+    """TrainingArguments for the baseline only: the best the plain Trainer offers (text: group_by_length)."""
     validation: list | None = None
-    """Held-out samples for choosing cascade thresholds (benchmarks/calibration.py); None: test voices only."""
+    """Held-out samples for choosing cascade thresholds; None: no calibration."""
 
 
 class EpochTimer(TrainerCallback):
@@ -118,7 +122,7 @@ class PeakMemory:
         self.megabytes = (self.peak - self.start) / 2**20
 
 
-def training_args(task: Task, output_dir: str, seed: int) -> TrainingArguments:
+def training_args(task: Task, output_dir: str, seed: int, overrides: dict | None = None) -> TrainingArguments:
     values = dict(
         output_dir=output_dir, num_train_epochs=task.epochs, per_device_train_batch_size=task.batch_size,
         per_device_eval_batch_size=task.batch_size, learning_rate=task.learning_rate, weight_decay=0.05,
@@ -126,24 +130,28 @@ def training_args(task: Task, output_dir: str, seed: int) -> TrainingArguments:
         dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True, logging_steps=10_000,
     )
     values.update(task.extra_args)
+    values.update(overrides or {})
     return TrainingArguments(**values)
 
 
-def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepare: Callable | None = None) -> dict:
-    """Train one model; icpc=None is the plain baseline (`prepare` may add a peer method to it)."""
+def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepare: Callable | None = None,
+               args: dict | None = None) -> dict:
+    """Train one model; icpc=None is the baseline (with `task.baseline_args` unless `args` replaces them);
+    `prepare` may add a peer method or an ablation hook to the fresh model."""
     set_seed(seed)
     model = task.new_model(seed)
     if prepare is not None:
         model = prepare(model)
     callbacks: list = [EpochTimer()]
     if icpc is None:
+        args = task.baseline_args if args is None else args
         collator = TimedCollator(task.baseline_collator)
     else:
         settings = ICPCConfig(seed=seed, **icpc)
         model = patch_model(model, settings)
         collator = TimedICPCCollator(task.processor, settings)
         callbacks.append(ICPCCallback())
-    trainer = Trainer(model=model, args=training_args(task, output_dir, seed), train_dataset=task.train,
+    trainer = Trainer(model=model, args=training_args(task, output_dir, seed, args), train_dataset=task.train,
                       data_collator=collator, callbacks=callbacks)
     with PeakMemory() as memory:
         start = time.perf_counter()
@@ -224,33 +232,103 @@ def test_time_augmentation(model, task: Task, labels) -> list[dict[str, Any]]:
     return rows
 
 
-def ablations(task: Task, seed: int, output_dir: str) -> dict[str, Any]:
-    """Position strategies, each model evaluated at every level; training at one fixed low level."""
-    labels = torch.tensor([f["label"] for f in task.test])
-    rows = {}
-    variants = {s: {**task.icpc, "position_strategy": s} for s in ("crop", "stride", "interpolate")}
-    smallest = min(task.icpc.get("levels") or [0.5])
-    variants["fixed-low-level"] = {**task.icpc, "levels": [smallest, 1.0], "level_weights": [1.0, 0.0],
-                                   "uncompressed_last_epochs": 0}
-    all_levels = sorted(set(task.icpc.get("levels") or []) | {1.0})
-    for name, icpc in variants.items():
-        run = train_once(task, seed, icpc, os.path.join(output_dir, f"ablation-{name}"))
-        rows[name] = {"train_seconds": run["seconds"],
-                      "accuracy_per_level": {f"{lv:g}": accuracy_at(run["model"], task, [lv], labels)[0]
-                                             for lv in all_levels}}
-        print(f"  ablation {name}: {rows[name]}", flush=True)
-    if task.name == "image":
-        from peers import add_patch_dropout, expected_token_ratio
+@dataclass
+class Variant:
+    """One ablation: ICPC settings (None: a baseline), an optional hook on the fresh model, Trainer overrides."""
 
-        keep = expected_token_ratio(task.icpc["levels"], 7)
-        run = train_once(task, seed, None, os.path.join(output_dir, "ablation-patchdropout"),
-                         prepare=lambda model: add_patch_dropout(model, keep, seed))
-        patch_model(run["model"], ICPCConfig(**{k: v for k, v in task.icpc.items() if k != "uncompressed_last_epochs"}))
-        rows[f"PatchDropout (keeps {keep:.2f})"] = {
-            "train_seconds": run["seconds"],
-            "accuracy_per_level": {f"{lv:g}": accuracy_at(run["model"], task, [lv], labels)[0] for lv in all_levels}}
-        print(f"  ablation patchdropout: {rows[f'PatchDropout (keeps {keep:.2f})']}", flush=True)
+    icpc: dict | None
+    prepare: Callable | None = None
+    args: dict | None = None
+    levels: list[float] | None = None
+    """Levels to evaluate at (None: the ICPC levels of the main run)."""
+    token_ratio: float | None = None
+    """Share of the tokens a peer keeps in training (ICPC variants measure theirs)."""
+
+
+def ablation_variants(task: Task, main_run: dict) -> dict[str, Variant]:
+    """What each part of ICPC adds: position strategy (grids) or original positions (text), one fixed low level,
+    and the peers run through the same embeddings."""
+    settings = icpc_settings(main_run["model"])
+    variants: dict[str, Variant] = {}
+    if settings.model_type in ("bert", "distilbert", "roberta", "xlm-roberta", "camembert"):
+        from peers import reindex_positions
+
+        variants["re-indexed positions (0..n-1 after pruning)"] = Variant(task.icpc, prepare=reindex_positions)
+        variants["baseline without group_by_length (plain random batches)"] = Variant(None, args={}, levels=[1.0])
+        return variants
+    for strategy in ("crop", "stride", "interpolate"):
+        icpc = {**task.icpc, "position_strategy": strategy}
+        if icpc.get("trim_padding") and strategy != "crop":
+            icpc["trim_padding"] = False  # trimming is defined for crop positions only
+        variants[strategy] = Variant(icpc)
+    if task.icpc.get("level_weights"):
+        variants["levels drawn uniformly"] = Variant({**task.icpc, "level_weights": None})
+    smallest = min(settings.levels)
+    variants[f"one fixed level {smallest:.3g}"] = Variant({**task.icpc, "levels": [smallest, 1.0],
+                                                          "level_weights": [1.0, 0.0], "uncompressed_last_epochs": 0})
+    if settings.model_type == "vit":
+        from peers import add_patch_dropout
+
+        keep = main_run["token_ratio"]
+        variants[f"PatchDropout (keeps {keep:.2f} of the patches)"] = Variant(
+            None, prepare=lambda model: add_patch_dropout(model, keep, 0), token_ratio=keep)
+    return variants
+
+
+def ablations(task: Task, main_run: dict, output_dir: str) -> dict[str, Any]:
+    """Seed 0: every variant trained and evaluated at each level; a variant equal to the main ICPC settings reuses
+    the main run instead of training again."""
+    labels = torch.tensor([f["label"] for f in task.test])
+    settings = icpc_settings(main_run["model"])
+    all_levels = sorted(set(settings.levels) | {1.0})
+    rows = {}
+    for index, (name, variant) in enumerate(ablation_variants(task, main_run).items()):
+        reused = (variant.icpc is not None and variant.prepare is None
+                  and ICPCConfig(**variant.icpc) == ICPCConfig(**task.icpc))
+        run = main_run if reused else train_once(task, 0, variant.icpc, os.path.join(output_dir, f"ablation-{index}"),
+                                                 prepare=variant.prepare, args=variant.args)
+        model = run["model"]
+        if variant.icpc is None:  # evaluated through the same code at full size and below (bit-identical at 1.0)
+            patch_model(model, ICPCConfig(**{k: v for k, v in settings.to_dict().items()
+                                             if k not in ("model_type", "geometry", "uncompressed_last_epochs",
+                                                          "level_weights")}))
+        rows[name] = {"train_seconds": run["seconds"], "token_ratio": variant.token_ratio or run["token_ratio"],
+                      "main_run": reused,
+                      "accuracy_per_level": {f"{lv:g}": accuracy_at(model, task, [lv], labels)[0]
+                                             for lv in (variant.levels or all_levels)}}
+        print(f"  ablation {name}: {rows[name]}", flush=True)
     return rows
+
+
+def calibrate(task: Task, model, plots: str, max_accuracy_loss: float = 0.005) -> dict[str, Any] | None:
+    """Thresholds chosen on the validation split (`icpc_hf.calibrate`), the cascade then measured on test."""
+    from icpc_hf.calibrate import calibrate_thresholds
+
+    if task.validation is None:
+        return None
+    calibration = calibrate_thresholds(model, task.validation, task.processor, [f["label"] for f in task.validation],
+                                       max_accuracy_loss=max_accuracy_loss, batch_size=task.batch_size)
+    os.makedirs(plots, exist_ok=True)
+    calibration.plot(os.path.join(plots, f"frontier-{task.name}.png"))
+    result = {"max_accuracy_loss": max_accuracy_loss, "levels": calibration.levels,
+              "frontier": [vars(p) for p in calibration.frontier()], "thresholds": None}
+    if calibration.chosen is None:
+        return result
+    labels = torch.tensor([f["label"] for f in task.test])
+    full_accuracy, _ = accuracy_at(model, task, [1.0], labels)
+    calibration.apply(model)
+    cascade_accuracy, cascade = accuracy_at(model, task, None, labels)
+    full_seconds = timed_median(lambda: accuracy_at(model, task, [1.0], labels))
+    cascade_seconds = timed_median(lambda: accuracy_at(model, task, None, labels))
+    result.update(
+        thresholds=calibration.chosen.thresholds,
+        validation={"full_accuracy": calibration.full_accuracy, "cascade_accuracy": calibration.chosen.accuracy,
+                    "cost": calibration.chosen.cost},
+        test={"full_accuracy": full_accuracy, "cascade_accuracy": cascade_accuracy, "full_seconds": full_seconds,
+              "cascade_seconds": cascade_seconds, "speedup": full_seconds / cascade_seconds,
+              "flops_ratio": cascade.summary()["flops_ratio"],
+              "answered": {k: v for k, v in cascade.summary().items() if k.startswith("answered_at_")}})
+    return result
 
 
 def load_task(name: str, quick: bool) -> Task:
@@ -265,8 +343,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-ablations", action="store_true")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadier on a shared CPU)")
+    parser.add_argument("--no-report", action="store_true", help="skip writing docs/benchmarks.md and the README "
+                        "headline (with --quick the report goes to OUTPUT/benchmarks.md)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="torch threads (default: every core; use 1 per process when sharing the machine)")
     parser.add_argument("--output", default=os.path.join(HERE, "results"))
+    parser.add_argument("--plots", help="where the calibration frontier plots go (default: docs/images, or "
+                        "OUTPUT/images with --quick)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.output, exist_ok=True)
@@ -282,21 +365,31 @@ def main() -> None:
         results = {"modality": name, "quick": args.quick, "machine": machine, "epochs": task.epochs,
                    "batch_size": task.batch_size, "train_size": len(task.train), "test_size": len(task.test),
                    "icpc": task.icpc, "seeds": []}
+        results["baseline_args"] = task.baseline_args
         started = time.perf_counter()
+        work = os.path.join(tempfile.gettempdir(), "icpc-bench", name)
         for seed in range(seeds):
-            work = os.path.join("/tmp", "icpc-bench", name, str(seed))
-            baseline = train_once(task, seed, None, os.path.join(work, "baseline"))
-            icpc_run = train_once(task, seed, task.icpc, os.path.join(work, "icpc"))
+            baseline = train_once(task, seed, None, os.path.join(work, str(seed), "baseline"))
+            icpc_run = train_once(task, seed, task.icpc, os.path.join(work, str(seed), "icpc"))
             row = {"seed": seed, **evaluate_pair(task, baseline, icpc_run)}
             results["seeds"].append(row)
             print(f"{name} seed {seed}: " + json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}),
                   flush=True)
-        if not args.no_ablations and not args.quick and name == "image":
-            results["ablations"] = ablations(task, 0, os.path.join("/tmp", "icpc-bench", name, "ablations"))
-        results["wall_seconds"] = time.perf_counter() - started
+            if seed == 0:
+                main_run = icpc_run
+        if not args.no_ablations:
+            results["ablations"] = ablations(task, main_run, os.path.join(work, "ablations"))
         suffix = "-quick" if args.quick else ""
+        plots = args.plots or os.path.join(args.output if args.quick else os.path.join(HERE, "..", "docs"), "images")
+        results["calibration"] = calibrate(task, main_run["model"], plots)
+        results["wall_seconds"] = time.perf_counter() - started
         with open(os.path.join(args.output, f"{name}{suffix}.json"), "w") as handle:
             json.dump(results, handle, indent=2)
+    if not args.no_report:
+        import report
+
+        report.main(["--results", args.output] + (["--quick", "--output", os.path.join(args.output, "benchmarks.md")]
+                                                  if args.quick else []))
 
 
 if __name__ == "__main__":

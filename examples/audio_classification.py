@@ -73,17 +73,20 @@ def featurise(clips, extractor: ASTFeatureExtractor) -> list[dict]:
     return [{"input_values": v, "label": label} for v, (_, _, label) in zip(values, clips)]
 
 
-def spoken_digits(voices: list[str], takes: int, test_voices: int, seed: int):
-    """Train and test features split by voice (the first `test_voices` of a seeded shuffle are held out)."""
+def spoken_digits(voices: list[str], takes: int, test_voices: int, seed: int, validation_voices: int = 0):
+    """Train, validation and test features split by voice: of a seeded shuffle, the first `test_voices` are the
+    test set and the next `validation_voices` the validation set, so neither shares a speaker with training."""
     voices = list(voices)
     random.Random(seed).shuffle(voices)
-    held_out = set(voices[:test_voices])
+    split_of = {voice: "test" for voice in voices[:test_voices]}
+    split_of.update({voice: "validation" for voice in voices[test_voices:test_voices + validation_voices]})
     clips = synthesise(voices, takes, seed)
     extractor = ASTFeatureExtractor(num_mel_bins=64, max_length=MAX_LENGTH, sampling_rate=SAMPLING_RATE)
     features = featurise(clips, extractor)
-    train = [f for f, (_, voice, _) in zip(features, clips) if voice not in held_out]
-    test = [f for f, (_, voice, _) in zip(features, clips) if voice in held_out]
-    return train, test, extractor
+    splits = {"train": [], "validation": [], "test": []}
+    for feature, (_, voice, _) in zip(features, clips):
+        splits[split_of.get(voice, "train")].append(feature)
+    return splits, extractor
 
 
 def make_model(seed: int, hidden: int, layers: int) -> ASTForAudioClassification:
@@ -128,7 +131,8 @@ def main() -> None:
     if args.quick:
         voices, args.epochs, args.takes, args.test_voices, hidden, layers = voices[:12:2] + voices[-6:], 2, 1, 4, 32, 2
 
-    train, test, extractor = spoken_digits(voices, args.takes, args.test_voices, args.seed)
+    splits, extractor = spoken_digits(voices, args.takes, args.test_voices, args.seed)
+    train, test = splits["train"], splits["test"]
     test_labels = [f["label"] for f in test]
     print(f"{len(train)} training clips from {len(voices) - args.test_voices} voices, "
           f"{len(test)} test clips from {args.test_voices} unseen voices", flush=True)
