@@ -321,7 +321,7 @@ def calibrate(task: Task, model, plots: str, max_accuracy_loss: float = 0.005) -
     full_seconds = timed_median(lambda: accuracy_at(model, task, [1.0], labels))
     cascade_seconds = timed_median(lambda: accuracy_at(model, task, None, labels))
     result.update(
-        thresholds=calibration.chosen.thresholds,
+        levels=calibration.chosen.levels, thresholds=calibration.chosen.thresholds,
         validation={"full_accuracy": calibration.full_accuracy, "cascade_accuracy": calibration.chosen.accuracy,
                     "cost": calibration.chosen.cost},
         test={"full_accuracy": full_accuracy, "cascade_accuracy": cascade_accuracy, "full_seconds": full_seconds,

@@ -124,7 +124,7 @@ def main() -> None:
     calibration = calibrate_thresholds(model, validation, processor, [f["label"] for f in validation],
                                        max_accuracy_loss=0.01)
     calibration.apply(model)
-    print(f"cascade thresholds chosen on validation: {calibration.chosen.thresholds}")
+    print(f"cascade chosen on validation: levels {calibration.chosen.levels}, thresholds {calibration.chosen.thresholds}")
 
     cascade = cascade_vs_full(model, test, processor, labels, batch_size=64)
     inference = print_table("Inference of the ICPC model (same test set, batch 64, median of 3)", [

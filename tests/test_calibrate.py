@@ -58,3 +58,29 @@ def test_cli_calibrates_a_saved_model_on_a_saved_dataset(setup, tmp_path, capsys
     assert report["chosen"]["cost"] <= 1 / 1.5 and (tmp_path / "frontier.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "model" / "config.json").read_text())
     assert saved["icpc"]["thresholds"] == report["chosen"]["thresholds"]
+
+
+def test_level_subsets_are_searched_and_full_size_alone_is_a_candidate(setup):
+    model, features, labels = setup
+    calibration = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0)
+    full_only = [p for p in calibration.points if p.levels == [1.0]]
+    assert len(full_only) == 1 and full_only[0].cost == pytest.approx(1.0)
+    assert full_only[0].accuracy == pytest.approx(calibration.full_accuracy)
+    assert calibration.chosen.cost <= 1.0 + 1e-9  # never dearer than not cascading
+    skipping = next(p for p in calibration.points if p.levels == [0.5, 1.0] and p.thresholds == [0.4])
+    real = run_cascade(model, features, None, levels=[0.5, 1.0], thresholds=[0.4])
+    assert skipping.accuracy == pytest.approx(float((real.predictions == torch.tensor(labels)).float().mean()))
+    assert skipping.cost == pytest.approx(float((real.spent_flops / real.full_flops).mean()))
+
+
+def test_apply_installs_the_chosen_levels(setup):
+    model, features, labels = setup
+    calibration = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0)
+    calibration.chosen = next(p for p in calibration.points if p.levels == [1.0])
+    calibration.apply(model)
+    assert model.config.icpc["cascade_levels"] == [1.0]
+    result = run_cascade(model, features, None)
+    assert result.levels == [1.0] and result.summary()["flops_ratio"] == pytest.approx(1.0)
+    calibration.chosen = next(p for p in calibration.points if p.levels == [0.5, 1.0] and p.thresholds == [0.4])
+    calibration.apply(model)
+    assert model.config.icpc["cascade_levels"] == [0.5, 1.0] and model.config.icpc["thresholds"] == [0.4]

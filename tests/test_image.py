@@ -194,3 +194,13 @@ def test_pipeline_patches_a_saved_model_by_itself(tmp_path):
     assert is_patched(classifier.model)
     image = Image.fromarray((np.random.rand(32, 32, 3) * 255).astype("uint8"))
     assert classifier(image)[0]["level"] == 0.5
+
+
+def test_collator_takes_the_patched_model_and_refuses_an_unpatched_one():
+    model = patch_model(tiny_vit(), ICPCConfig(levels=[0.5, 1.0]))
+    samples = [{"pixel_values": torch.randn(3, 32, 32), "label": 0} for _ in range(2)]
+    from_model = ICPCDataCollator(None, model)(samples, level=0.5)
+    from_config = ICPCDataCollator(None, model.config)(samples, level=0.5)
+    assert torch.equal(from_model["pixel_values"], from_config["pixel_values"])
+    with pytest.raises(TypeError, match="patch_model"):
+        ICPCDataCollator(None, tiny_vit())

@@ -1,14 +1,17 @@
 """Choose cascade thresholds on a validation set for a target: an accuracy loss allowed, or a speedup wanted.
 
 Every cascade level is run once over the validation samples; the cascade is then replayed on those stored
-probabilities for every candidate threshold, which makes the search cost one pass per level whatever the grid.
+probabilities for every candidate threshold and every subset of the levels that keeps the last one, which makes
+the search cost one pass per level whatever the grid. Full-size inference alone is one of the candidates, so the
+chosen setting is never dearer than not cascading at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,24 +26,27 @@ class CascadePoint:
     accuracy: float
     cost: float
     """Mean estimated FLOPs per sample, as a fraction of one uncompressed pass."""
+    levels: list[float] = field(default_factory=list)
+    """The cascade levels of this setting, cheapest first (a subset of the calibrated levels)."""
 
 
 @dataclass
 class Calibration:
     levels: list[float]
+    """Every level searched; the chosen setting may use a subset (`chosen.levels`)."""
     full_accuracy: float
     points: list[CascadePoint]
     chosen: CascadePoint | None
 
     def apply(self, model: Any) -> Any:
-        """Re-patch `model` with the chosen thresholds and these levels (saved with it from then on)."""
+        """Re-patch `model` with the chosen levels and thresholds (saved with it from then on)."""
         from .config import ICPCConfig
         from .patching import icpc_settings, patch_model
 
         if self.chosen is None:
             raise ValueError("No threshold setting met the target: relax it, or pick a point of `frontier()`.")
         settings = icpc_settings(model).to_dict()
-        settings.update(cascade_levels=self.levels, thresholds=self.chosen.thresholds)
+        settings.update(cascade_levels=self.chosen.levels or self.levels, thresholds=self.chosen.thresholds or [0.0])
         return patch_model(model, ICPCConfig.from_dict(settings))
 
     def frontier(self) -> list[CascadePoint]:
@@ -123,13 +129,17 @@ def calibrate_thresholds(
     probabilities = [run.probabilities for run in runs]
     costs = [run.spent_flops / full_flops for run in runs]
     full_accuracy = float((probabilities[-1].argmax(-1) == labels).float().mean())
-    grids = np.meshgrid(*[candidates] * (len(levels) - 1), indexing="ij") if len(levels) > 1 else []
-    settings = np.stack([g.reshape(-1) for g in grids], 1).tolist() if grids else [[]]
     points = []
-    for thresholds in settings:
-        predictions, spent = replay_cascade(probabilities, costs, thresholds)
-        points.append(CascadePoint([float(t) for t in thresholds],
-                                   float((predictions == labels).float().mean()), float(spent.mean())))
+    last = len(levels) - 1
+    for size in range(len(levels)):
+        for subset in itertools.combinations(range(last), size):
+            steps = list(subset) + [last]
+            for thresholds in itertools.product(candidates, repeat=size):
+                predictions, spent = replay_cascade([probabilities[i] for i in steps], [costs[i] for i in steps],
+                                                    thresholds)
+                points.append(CascadePoint([float(t) for t in thresholds],
+                                           float((predictions == labels).float().mean()), float(spent.mean()),
+                                           [levels[i] for i in steps]))
     if max_accuracy_loss is not None:
         eligible = [p for p in points if p.accuracy >= full_accuracy - max_accuracy_loss - 1e-12]
         chosen = min(eligible, key=lambda p: (p.cost, -p.accuracy)) if eligible else None

@@ -175,7 +175,7 @@ class ICPCConfig:
 
 
 def as_icpc_config(value: Any) -> ICPCConfig:
-    """Accept an ICPCConfig, the dict stored in `config.icpc`, or a model config holding one."""
+    """Accept an ICPCConfig, the dict stored in `config.icpc`, or a model (or model config) holding one."""
     if value is None:
         return ICPCConfig()
     if isinstance(value, ICPCConfig):
@@ -184,8 +184,11 @@ def as_icpc_config(value: Any) -> ICPCConfig:
         return ICPCConfig.from_dict(value)
     if hasattr(value, CONFIG_KEY):
         return ICPCConfig.from_model_config(value)
+    if hasattr(getattr(value, "config", None), CONFIG_KEY):  # a patched model, possibly wrapped
+        return ICPCConfig.from_model_config(value.config)
     raise TypeError(
-        f"Expected an ICPCConfig, a dict of ICPC settings or a model config, got {type(value).__name__}."
+        f"Expected an ICPCConfig, a dict of ICPC settings, or a patched model or its config, got "
+        f"{type(value).__name__}: call `patch_model(model, ICPCConfig(...))` first and pass the model."
     )
 
 

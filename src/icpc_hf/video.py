@@ -135,11 +135,11 @@ class VideoModality(GridModality):
                 f"resize frames to the model's {tuple(icpc.geometry['image_size'])} with its video/image processor "
                 "first."
             )
-        sampled = [self._sample(clip, frames, icpc) for clip in clips]
-        if all(clip.shape == sampled[0].shape for clip in sampled):
-            stacked = torch.stack(sampled).float()
+        if all(clip.shape == clips[0].shape for clip in clips):  # the usual batch: one frame index for all clips
+            stacked = self._sample(torch.stack(clips).transpose(0, 1), frames, icpc).transpose(0, 1).float()
             pixel_values = resize_images(stacked.flatten(0, 1), (height, width)).unflatten(0, stacked.shape[:2])
         else:
+            sampled = [self._sample(clip, frames, icpc) for clip in clips]
             pixel_values = torch.stack([resize_images(clip.float(), (height, width)) for clip in sampled])
         return with_labels({"pixel_values": pixel_values}, features)
 
