@@ -15,6 +15,8 @@ cascade thresholds are then calibrated on the validation split, and the ablation
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import os
 import platform
@@ -100,16 +102,78 @@ class TimedICPCCollator(ICPCDataCollator):
             self.seconds += time.perf_counter() - start
 
 
+class StepAnatomy(TrainerCallback):
+    """Seconds spent in each phase of the Trainer's steps: fetching and collating the batch, forward and backward
+    (with gradient clipping), the optimizer step, and the rest (scheduler, zero_grad). The last three do not
+    shrink with the input; they show why a speedup falls short of the FLOP reduction."""
+
+    PHASES = ("batch", "forward_backward", "optimizer", "other")
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+        self.steps = 0
+        self._last = 0.0
+
+    def _lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] += now - self._last
+        self._last = now
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self._last = time.perf_counter()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._lap("batch")
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self._lap("forward_backward")
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self._lap("optimizer")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._lap("other")
+        self.steps += 1
+
+    def milliseconds_per_step(self) -> dict[str, float]:
+        return {phase: 1000 * seconds / max(1, self.steps) for phase, seconds in self.seconds.items()}
+
+
 class PeakMemory:
-    """Peak resident memory above the level at start, sampled every 20 ms."""
+    """Peak resident memory above the level at start. Freed heap is handed back to the system first (malloc_trim)
+    so a run cannot hide its peak in pages an earlier run left behind; the peak is then the kernel's high-water
+    mark (VmHWM, reset through /proc/self/clear_refs), or, where that is unavailable, RSS sampled every 20 ms."""
 
     def __enter__(self):
+        gc.collect()
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
         self.process = psutil.Process()
         self.start = self.peak = self.process.memory_info().rss
-        self.running = True
+        self.kernel_peak = self._reset_high_water_mark()
+        self.running = not self.kernel_peak
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
         return self
+
+    @staticmethod
+    def _reset_high_water_mark() -> bool:
+        try:
+            with open("/proc/self/clear_refs", "w") as handle:
+                handle.write("5")
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def _high_water_mark() -> int:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        raise OSError("no VmHWM in /proc/self/status")
 
     def _sample(self):
         while self.running:
@@ -119,6 +183,8 @@ class PeakMemory:
     def __exit__(self, *exc):
         self.running = False
         self.thread.join()
+        if self.kernel_peak:
+            self.peak = self._high_water_mark()
         self.megabytes = (self.peak - self.start) / 2**20
 
 
@@ -142,7 +208,8 @@ def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepar
     model = task.new_model(seed)
     if prepare is not None:
         model = prepare(model)
-    callbacks: list = [EpochTimer()]
+    anatomy = StepAnatomy()
+    callbacks: list = [EpochTimer(), anatomy]
     if icpc is None:
         args = task.baseline_args if args is None else args
         collator = TimedCollator(task.baseline_collator)
@@ -157,9 +224,10 @@ def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepar
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
-    totals = callbacks[1].train_totals if icpc is not None else None
+    totals = callbacks[2].train_totals if icpc is not None else None
     return {"model": model, "seconds": seconds, "epoch_seconds": callbacks[0].epoch_seconds,
             "collator_share": collator.seconds / seconds, "peak_memory_mb": memory.megabytes,
+            "step_ms": anatomy.milliseconds_per_step(), "steps": anatomy.steps,
             "token_ratio": totals["tokens"] / totals["full_tokens"] if totals else 1.0,
             "flops_saved": 1.0 - totals["flops"] / totals["full_flops"] if totals else 0.0}
 
@@ -169,13 +237,16 @@ def accuracy_at(model, task: Task, levels, labels, **kwargs) -> tuple[float, Any
     return float((result.predictions == labels).float().mean()), result
 
 
-def timed_median(fn: Callable, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed_pair(first: Callable, second: Callable, repeats: int = 3) -> tuple[float, float]:
+    """Median seconds of two jobs, run alternately (ABBA...) so drift in the machine's speed hits both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for repeat in range(repeats):
+        order = (0, 1) if repeat % 2 == 0 else (1, 0)
+        for which in order:
+            start = time.perf_counter()
+            (first, second)[which]()
+            times[which].append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def evaluate_pair(task: Task, baseline: dict, icpc_run: dict) -> dict[str, Any]:
@@ -185,8 +256,8 @@ def evaluate_pair(task: Task, baseline: dict, icpc_run: dict) -> dict[str, Any]:
     base_acc, _ = accuracy_at(base_model, task, [1.0], labels)
     icpc_acc, _ = accuracy_at(model, task, [1.0], labels)
     cascade_acc, cascade = accuracy_at(model, task, None, labels)
-    full_seconds = timed_median(lambda: accuracy_at(model, task, [1.0], labels))
-    cascade_seconds = timed_median(lambda: accuracy_at(model, task, None, labels))
+    full_seconds, cascade_seconds = timed_pair(lambda: accuracy_at(model, task, [1.0], labels),
+                                               lambda: accuracy_at(model, task, None, labels))
     settings = icpc_settings(model)
     modality = REGISTRY[settings.model_type].modality
     per_level = {f"{lv:g}": accuracy_at(model, task, [lv], labels)[0] for lv in settings.levels}
@@ -203,6 +274,9 @@ def evaluate_pair(task: Task, baseline: dict, icpc_run: dict) -> dict[str, Any]:
         "train_efficiency": (baseline["seconds"] / icpc_run["seconds"]) / flop_reduction,
         "collator_share_baseline": baseline["collator_share"], "collator_share_icpc": icpc_run["collator_share"],
         "peak_memory_mb_baseline": baseline["peak_memory_mb"], "peak_memory_mb_icpc": icpc_run["peak_memory_mb"],
+        "step_ms_baseline": baseline["step_ms"], "step_ms_icpc": icpc_run["step_ms"],
+        "steps_baseline": baseline["steps"], "steps_icpc": icpc_run["steps"],
+        "forward_backward_speedup": baseline["step_ms"]["forward_backward"] / icpc_run["step_ms"]["forward_backward"],
         "full_inference_seconds": full_seconds, "cascade_seconds": cascade_seconds,
         "cascade_accuracy": cascade_acc, "cascade_speedup": full_seconds / cascade_seconds,
         "cascade_flops_ratio": cascade.summary()["flops_ratio"],
@@ -246,8 +320,9 @@ class Variant:
 
 
 def ablation_variants(task: Task, main_run: dict) -> dict[str, Variant]:
-    """What each part of ICPC adds: position strategy (grids) or original positions (text), one fixed low level,
-    and the peers run through the same embeddings."""
+    """What each part of ICPC adds: position strategy (grids) or original positions (text), the level schedule
+    (one fixed low level; on grids also the last epoch at full size and uniform draws), and the peers run through
+    the same embeddings."""
     settings = icpc_settings(main_run["model"])
     variants: dict[str, Variant] = {}
     if settings.model_type in ("bert", "distilbert", "roberta", "xlm-roberta", "camembert"):
@@ -255,14 +330,18 @@ def ablation_variants(task: Task, main_run: dict) -> dict[str, Variant]:
 
         variants["re-indexed positions (0..n-1 after pruning)"] = Variant(task.icpc, prepare=reindex_positions)
         variants["baseline without group_by_length (plain random batches)"] = Variant(None, args={}, levels=[1.0])
-        return variants
-    for strategy in ("crop", "stride", "interpolate"):
-        icpc = {**task.icpc, "position_strategy": strategy}
-        if icpc.get("trim_padding") and strategy != "crop":
-            icpc["trim_padding"] = False  # trimming is defined for crop positions only
-        variants[strategy] = Variant(icpc)
-    if task.icpc.get("level_weights"):
-        variants["levels drawn uniformly"] = Variant({**task.icpc, "level_weights": None})
+    else:
+        for strategy in ("crop", "stride", "interpolate"):
+            icpc = {**task.icpc, "position_strategy": strategy}
+            if icpc.get("trim_padding") and strategy != "crop":
+                icpc["trim_padding"] = False  # trimming is defined for crop positions only
+            variants[strategy] = Variant(icpc)
+        # The schedule's trade between speed and full-size accuracy (grids only: it reads the same on text, and
+        # text's ablations already take the longest).
+        if not task.icpc.get("uncompressed_last_epochs"):
+            variants["last epoch uncompressed"] = Variant({**task.icpc, "uncompressed_last_epochs": 1})
+        if task.icpc.get("level_weights"):
+            variants["levels drawn uniformly"] = Variant({**task.icpc, "level_weights": None})
     smallest = min(settings.levels)
     variants[f"one fixed level {smallest:.3g}"] = Variant({**task.icpc, "levels": [smallest, 1.0],
                                                           "level_weights": [1.0, 0.0], "uncompressed_last_epochs": 0})
@@ -318,8 +397,8 @@ def calibrate(task: Task, model, plots: str, max_accuracy_loss: float = 0.005) -
     full_accuracy, _ = accuracy_at(model, task, [1.0], labels)
     calibration.apply(model)
     cascade_accuracy, cascade = accuracy_at(model, task, None, labels)
-    full_seconds = timed_median(lambda: accuracy_at(model, task, [1.0], labels))
-    cascade_seconds = timed_median(lambda: accuracy_at(model, task, None, labels))
+    full_seconds, cascade_seconds = timed_pair(lambda: accuracy_at(model, task, [1.0], labels),
+                                               lambda: accuracy_at(model, task, None, labels))
     result.update(
         levels=calibration.chosen.levels, thresholds=calibration.chosen.thresholds,
         validation={"full_accuracy": calibration.full_accuracy, "cascade_accuracy": calibration.chosen.accuracy,

@@ -93,7 +93,8 @@ def audio_task(quick: bool) -> Task:
         name="audio", train=splits["train"], test=splits["test"], validation=splits["validation"],
         new_model=lambda seed: audio.make_model(seed, hidden, layers),
         processor=extractor, baseline_collator=default_data_collator, epochs=2 if quick else 10, batch_size=32,
-        learning_rate=5e-4, icpc={"trim_padding": True},
+        learning_rate=5e-4,
+        icpc={"trim_padding": True, "levels": [5 / 15, 7 / 15, 10 / 15, 1.0], "level_weights": [0.5, 0.3, 0.1, 0.1]},
     )
 
 

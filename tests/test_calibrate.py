@@ -1,4 +1,6 @@
 import json
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -84,3 +86,10 @@ def test_apply_installs_the_chosen_levels(setup):
     calibration.chosen = next(p for p in calibration.points if p.levels == [0.5, 1.0] and p.thresholds == [0.4])
     calibration.apply(model)
     assert model.config.icpc["cascade_levels"] == [0.5, 1.0] and model.config.icpc["thresholds"] == [0.4]
+
+
+def test_the_installed_command_runs_the_cli():
+    command = shutil.which("icpc-calibrate")
+    assert command is not None, "`pip install -e .` installs the icpc-calibrate command (setup.py entry_points)"
+    help_text = subprocess.run([command, "--help"], capture_output=True, text=True, check=True).stdout
+    assert help_text.startswith("usage: icpc-calibrate") and "--target-speedup" in help_text

@@ -150,8 +150,9 @@ def calibrate_thresholds(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m icpc_hf.calibrate MODEL_DIR DATA_DIR`: calibrate a saved ICPC model on a saved dataset."""
-    parser = argparse.ArgumentParser(prog="python -m icpc_hf.calibrate", description=__doc__.splitlines()[0])
+    """`icpc-calibrate MODEL_DIR DATA_DIR` (or `python -m icpc_hf.calibrate`): calibrate a saved ICPC model on a
+    saved dataset."""
+    parser = argparse.ArgumentParser(prog="icpc-calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("model", help="folder or Hub id of a model saved with its ICPC settings and processor")
     parser.add_argument("data", help="a datasets folder (save_to_disk) with the model's input features and labels")
     parser.add_argument("--split", default=None, help="split of a DatasetDict (default: validation, else test)")
