@@ -154,8 +154,10 @@ class PeakMemory:
         self.start = self.peak = self.process.memory_info().rss
         self.kernel_peak = self._reset_high_water_mark()
         self.running = not self.kernel_peak
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
+        self.thread = None
+        if self.running:
+            self.thread = threading.Thread(target=self._sample, daemon=True)
+            self.thread.start()
         return self
 
     @staticmethod
@@ -182,7 +184,8 @@ class PeakMemory:
 
     def __exit__(self, *exc):
         self.running = False
-        self.thread.join()
+        if self.thread is not None:
+            self.thread.join()
         if self.kernel_peak:
             self.peak = self._high_water_mark()
         self.megabytes = (self.peak - self.start) / 2**20
@@ -208,8 +211,9 @@ def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepar
     model = task.new_model(seed)
     if prepare is not None:
         model = prepare(model)
-    anatomy = StepAnatomy()
-    callbacks: list = [EpochTimer(), anatomy]
+    epoch_timer, anatomy = EpochTimer(), StepAnatomy()
+    callbacks: list = [epoch_timer, anatomy]
+    icpc_callback = None
     if icpc is None:
         args = task.baseline_args if args is None else args
         collator = TimedCollator(task.baseline_collator)
@@ -217,15 +221,16 @@ def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepar
         settings = ICPCConfig(seed=seed, **icpc)
         model = patch_model(model, settings)
         collator = TimedICPCCollator(task.processor, settings)
-        callbacks.append(ICPCCallback())
+        icpc_callback = ICPCCallback()
+        callbacks.append(icpc_callback)
     trainer = Trainer(model=model, args=training_args(task, output_dir, seed, args), train_dataset=task.train,
                       data_collator=collator, callbacks=callbacks)
     with PeakMemory() as memory:
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
-    totals = callbacks[2].train_totals if icpc is not None else None
-    return {"model": model, "seconds": seconds, "epoch_seconds": callbacks[0].epoch_seconds,
+    totals = icpc_callback.train_totals if icpc_callback is not None else None
+    return {"model": model, "seconds": seconds, "epoch_seconds": epoch_timer.epoch_seconds,
             "collator_share": collator.seconds / seconds, "peak_memory_mb": memory.megabytes,
             "step_ms": anatomy.milliseconds_per_step(), "steps": anatomy.steps,
             "token_ratio": totals["tokens"] / totals["full_tokens"] if totals else 1.0,
