@@ -2,11 +2,14 @@ import json
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
 from icpc_hf import ICPCConfig, patch_model, push_to_hub, save_for_hub
 from icpc_hf.hub import build_pipeline
+from icpc_hf.model_card import render_model_card
+from icpc_hf.registry import FAMILIES
 
 
 def saved_model(folder):
@@ -32,6 +35,16 @@ def test_folder_holds_weights_processor_settings_card_and_pipeline_code(tmp_path
         if name.endswith(".py"):
             code = (tmp_path / name).read_text()
             assert not re.search(r"^\s*(from|import)\s+icpc_hf", code, flags=re.MULTILINE), name
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda family: family.modality.name)
+def test_card_takes_tag_task_and_descriptions_from_the_model_family(family):
+    model_type = sorted(family.patches)[0]
+    card = str(render_model_card(ICPCConfig(model_type=model_type), repo_id="someone/model"))
+    assert f"pipeline_tag: {family.pipeline_tag}" in card and f"- {family.modality.name}" in card
+    assert f'pipeline("{family.task}", model="someone/model"' in card
+    assert f"A {model_type} {family.classifier_description} fine-tuned" in card
+    assert f"({family.compression_description})" in card
 
 
 def test_saved_folder_serves_the_cascade_without_icpc_hf(tmp_path):

@@ -1,11 +1,5 @@
 """icpc_hf: Input Compression with Positional Consistency for Hugging Face Transformers."""
 
-from transformers import (
-    AutoModelForAudioClassification,
-    AutoModelForImageClassification,
-    AutoModelForSequenceClassification,
-    AutoModelForVideoClassification,
-)
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .callback import ICPCCallback, install_sampler
@@ -22,21 +16,21 @@ from .pipelines import (
     ICPCTextClassificationPipeline,
     ICPCVideoClassificationPipeline,
 )
-from .registry import REGISTRY
+from .registry import FAMILIES, REGISTRY, ModelFamily, family_for, register
 from .schedule import ICPCSampler
 
 __version__ = "0.1.0"
 
-for _task, _pipeline, _auto_model, _type in (
-    ("icpc-image-classification", ICPCImageClassificationPipeline, AutoModelForImageClassification, "image"),
-    ("icpc-text-classification", ICPCTextClassificationPipeline, AutoModelForSequenceClassification, "text"),
-    ("icpc-audio-classification", ICPCAudioClassificationPipeline, AutoModelForAudioClassification, "audio"),
-    ("icpc-video-classification", ICPCVideoClassificationPipeline, AutoModelForVideoClassification, "video"),
-):
-    PIPELINE_REGISTRY.register_pipeline(_task, pipeline_class=_pipeline, pt_model=_auto_model, type=_type)
+for _family in FAMILIES:
+    PIPELINE_REGISTRY.register_pipeline(
+        _family.task, pipeline_class=_family.pipeline_class, pt_model=_family.auto_model, type=_family.modality.name
+    )
 
 __all__ = [
     "REGISTRY",
+    "ModelFamily",
+    "family_for",
+    "register",
     "CascadeResult",
     "ICPCCallback",
     "ICPCConfig",

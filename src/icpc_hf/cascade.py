@@ -11,7 +11,7 @@ from torch import nn
 from .config import ICPCConfig
 from .costs import encoder_flops
 from .patching import base_model_of, icpc_settings
-from .registry import REGISTRY
+from .registry import family_for
 
 
 COMBINE_MODES = ("last", "mean", "level_weighted")
@@ -108,7 +108,7 @@ def run_cascade(
     and the sample answers with what it has. Thresholds of 1.0 with a budget give plain budgeted TTA.
     """
     icpc = icpc or icpc_settings(model)
-    modality = REGISTRY[icpc.model_type].modality
+    modality = family_for(icpc.model_type).modality
     levels = sorted(set(levels if levels is not None else icpc.cascade_levels))
     if not levels:
         raise ValueError("The cascade needs at least one level, got an empty list.")

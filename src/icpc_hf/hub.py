@@ -10,43 +10,24 @@ from torch import nn
 
 from .model_card import render_model_card
 from .patching import base_model_of, icpc_settings, patch_model
-from .registry import REGISTRY
+from .registry import family_for
 
-PIPELINE_TAGS = {
-    "image": "image-classification",
-    "text": "text-classification",
-    "audio": "audio-classification",
-    "video": "video-classification",
-}
-PROCESSOR_ARGUMENT = {"image": "image_processor", "text": "tokenizer", "audio": "feature_extractor", "video": "image_processor"}
 
 
 def build_pipeline(model: nn.Module, processor: Any, **kwargs: Any):
     """The ICPC pipeline of a patched model's modality, around `model` and its processor."""
-    from . import pipelines
-
-    icpc = icpc_settings(model)
-    modality = REGISTRY[icpc.model_type].modality
-    pipeline_class = pipelines.PIPELINE_CLASSES[modality.name]
-    return pipeline_class(model=base_model_of(model), **{PROCESSOR_ARGUMENT[modality.name]: processor}, **kwargs)
+    family = family_for(icpc_settings(model).model_type)
+    return family.pipeline_class(model=base_model_of(model), **{family.processor_argument: processor}, **kwargs)
 
 
 def save_for_hub(
     model: nn.Module, processor: Any, save_directory: str | os.PathLike, results: str | None = None, **card_data: Any
 ) -> str:
     """Write a folder that `pipeline(model=folder, trust_remote_code=True)` serves without icpc_hf installed."""
-    icpc = icpc_settings(model)
-    modality = REGISTRY[icpc.model_type].modality
     classifier = build_pipeline(model, processor)
     classifier.save_pretrained(save_directory)
     card = render_model_card(
-        icpc,
-        task=modality.task,
-        modality=modality.name,
-        pipeline_tag=PIPELINE_TAGS[modality.name],
-        repo_id=card_data.pop("repo_id", str(save_directory)),
-        results=results,
-        **card_data,
+        icpc_settings(model), repo_id=card_data.pop("repo_id", str(save_directory)), results=results, **card_data
     )
     card.save(os.path.join(save_directory, "README.md"))
     return str(save_directory)

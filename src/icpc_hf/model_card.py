@@ -7,6 +7,7 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 
 from .config import ICPCConfig
+from .registry import family_for
 
 TEMPLATE = """---
 {{ card_data }}
@@ -60,40 +61,32 @@ Thresholds and levels can be set per call: `classifier(inputs, thresholds=0.8, l
 {% endif %}
 """
 
-DESCRIPTIONS = {
-    "image": ("image classifier", "images resized to a smaller whole number of patches"),
-    "text": ("text classifier", "insignificant words pruned"),
-    "audio": ("audio classifier", "spectrograms shortened"),
-    "video": ("video classifier", "fewer and smaller frames"),
-}
-
-
 def render_model_card(
     icpc: ICPCConfig,
-    task: str,
-    modality: str,
-    pipeline_tag: str,
     repo_id: str = "path/to/this/folder",
     model_name: str | None = None,
     results: str | None = None,
     **card_data: Any,
 ) -> ModelCard:
-    """A Hub model card with library name, tags, the ICPC levels and thresholds, and usage."""
+    """A Hub model card with library name, tags, the ICPC levels and thresholds, and usage.
+
+    The pipeline tag, the task and the descriptions come from the family of `icpc.model_type`.
+    """
+    family = family_for(icpc.model_type)
     data = ModelCardData(
         library_name="transformers",
-        pipeline_tag=pipeline_tag,
-        tags=["icpc", "icpc-hf", "input-compression", modality],
+        pipeline_tag=family.pipeline_tag,
+        tags=["icpc", "icpc-hf", "input-compression", family.modality.name],
         **card_data,
     )
-    task_description, modality_description = DESCRIPTIONS[modality]
     return ModelCard.from_template(
         data,
         template_str=TEMPLATE,
         model_name=model_name or repo_id.split("/")[-1],
         model_type=icpc.model_type,
-        task=task,
-        task_description=task_description,
-        modality_description=modality_description,
+        task=family.task,
+        task_description=family.classifier_description,
+        modality_description=family.compression_description,
         levels=", ".join(f"{lv:.3g}" for lv in icpc.levels or []),
         position_strategy=icpc.position_strategy,
         cascade_levels=", ".join(f"{lv:.3g}" for lv in icpc.cascade_levels or []),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from .config import CONFIG_KEY, ICPCConfig, as_icpc_config
-from .registry import entry_for
+from .registry import family_for
 
 
 def base_model_of(model: nn.Module) -> nn.Module:
@@ -55,7 +55,8 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
     never patched). The resolved settings are stored in `model.config.icpc`, so `save_pretrained` keeps them.
     """
     base = base_model_of(model)
-    entry = entry_for(base.config)
+    family = family_for(base.config)
+    patch = family.patches[base.config.model_type]
     if icpc is None:
         stored = getattr(base.config, CONFIG_KEY, None)
         icpc = ICPCConfig.from_dict(stored) if stored is not None else ICPCConfig()
@@ -66,11 +67,11 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
             f"These ICPC settings were resolved for a {icpc.model_type!r} model and cannot patch a "
             f"{base.config.model_type!r} one: start from a fresh ICPCConfig()."
         )
-    entry.modality.resolve(icpc, base.config)
+    family.modality.resolve(icpc, base.config)
     icpc.model_type = base.config.model_type
-    entry.patch.apply(base, icpc)
+    patch.apply(base, icpc)
     setattr(base.config, CONFIG_KEY, icpc.to_dict())
-    if getattr(base, "_icpc_settings", None) is None and not entry.patch.accepts_position_ids:
+    if getattr(base, "_icpc_settings", None) is None and not patch.accepts_position_ids:
         base._icpc_guard = base.register_forward_pre_hook(_refuse_position_ids, with_kwargs=True)
     base._icpc_settings = icpc
     return model
@@ -79,7 +80,7 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
 def unpatch_model(model: nn.Module) -> nn.Module:
     """Restore the original embeddings (the weights are untouched); `config.icpc` is kept."""
     base = base_model_of(model)
-    entry_for(base.config).patch.remove(base)
+    family_for(base.config).patches[base.config.model_type].remove(base)
     guard = getattr(base, "_icpc_guard", None)
     if guard is not None:
         guard.remove()

@@ -3,17 +3,19 @@
 This module and the modules it imports relatively are what `Pipeline.save_pretrained` copies next to a saved
 model, so `pipeline(model=folder, trust_remote_code=True)` works where icpc_hf is not installed: keep its
 imports relative (`from .x import y`) and its dependencies to torch and transformers.
+
+The registry's records name the pipeline classes below, so this module imports the registry, and the modules
+that read it (patching, cascade), where they are used rather than at load time.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import Pipeline
 
-from .cascade import CascadeResult, run_cascade
-from .patching import icpc_settings, is_patched, patch_model
-from .registry import REGISTRY
+if TYPE_CHECKING:
+    from .cascade import CascadeResult
 
 
 CALL_ARGUMENTS = {"thresholds", "levels", "top_k", "combine", "budget", "budget_unit", "batch_size"}
@@ -28,11 +30,14 @@ class ICPCPipeline(Pipeline):
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
+        from .patching import icpc_settings, is_patched, patch_model
+        from .registry import family_for
+
         super().__init__(*args, **kwargs)
         if not is_patched(self.model):
             patch_model(self.model)
         self.icpc = icpc_settings(self.model)
-        self.modality = REGISTRY[self.icpc.model_type].modality
+        self.modality = family_for(self.icpc.model_type).modality
 
     def _sanitize_parameters(
         self, thresholds=None, levels=None, top_k=None, combine=None, budget=None, budget_unit=None, **kwargs
@@ -64,6 +69,8 @@ class ICPCPipeline(Pipeline):
         return self.modality.prepare(self.modality.processor_of(self), inputs, self.icpc)
 
     def _forward(self, features: list[dict[str, Any]], batch_size: int = 32, **kwargs: Any) -> CascadeResult:
+        from .cascade import run_cascade
+
         processor = self.modality.processor_of(self)
         return run_cascade(self.model, features, processor, self.icpc, batch_size=batch_size, **kwargs)
 
@@ -113,10 +120,3 @@ class ICPCVideoClassificationPipeline(ICPCPipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-
-PIPELINE_CLASSES = {
-    "image": ICPCImageClassificationPipeline,
-    "text": ICPCTextClassificationPipeline,
-    "audio": ICPCAudioClassificationPipeline,
-    "video": ICPCVideoClassificationPipeline,
-}
