@@ -93,3 +93,26 @@ def test_the_installed_command_runs_the_cli():
     assert command is not None, "`pip install -e .` installs the icpc-calibrate command (setup.py entry_points)"
     help_text = subprocess.run([command, "--help"], capture_output=True, text=True, check=True).stdout
     assert help_text.startswith("usage: icpc-calibrate") and "--target-speedup" in help_text
+
+
+def test_best_level_reference_is_the_most_accurate_single_level(setup):
+    model, features, labels = setup
+    calibration = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0, reference="best_level")
+    singles = [run_cascade(model, features, None, levels=[lv]).accuracy(labels) for lv in (0.5, 0.75, 1.0)]
+    assert calibration.level_accuracies == pytest.approx(singles)
+    assert calibration.reference_accuracy == pytest.approx(max(singles)) == calibration.best_level_accuracy
+    assert calibration.chosen.accuracy >= max(singles) - 1e-12
+    assert all(p.cost >= calibration.chosen.cost for p in calibration.points if p.accuracy >= max(singles) - 1e-12)
+    full = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0)
+    assert full.reference_accuracy == pytest.approx(singles[-1]) and full.full_accuracy == pytest.approx(singles[-1])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(levels=[1.0], max_accuracy_loss=0.0), "at least two cascade levels"),
+    (dict(max_accuracy_loss=0.0, reference="median"), "Unknown `reference`"),
+    (dict(target_speedup=2.0, reference="best_level"), "applies to `max_accuracy_loss` only"),
+])
+def test_impossible_calibrations_are_refused(setup, kwargs, message):
+    model, features, labels = setup
+    with pytest.raises(ValueError, match=message):
+        calibrate_thresholds(model, features, None, labels, **kwargs)

@@ -37,6 +37,15 @@ class Calibration:
     full_accuracy: float
     points: list[CascadePoint]
     chosen: CascadePoint | None
+    level_accuracies: list[float] = field(default_factory=list)
+    """Accuracy of each level of `levels` alone, on the calibration set."""
+    reference_accuracy: float | None = None
+    """The accuracy `max_accuracy_loss` was measured against: full size's, or the best single level's."""
+
+    @property
+    def best_level_accuracy(self) -> float:
+        """The most accurate single level: a model trained with ICPC may be best below full size."""
+        return max(self.level_accuracies) if self.level_accuracies else self.full_accuracy
 
     def apply(self, model: Any) -> Any:
         """Re-patch `model` with the chosen levels and thresholds (saved with it from then on)."""
@@ -97,6 +106,28 @@ def replay_cascade(
     return predictions, spent
 
 
+REFERENCES = ("full", "best_level")
+"""What `max_accuracy_loss` is measured against: full-size inference, or the most accurate single level."""
+
+
+def check_target(
+    max_accuracy_loss: float | None = None, target_speedup: float | None = None, reference: str = "full"
+) -> None:
+    """Refuse a calibration target that names no target, two targets, or impossible values, before any pass."""
+    if (max_accuracy_loss is None) == (target_speedup is None):
+        raise ValueError("Give exactly one target: `max_accuracy_loss` (e.g. 0.003) or `target_speedup` (e.g. 2.0).")
+    if max_accuracy_loss is not None and not max_accuracy_loss >= 0:
+        raise ValueError(f"`max_accuracy_loss` must be non-negative, got {max_accuracy_loss}.")
+    if target_speedup is not None and not target_speedup > 0:
+        raise ValueError(f"`target_speedup` must be positive, got {target_speedup}.")
+    if reference not in REFERENCES:
+        raise ValueError(f"Unknown `reference` {reference!r}: use 'full' (full-size accuracy) or 'best_level' (the "
+                         "most accurate single level).")
+    if target_speedup is not None and reference != "full":
+        raise ValueError(f"`reference={reference!r}` applies to `max_accuracy_loss` only: drop it, or give "
+                         "`max_accuracy_loss` instead of `target_speedup`.")
+
+
 def calibrate_thresholds(
     model: Any,
     features: Sequence[dict[str, Any]],
@@ -107,28 +138,34 @@ def calibrate_thresholds(
     target_speedup: float | None = None,
     candidates: Sequence[float] = tuple(np.round(np.arange(0.0, 1.0, 0.05), 2)) + (0.97, 0.99, 1.0),
     batch_size: int = 64,
+    reference: str = "full",
 ) -> Calibration:
     """Thresholds (one per level but the last) meeting the target at the lowest cost.
 
     `max_accuracy_loss`: the cheapest setting whose accuracy is at most this much below full-size inference
     (absolute, e.g. 0.003 for 0.3 points). `target_speedup`: the most accurate setting whose estimated cost is at
     most 1 / target_speedup of a full-size pass. Exactly one target must be given.
+
+    `reference="best_level"` measures `max_accuracy_loss` against the most accurate single level instead of full
+    size: a model trained with ICPC is often best below full size, and `max_accuracy_loss=0.0,
+    reference="best_level"` then asks for the cheapest setting that loses nothing against serving that level.
     """
-    if (max_accuracy_loss is None) == (target_speedup is None):
-        raise ValueError("Give exactly one target: `max_accuracy_loss` (e.g. 0.003) or `target_speedup` (e.g. 2.0).")
-    if max_accuracy_loss is not None and max_accuracy_loss < 0:
-        raise ValueError(f"`max_accuracy_loss` must be non-negative, got {max_accuracy_loss}.")
-    if target_speedup is not None and target_speedup <= 0:
-        raise ValueError(f"`target_speedup` must be positive, got {target_speedup}.")
+    check_target(max_accuracy_loss, target_speedup, reference)
+    levels = sorted({float(lv) for lv in (levels if levels is not None else model.config.icpc["cascade_levels"])})
+    if len(levels) < 2:
+        raise ValueError(
+            f"Calibration needs at least two cascade levels, got {levels}: with one level every sample answers there "
+            "and there is nothing to choose. Pass `levels=[0.5, 1.0]` (for example) or patch the model with "
+            "`ICPCConfig(cascade_levels=[...])`."
+        )
     labels = torch.as_tensor(list(labels))
-    runs = []
-    for level in levels if levels is not None else model.config.icpc["cascade_levels"]:
-        runs.append(run_cascade(model, features, processor, levels=[level], batch_size=batch_size))
+    runs = [run_cascade(model, features, processor, levels=[level], batch_size=batch_size) for level in levels]
     levels = [run.levels[0] for run in runs]
     full_flops = runs[0].full_flops
     probabilities = [run.probabilities for run in runs]
     costs = [run.spent_flops / full_flops for run in runs]
-    full_accuracy = float((probabilities[-1].argmax(-1) == labels).float().mean())
+    level_accuracies = [float((probs.argmax(-1) == labels).float().mean()) for probs in probabilities]
+    full_accuracy = level_accuracies[-1]
     points = []
     last = len(levels) - 1
     for size in range(len(levels)):
@@ -140,13 +177,15 @@ def calibrate_thresholds(
                 points.append(CascadePoint([float(t) for t in thresholds],
                                            float((predictions == labels).float().mean()), float(spent.mean()),
                                            [levels[i] for i in steps]))
+    reference_accuracy = None
     if max_accuracy_loss is not None:
-        eligible = [p for p in points if p.accuracy >= full_accuracy - max_accuracy_loss - 1e-12]
+        reference_accuracy = max(level_accuracies) if reference == "best_level" else full_accuracy
+        eligible = [p for p in points if p.accuracy >= reference_accuracy - max_accuracy_loss - 1e-12]
         chosen = min(eligible, key=lambda p: (p.cost, -p.accuracy)) if eligible else None
     else:
         eligible = [p for p in points if p.cost <= 1.0 / target_speedup + 1e-12]
         chosen = max(eligible, key=lambda p: (p.accuracy, -p.cost)) if eligible else None
-    return Calibration(levels, full_accuracy, points, chosen)
+    return Calibration(levels, full_accuracy, points, chosen, level_accuracies, reference_accuracy)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -170,14 +209,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     from transformers import AutoConfig, AutoProcessor
 
     from .patching import patch_model
-    from .registry import family_for
+    from .registry import entry_for
 
     data = datasets.load_from_disk(args.data)
     if isinstance(data, datasets.DatasetDict):
         split = args.split or ("validation" if "validation" in data else "test")
         data = data[split]
     config = AutoConfig.from_pretrained(args.model)
-    model = family_for(config).auto_model.from_pretrained(args.model)
+    modality = entry_for(config).modality
+    auto_model = {"image": "AutoModelForImageClassification", "text": "AutoModelForSequenceClassification",
+                  "audio": "AutoModelForAudioClassification", "video": "AutoModelForVideoClassification"}
+    import transformers
+
+    model = getattr(transformers, auto_model[modality.name]).from_pretrained(args.model)
     patch_model(model)
     processor = AutoProcessor.from_pretrained(args.model)
     result = calibrate_thresholds(

@@ -1,17 +1,22 @@
-"""ICPCCallback: per-epoch level draws inside a plain Trainer, and what compression saved, in Trainer's logs."""
+"""ICPCCallback: per-epoch level draws inside a plain Trainer, what compression saved in Trainer's logs, and a
+cascade calibrated on the evaluation set at the end of training."""
 
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import math
+import weakref
 from typing import Any
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
+from .calibrate import Calibration, calibrate_thresholds, check_target
+from .config import ICPCConfig
 from .costs import encoder_flops
-from .patching import base_model_of, icpc_settings
+from .patching import base_model_of, icpc_settings, patch_model
 from .schedule import BatchContext, ICPCSampler, LevelledCollate
 
 logger = logging.getLogger(__name__)
@@ -75,6 +80,78 @@ def schedule_of(icpc: Any, num_epochs: int | None) -> dict[str, Any]:
     }
 
 
+CALIBRATION_PRESETS = {"best_level": {"max_accuracy_loss": 0.0, "reference": "best_level"}}
+"""Named calibration targets: `best_level` is the cheapest cascade no less accurate than the best single level."""
+CALIBRATION_KEYS = tuple(
+    name for name in inspect.signature(calibrate_thresholds).parameters
+    if name not in ("model", "features", "processor", "labels")
+)
+
+
+def calibration_target(calibrate: Any) -> dict[str, Any] | None:
+    """The `calibrate_thresholds` keywords that ICPCCallback's `calibrate` asks for; None when it is off."""
+    if calibrate is False:
+        return None
+    if calibrate is True:
+        calibrate = "best_level"
+    if isinstance(calibrate, str) and calibrate in CALIBRATION_PRESETS:
+        return dict(CALIBRATION_PRESETS[calibrate])
+    if not isinstance(calibrate, dict):
+        raise ValueError(
+            f"Unknown calibration target {calibrate!r}: use 'best_level', a dict such as "
+            "{'max_accuracy_loss': 0.003} or {'target_speedup': 2.0}, or False to keep the cascade as configured."
+        )
+    unknown = sorted(set(calibrate) - set(CALIBRATION_KEYS))
+    if unknown:
+        raise ValueError(
+            f"Unknown calibration setting(s) {unknown}: the `calibrate` dict takes the keywords of "
+            f"`icpc_hf.calibrate.calibrate_thresholds` ({', '.join(CALIBRATION_KEYS)})."
+        )
+    check_target(calibrate.get("max_accuracy_loss"), calibrate.get("target_speedup"),
+                 calibrate.get("reference", "full"))
+    return dict(calibrate)
+
+
+def processor_of(train_dataloader: Any, processing_class: Any) -> Any:
+    """The processor the data collator uses (ICPCDataCollator.processor), else the Trainer's processing_class."""
+    collate = getattr(getattr(train_dataloader, "base_dataloader", train_dataloader), "collate_fn", None)
+    for _ in range(4):  # LevelledCollate and Trainer's RemoveColumnsCollator wrap the user's collator
+        if hasattr(collate, "processor"):
+            return collate.processor
+        collate = getattr(collate, "collate_fn", None) or getattr(collate, "data_collator", None)
+    return processing_class
+
+
+def labels_of(features: Any) -> list[int]:
+    """One class index per evaluation sample, from its `label` or `labels`; raises with the fix otherwise."""
+    missing = ValueError(
+        "ICPCCallback calibrates the cascade on the evaluation set, which needs a class index per sample in a "
+        "`label` or `labels` field: add one to the eval_dataset, or pass `ICPCCallback(calibrate=False)`."
+    )
+    column_names = getattr(features, "column_names", None)
+    if column_names is not None:  # a datasets.Dataset: read one column, without running a transform
+        key = next((k for k in ("label", "labels") if k in column_names), None)
+        if key is None:
+            raise missing
+        raw = features.with_format(None) if hasattr(features, "with_format") else features
+        values = list(raw[key])
+    else:
+        values = []
+        for index in range(len(features)):
+            sample = features[index]
+            key = next((k for k in ("label", "labels") if isinstance(sample, dict) and k in sample), None)
+            if key is None:
+                raise missing
+            values.append(sample[key])
+    try:
+        return [int(v) for v in values]
+    except (TypeError, ValueError):
+        raise ValueError(
+            "Cascade calibration needs one class index per evaluation sample (single-label classification); got "
+            f"{values[0]!r}. Pass `ICPCCallback(calibrate=False)` for other tasks."
+        ) from None
+
+
 class ICPCCallback(TrainerCallback, ExportableState):
     """Draw each epoch's compression levels and log what they saved.
 
@@ -85,9 +162,24 @@ class ICPCCallback(TrainerCallback, ExportableState):
     The level plan is a pure function of the settings and the epoch, and Trainer skips the batches already
     trained when resuming, so `train(resume_from_checkpoint=...)` continues the same schedule; the settings that
     determine it are saved in the checkpoint's trainer state, and resuming with different ones raises.
+
+    At the end of training it calibrates the served cascade on the evaluation set (levels and thresholds, with
+    `calibrate_thresholds`) and stores it in `config.icpc`, so saving or serving the model needs no extra step.
+    `calibrate`: `"best_level"` (default: the cheapest cascade no less accurate than the model's best single
+    level), a dict of `calibrate_thresholds` keywords such as `{"target_speedup": 2.0}`, or False to keep the
+    cascade as configured. The evaluation set is the one the Trainer evaluated during training, or, without
+    evaluations, the Trainer's `eval_dataset` after `attach(trainer)`. Without one the served cascade becomes
+    full size alone, because an uncalibrated cascade can be slower than plain inference.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, calibrate: str | dict[str, Any] | bool = "best_level") -> None:
+        self.calibration_target = calibration_target(calibrate)
+        """`calibrate_thresholds` keywords for the end-of-training calibration; None: calibration off."""
+        self.calibration: Calibration | None = None
+        """The last end-of-training calibration, every point searched included (see `Calibration.frontier`)."""
+        self._trainer_ref: weakref.ReferenceType | None = None
+        self._callbacks: list | None = None
+        self._warned_no_eval = False
         self.schedule: dict[str, Any] | None = None
         self.sampler: ICPCSampler | None = None
         self._model_config = None
@@ -105,7 +197,52 @@ class ICPCCallback(TrainerCallback, ExportableState):
             ):
                 holder.remove(self)
                 holder.insert(0, self)
+                self._callbacks = holder
                 break
+
+    def attach(self, trainer: Any) -> Any:
+        """Let the callback read `trainer.eval_dataset` when the Trainer runs no evaluation during training.
+
+        Adds the callback to the trainer if it is not there yet (ahead of the reporting callbacks) and returns
+        the trainer. Only needed for calibration with `eval_strategy="no"`; the Trainer's callback events do not
+        carry the evaluation set until an evaluation has run.
+        """
+        callbacks = trainer.callback_handler.callbacks
+        if self not in callbacks:
+            callbacks.insert(0, self)
+        self._callbacks = callbacks
+        self._trainer_ref = weakref.ref(trainer)
+        return trainer
+
+    def _eval_features(self, eval_dataloader: Any) -> Any:
+        """The evaluation samples, as the data collator takes them; None when the callback can see none."""
+        trainer = self._trainer_ref() if self._trainer_ref is not None else None
+        if trainer is not None and trainer.eval_dataset is not None:
+            if isinstance(trainer.eval_dataset, dict):
+                raise ValueError(
+                    f"The Trainer has several evaluation sets ({', '.join(map(str, trainer.eval_dataset))}) and "
+                    "the cascade is calibrated on one: set `trainer.eval_dataset` to the one to calibrate on "
+                    "before `train()`, or pass `ICPCCallback(calibrate=False)`."
+                )
+            eval_dataloader = trainer.get_eval_dataloader()  # with the columns the Trainer would pass
+        if eval_dataloader is None:
+            return None
+        features = eval_dataloader.dataset
+        if not hasattr(features, "__len__") or not hasattr(features, "__getitem__"):
+            raise ValueError(
+                f"Cascade calibration reads the evaluation set by index, and {type(features).__name__} has no "
+                "length: use a map-style eval_dataset (e.g. a datasets.Dataset), or `ICPCCallback(calibrate=False)`."
+            )
+        return features
+
+    def _check_calibration_levels(self, icpc: ICPCConfig) -> None:
+        levels = self.calibration_target.get("levels") or icpc.cascade_levels or []
+        if len(set(levels)) < 2:
+            raise ValueError(
+                f"ICPCCallback was asked to calibrate the cascade, but it has one level ({list(levels)}): there is "
+                "nothing to calibrate. Give two or more levels (`ICPCConfig(cascade_levels=[0.5, 1.0])`, or "
+                "`ICPCCallback(calibrate={..., 'levels': [0.5, 1.0]})`), or pass `ICPCCallback(calibrate=False)`."
+            )
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         icpc = icpc_settings(model)
@@ -122,6 +259,10 @@ class ICPCCallback(TrainerCallback, ExportableState):
                 f"Resuming with ICPC settings that differ from the checkpoint's ({', '.join(changed)}): the run would "
                 f"not continue its compression schedule. Restore the settings {saved} or start a new run."
             )
+        if self.calibration_target is not None:  # refuse settings that cannot calibrate before training, not after
+            trainer = self._trainer_ref() if self._trainer_ref is not None else None
+            if args.eval_strategy != "no" or (trainer is not None and trainer.eval_dataset is not None):
+                self._check_calibration_levels(icpc)
         self.schedule = schedule
         self.sampler = install_sampler(train_dataloader, icpc, epochs)
         getattr(train_dataloader, "base_dataloader", train_dataloader).collate_fn.on_batch = self._record
@@ -156,3 +297,72 @@ class ICPCCallback(TrainerCallback, ExportableState):
         if state.log_history and state.log_history[-1].get("step") == state.global_step:
             state.log_history[-1].update({k: v for k, v in logs.items() if k.startswith("icpc/")})
         self._totals_at_last_log = dict(self.train_totals)
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, train_dataloader=None,
+                     eval_dataloader=None, **kwargs):
+        if self.calibration_target is None or model is None:
+            return
+        icpc = icpc_settings(model)
+        features = self._eval_features(eval_dataloader)
+        if features is None:
+            if not self._warned_no_eval:
+                logger.warning(
+                    "ICPCCallback saw no evaluation set (the Trainer ran no evaluation and none was attached), so it "
+                    "cannot calibrate the cascade; the model will serve full size alone (cascade_levels [1.0], was "
+                    "%s), as an uncalibrated cascade can be slower than plain inference. Evaluate during training "
+                    "(`eval_strategy`) or call `callback.attach(trainer)` to calibrate, or pass "
+                    "`ICPCCallback(calibrate=False)` to keep the configured cascade.", icpc.cascade_levels,
+                )
+                self._warned_no_eval = True
+            self._serve_full_size(model)
+            return
+        self._check_calibration_levels(icpc)
+        labels = labels_of(features)
+        # Every rank runs this on the whole evaluation set with the same weights: the same result everywhere.
+        calibration = calibrate_thresholds(model, features, processor_of(train_dataloader, processing_class),
+                                           labels, **self.calibration_target)
+        self.calibration = calibration
+        chosen = calibration.chosen
+        if chosen is None:
+            cheapest = min(p.cost for p in calibration.points)
+            logger.warning(
+                "No cascade setting met the calibration target %s on the evaluation set (the cheapest costs %.3g of "
+                "a full-size pass): serving full size alone. Relax the target, or apply a point of "
+                "`callback.calibration.frontier()` with `Calibration.apply`.", self.calibration_target, cheapest,
+            )
+            self._serve_full_size(model)
+            return
+        calibration.apply(model)
+        logs = {
+            "icpc/calibrated_accuracy": chosen.accuracy,
+            "icpc/calibrated_cost": chosen.cost,
+            "icpc/calibrated_speedup_est": 1.0 / chosen.cost if chosen.cost > 0 else math.inf,
+            "icpc/calibrated_levels": ", ".join(f"{lv:g}" for lv in chosen.levels),
+            "icpc/calibrated_thresholds": ", ".join(f"{t:g}" for t in chosen.thresholds),
+            "icpc/full_size_accuracy": calibration.full_accuracy,
+            "icpc/best_level_accuracy": calibration.best_level_accuracy,
+        }
+        logger.info(
+            "ICPC cascade calibrated on %d evaluation samples: levels [%s], thresholds [%s]; predicted accuracy "
+            "%.4f (full size %.4f, best single level %.4f) at %.3g of a full-size pass (%.2fx).", len(labels),
+            logs["icpc/calibrated_levels"], logs["icpc/calibrated_thresholds"], chosen.accuracy,
+            calibration.full_accuracy, calibration.best_level_accuracy, chosen.cost,
+            logs["icpc/calibrated_speedup_est"],
+        )
+        self._log(args, state, control, logs, model=model, processing_class=processing_class,
+                  train_dataloader=train_dataloader, eval_dataloader=eval_dataloader, **kwargs)
+
+    @staticmethod
+    def _serve_full_size(model: Any) -> None:
+        """Serve full size alone: never slower than plain inference, which an uncalibrated cascade can be."""
+        settings = icpc_settings(model).to_dict()
+        if settings["cascade_levels"] != [1.0]:
+            settings["cascade_levels"] = [1.0]
+            patch_model(model, ICPCConfig.from_dict(settings))
+
+    def _log(self, args, state, control, logs: dict[str, Any], **kwargs) -> None:
+        """What `Trainer.log` does, from a callback: into `state.log_history`, then to every callback's on_log."""
+        state.log_history.append({**logs, "epoch": state.epoch, "step": state.global_step})
+        for callback in self._callbacks or []:
+            if callback is not self:
+                callback.on_log(args, state, control, logs=logs, **kwargs)
