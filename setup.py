@@ -15,6 +15,7 @@ setup(
         "accelerate>=1.0",
         "huggingface_hub>=1.0",
         "numpy",
+        "scipy",
         "pillow",
         "jinja2",
     ],

@@ -196,7 +196,8 @@ def test_waveform_checks_stereo_resampling_silence_and_length():
     np.testing.assert_allclose(mono_waveform(stereo.T, RATE), clip * 0.75, rtol=1e-6)
     resampled = mono_waveform({"array": tone(0.5, rate=8000), "sampling_rate": 8000}, RATE)
     assert resampled.size == clip.size
-    np.testing.assert_allclose(resampled[::2], tone(0.5, rate=8000), rtol=1e-5, atol=1e-6)
+    # band-limited upsampling keeps the original samples (away from the filter's edge effects)
+    np.testing.assert_allclose(resampled[::2][50:-50], tone(0.5, rate=8000)[50:-50], atol=1e-2)
     with pytest.raises(ValueError, match="shorter than one 400-sample"):
         mono_waveform(np.zeros(0), RATE)
     with pytest.raises(ValueError, match="shorter than one"):

@@ -9,6 +9,7 @@ left in its batch, so a one-second clip costs what one second costs, whatever it
 
 from __future__ import annotations
 
+import math
 import wave
 from typing import Any, Sequence
 
@@ -45,8 +46,8 @@ def mono_waveform(raw: Any, target_rate: int) -> np.ndarray:
 
     Takes what `datasets.Audio` gives (`{"array", "sampling_rate"}`), the audio pipeline's `{"raw", "sampling_rate"}`,
     a path to a .wav file, or a plain array (read as already at `target_rate`). Stereo is averaged to mono; another
-    sampling rate is resampled by linear interpolation (fine for speech; resample with a low-pass filter beforehand
-    when high frequencies near the new Nyquist limit matter).
+    sampling rate is resampled with `scipy.signal.resample_poly`, whose low-pass filter removes what lies above the
+    new Nyquist frequency instead of folding it into the band the model hears.
     """
     if isinstance(raw, str):
         raw = read_wav(raw)
@@ -55,7 +56,7 @@ def mono_waveform(raw: Any, target_rate: int) -> np.ndarray:
         key = "array" if "array" in raw else "raw" if "raw" in raw else None
         if key is None:
             raise ValueError(f"An audio dict needs its samples under `array` (or `raw`); got keys {sorted(raw)}.")
-        rate = int(raw.get("sampling_rate") or target_rate)
+        rate = target_rate if raw.get("sampling_rate") is None else int(raw["sampling_rate"])
         raw = raw[key]
     if isinstance(raw, torch.Tensor):
         raw = raw.detach().cpu().numpy()
@@ -72,8 +73,10 @@ def mono_waveform(raw: Any, target_rate: int) -> np.ndarray:
     if rate <= 0:
         raise ValueError(f"The sampling rate must be positive, got {rate}.")
     if rate != target_rate and samples.size:
-        count = max(1, round(samples.size * target_rate / rate))
-        samples = np.interp(np.arange(count) * (rate / target_rate), np.arange(samples.size), samples)
+        from scipy.signal import resample_poly  # imported here: `import icpc_hf` stays light for other modalities
+
+        divisor = math.gcd(rate, target_rate)
+        samples = resample_poly(samples, target_rate // divisor, rate // divisor)
     window = round(WINDOW_SECONDS * target_rate)
     if samples.size < window:
         raise ValueError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .config import ICPCConfig, as_icpc_config
+from .modality import check_finite
 from .registry import REGISTRY
 from .schedule import current_batch
 
@@ -42,6 +43,7 @@ class ICPCDataCollator:
         if level is None:
             level = self.level if self.level is not None else (context.level if context is not None else 1.0)
         batch = modality.collate(self.processor, features, level, self.icpc)
+        check_finite(batch)
         if context is not None:
             context.tokens += int(modality.tokens(batch, self.icpc).sum())
             context.full_tokens += int(modality.full_tokens(batch, self.icpc).sum())

@@ -24,6 +24,43 @@ def resize_images(pixel_values: torch.Tensor, size: tuple[int, int]) -> torch.Te
     return F.interpolate(pixel_values, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
+PIL_MODES = {1: "L", 3: "RGB"}
+"""The PIL mode a raw image is converted to for a model of each channel count."""
+
+
+def conform_image(image: Any, channels: int) -> Any:
+    """A raw image with the model's channel count, or a ValueError before the image processor fails obscurely.
+
+    PIL images are converted as `do_convert_rgb` does (transparency composited onto white, grey repeated to RGB,
+    RGB to luminance for a 1-channel model), which keeps what the image shows. Arrays and tensors are not
+    guessed at: one with another channel count is refused with the fix.
+    """
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        mode = PIL_MODES.get(channels)
+        if mode is None or image.mode == mode:
+            return image
+        if "A" in image.getbands() or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        return image.convert(mode)
+    shape = tuple(getattr(image, "shape", ()))
+    if len(shape) == 2:
+        found = 1
+    elif len(shape) == 3:
+        found = shape[0] if shape[0] in (1, 3, 4) else shape[-1]
+    else:
+        return image  # lists, paths and the like: the image processor says what it takes
+    if found != channels:
+        raise ValueError(
+            f"An image array of shape {shape} has {found} channel(s) but the model takes {channels}: convert it "
+            f"first (e.g. `PIL.Image.fromarray(array).convert({PIL_MODES.get(channels, 'RGB')!r})`), or pass a PIL "
+            "image, which the collator converts."
+        )
+    return image
+
+
 class ImageModality(GridModality):
     name = "image"
     task = "icpc-image-classification"
@@ -56,7 +93,9 @@ class ImageModality(GridModality):
         elif "image" in features[0]:
             if processor is None:
                 raise ValueError("Features hold raw `image`s but the collator has no image processor to convert them.")
-            images = list(processor(images=[f["image"] for f in features], return_tensors="pt")["pixel_values"])
+            channels = icpc.geometry["num_channels"]
+            raw = [conform_image(f["image"], channels) for f in features]
+            images = list(processor(images=raw, return_tensors="pt")["pixel_values"])
         else:
             raise ValueError(
                 f"Image features need `pixel_values` (from the image processor) or a raw `image`; got keys "
@@ -100,7 +139,7 @@ class ImageModality(GridModality):
     def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
         from transformers.image_utils import load_image
 
-        image = load_image(raw) if isinstance(raw, str) else raw
+        image = conform_image(load_image(raw) if isinstance(raw, str) else raw, icpc.geometry["num_channels"])
         return {"pixel_values": processor(images=image, return_tensors="pt")["pixel_values"][0]}
 
     def processor_of(self, pipeline: Any) -> Any:

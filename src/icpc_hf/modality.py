@@ -7,6 +7,7 @@ pairs the two by `config.model_type`.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -19,10 +20,15 @@ def label_tensor(features: Sequence[dict[str, Any]]) -> torch.Tensor | None:
     """Labels under `labels` or `label`, as the user's dataset has them; None when there are none."""
     for key in ("labels", "label"):
         if key in features[0]:
-            values = [f[key] for f in features]
+            values = [f.get(key) for f in features]
             if any(v is None for v in values):
-                raise ValueError(f"Some features have `{key}` set to None: label every training sample.")
+                raise ValueError(f"Some features have `{key}` missing or set to None: label every training sample.")
             first = values[0]
+            if isinstance(first, str):
+                raise ValueError(
+                    f"`{key}` holds class names ({first!r}); the model takes class ids: map them with "
+                    "`model.config.label2id` (or `datasets.ClassLabel`) first."
+                )
             if isinstance(first, torch.Tensor):
                 return torch.stack([torch.as_tensor(v) for v in values])
             dtype = torch.float if isinstance(first, float) else torch.long
@@ -38,8 +44,37 @@ def with_labels(batch: dict[str, Any], features: Sequence[dict[str, Any]]) -> di
     return batch
 
 
+def check_finite(batch: dict[str, Any]) -> None:
+    """Refuse NaN or inf in a batch's float tensors: the model would turn them silently into NaN logits and loss.
+
+    Run once on the collated (often compressed) batch, so every modality pays it once: a tensor's sum is finite
+    when all its values are, and one reduction costs a third of `isfinite().all()` on CPU; only a non-finite sum
+    (NaN, inf, or a float overflow) pays for the exact check.
+    """
+    for key, value in batch.items():
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point() or not value.numel():
+            continue
+        if not math.isfinite(value.sum().item()) and not bool(torch.isfinite(value).all()):
+            raise ValueError(
+                f"The batch's `{key}` holds NaN or infinite values: clean or drop the samples whose `{key}` (or the "
+                "raw input it was made from) is not finite before collating them."
+            )
+
+
 def as_tensor(value: Any) -> torch.Tensor:
-    return value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    """`value` as a tensor; a string or other non-numeric value gets an error in icpc_hf's words, not torch's."""
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError("a string")
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"Expected numbers (a tensor, array or list), got {type(value).__name__} {str(value)[:40]!r}: give "
+            "processed features (`input_ids`, `pixel_values`, `input_values`) as numbers, or put raw inputs under "
+            "`text`, `image`, `audio` or `video` for the collator to process."
+        ) from error
 
 
 class Modality:

@@ -241,7 +241,13 @@ class TextModality(Modality):
         """One unpadded sequence: token ids, token types and (when known) word numbers."""
         max_tokens = self.max_tokens(tokenizer, icpc)
         if "input_ids" in feature:
-            ids = np.asarray(as_tensor(feature["input_ids"]).tolist(), dtype=np.int64)
+            ids = as_tensor(feature["input_ids"])
+            if ids.is_floating_point() or ids.is_complex():
+                raise ValueError(
+                    f"`input_ids` must be integer token ids from the tokenizer, got {ids.dtype} values: tokenize "
+                    "the text (or pass it raw under `text`) instead of converting ids to floats."
+                )
+            ids = np.asarray(ids.tolist(), dtype=np.int64)
             if ids.ndim != 1:
                 raise ValueError(
                     f"Each feature's `input_ids` must be one sequence, got shape {ids.shape}: tokenize one text "
