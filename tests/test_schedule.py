@@ -100,3 +100,98 @@ def test_trainer_groups_tokenized_samples_by_length():
     assert sample_lengths(Loader()) == [3, 7, 5]
     Loader.dataset = [{"pixel_values": 0}]
     assert sample_lengths(Loader()) is None
+
+
+# ---------------------------------------------------------------- schedules over the run and the training budget
+from icpc_hf.schedule import epoch_distribution, weights_for_speedup  # noqa: E402
+
+SIX = [3 / 8, 4 / 8, 5 / 8, 6 / 8, 7 / 8, 1.0]
+
+
+def test_constant_schedule_is_the_same_every_epoch():
+    for epoch in range(10):
+        assert epoch_distribution(SIX, [1, 2, 3, 4, 5, 6], "constant", epoch, 10) == (SIX, [1, 2, 3, 4, 5, 6])
+
+
+def test_progressive_schedule_raises_the_smallest_level_and_ends_on_large_levels():
+    smallest = [min(epoch_distribution(SIX, None, "progressive", e, 12)[0]) for e in range(12)]
+    assert smallest == sorted(smallest) and smallest[0] == SIX[0] and smallest[-1] == 1.0
+    levels, weights = epoch_distribution(SIX, [6, 5, 4, 3, 2, 1], "progressive", 4, 12)
+    assert levels == SIX[2:] and weights == [4, 3, 2, 1]  # weights follow their levels
+
+
+def test_progressive_resizing_grows_one_level_per_epoch_and_ends_at_full_size():
+    drawn = [epoch_distribution(SIX, None, "progressive_resizing", e, 10)[0] for e in range(10)]
+    assert all(len(levels) == 1 for levels in drawn)
+    sizes = [levels[0] for levels in drawn]
+    assert sizes == sorted(sizes) and sizes[0] == SIX[0]
+    assert sizes[-2:] == [1.0, 1.0] and sizes[7] < 1.0  # the last fifth at full size
+
+
+def test_uncompressed_last_epochs_override_any_schedule():
+    for schedule in ("constant", "progressive", "progressive_resizing"):
+        assert epoch_distribution(SIX, None, schedule, 9, 10, uncompressed_last_epochs=1) == ([1.0], None)
+        assert epoch_distribution(SIX, None, schedule, 0, 10, uncompressed_last_epochs=1)[0] != [1.0]
+
+
+def test_sampler_follows_the_schedule():
+    icpc = ICPCConfig(levels=SIX, schedule="progressive")
+    sampler = ICPCSampler(400, 8, icpc, num_epochs=6)
+    assert set(sampler.levels_for_epoch(0)) == set(SIX)
+    assert set(sampler.levels_for_epoch(5)) == {1.0}
+
+
+@pytest.mark.parametrize("target", [1.0, 1.3, 2.0, 3.0, 5.0])
+def test_weights_for_speedup_meet_the_target(target):
+    costs = [(lv * 8) ** 2 / 64 for lv in SIX]
+    weights = np.asarray(weights_for_speedup(costs, target))
+    assert weights.min() >= 0 and abs(weights.sum() - 1) < 1e-4
+    assert abs(1.0 / float(weights @ np.asarray(costs)) - target) < 1e-3 * target
+    # cheaper levels are drawn at least as often as dearer ones when the target asks for savings
+    if target > 1 / np.mean(costs):
+        assert (np.diff(weights) <= 1e-9).all()
+
+
+def test_weights_for_speedup_are_even_when_the_even_draw_meets_the_target():
+    costs = [0.25, 0.5, 1.0]
+    weights = weights_for_speedup(costs, 1 / np.mean(costs))
+    assert np.allclose(weights, 1 / 3, atol=1e-3)
+
+
+@pytest.mark.parametrize("target,fragment", [(0.5, "at least 1"), (20.0, "smallest level costs")])
+def test_weights_for_speedup_refuse_unreachable_targets(target, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        weights_for_speedup([0.25, 0.5, 1.0], target)
+
+
+def test_config_refuses_bad_budgets_and_schedules():
+    with pytest.raises(ValueError, match="at least 1"):
+        ICPCConfig(target_speedup=0.8)
+    with pytest.raises(ValueError, match="not both"):
+        ICPCConfig(levels=[0.5, 1.0], level_weights=[1, 1], target_speedup=2.0)
+    with pytest.raises(ValueError, match="Unknown `schedule`"):
+        ICPCConfig(schedule="cosine")
+
+
+def test_target_speedup_derives_the_weights_of_a_patched_model_and_saves_them(tmp_path):
+    from helpers import tiny_vit
+    from transformers import ViTForImageClassification
+
+    from icpc_hf import patch_model
+
+    model = patch_model(tiny_vit(), ICPCConfig(target_speedup=2.5))
+    stored = model.config.icpc
+    costs = [(lv * 8) ** 2 / 64 for lv in stored["levels"]]  # 8 x 8 patches at full size
+    assert abs(1.0 / float(np.dot(stored["level_weights"], costs)) - 2.5) < 0.01
+    model.save_pretrained(tmp_path)
+    reloaded = patch_model(ViTForImageClassification.from_pretrained(tmp_path))
+    assert reloaded.config.icpc["level_weights"] == stored["level_weights"]
+
+
+def test_target_speedup_beyond_the_smallest_level_names_the_fix():
+    from helpers import tiny_vit
+
+    from icpc_hf import patch_model
+
+    with pytest.raises(ValueError, match="smallest level costs"):
+        patch_model(tiny_vit(), ICPCConfig(target_speedup=50.0))

@@ -77,6 +77,8 @@ def schedule_of(icpc: Any, num_epochs: int | None) -> dict[str, Any]:
     return {
         "levels": list(icpc.levels), "level_weights": icpc.level_weights, "seed": icpc.seed,
         "uncompressed_last_epochs": icpc.uncompressed_last_epochs, "num_epochs": num_epochs,
+        # recorded only when it moves, so checkpoints written before schedules existed still resume
+        **({"schedule": icpc.schedule} if icpc.schedule != "constant" else {}),
     }
 
 

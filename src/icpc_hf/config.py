@@ -12,6 +12,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 POSITION_STRATEGIES = ("crop", "stride", "interpolate")
+SCHEDULES = ("constant", "progressive", "progressive_resizing")
 CONFIG_KEY = "icpc"
 
 
@@ -46,6 +47,12 @@ class ICPCConfig:
     """Top-class probability at which a cascade level's answer is accepted: one value, or one per level but the last."""
     uncompressed_last_epochs: int = 0
     """Train the last N epochs on uncompressed inputs only."""
+    schedule: str = "constant"
+    """How the level draw moves over the run: `constant`, `progressive` (the smallest level allowed rises, so the
+    run ends on large levels) or `progressive_resizing` (the peer method: one growing level per epoch)."""
+    target_speedup: float | None = None
+    """A training budget instead of hand-picked weights: `level_weights` are derived so that the mean cost of a
+    training sample is 1 / target_speedup of a full-size one (estimated from the token counts of the levels)."""
     seed: int = 0
     """Seed of the per-sample, per-epoch level draw."""
     min_level: float = 0.3
@@ -76,6 +83,20 @@ class ICPCConfig:
                 raise ValueError(
                     f"`level_weights` has {len(self.level_weights)} entries but `levels` has {len(self.levels)}: "
                     "give one weight per level (levels are kept sorted ascending)."
+                )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Unknown `schedule` {self.schedule!r}: use one of {', '.join(SCHEDULES)}.")
+        if self.target_speedup is not None:
+            if isinstance(self.target_speedup, bool) or not isinstance(self.target_speedup, (int, float)):
+                raise TypeError(f"`target_speedup` must be a number, got {self.target_speedup!r}.")
+            if not math.isfinite(self.target_speedup) or self.target_speedup < 1.0:
+                raise ValueError(
+                    f"`target_speedup` must be a finite number of at least 1 (1 = full size only), got "
+                    f"{self.target_speedup!r}: it divides the training cost of a sample."
+                )
+            if self.level_weights is not None and not self.is_resolved:
+                raise ValueError(
+                    "Give either `level_weights` or `target_speedup`, not both: the weights are derived from the target."
                 )
         if self.position_strategy not in POSITION_STRATEGIES:
             raise ValueError(
@@ -192,4 +213,4 @@ def as_icpc_config(value: Any) -> ICPCConfig:
     )
 
 
-__all__ = ["ICPCConfig", "POSITION_STRATEGIES", "as_icpc_config"]
+__all__ = ["ICPCConfig", "POSITION_STRATEGIES", "SCHEDULES", "as_icpc_config"]

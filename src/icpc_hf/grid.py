@@ -121,5 +121,7 @@ class PositionCache:
         key = (tuple(full_grid), tuple(grid), strategy, table.device)
         index = self._index.get(key)
         if index is None:
-            index = self._index[key] = grid_position_index(full_grid, grid, strategy).to(table.device)
+            # Built outside inference mode: an index made during a cascade must also serve training steps later.
+            with torch.inference_mode(False):
+                index = self._index[key] = grid_position_index(full_grid, grid, strategy).to(table.device)
         return table.index_select(0, index)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
-from .config import ICPCConfig
+from .config import SCHEDULES, ICPCConfig
 
 
 @dataclass
@@ -56,6 +56,81 @@ def draw_levels(
     if weights is not None:
         probabilities = np.asarray(weights, dtype=float) / float(np.sum(weights))
     return np.asarray(levels, dtype=float)[rng.choice(len(levels), size=num_samples, p=probabilities)]
+
+
+RESIZING_FULL_SIZE_SHARE = 0.2
+"""Progressive resizing trains the last fifth of the epochs at full size, as MosaicML Composer's does by default."""
+
+
+def epoch_distribution(
+    levels: Sequence[float], weights: Sequence[float] | None, schedule: str, epoch: int, num_epochs: int | None,
+    uncompressed_last_epochs: int = 0,
+) -> tuple[list[float], list[float] | None]:
+    """The levels (and weights) an epoch draws from under a schedule over the run.
+
+    `constant`: every epoch alike. `progressive`: the smallest level allowed rises with training, one level per
+    equal share of the epochs, so a run ends on the larger levels. `progressive_resizing` (the peer, not ICPC):
+    one level for every sample of an epoch, growing from the smallest to full size, full size for the last fifth.
+    Without a known number of epochs a schedule cannot move, and the epoch draws from every level.
+    """
+    levels = list(levels)
+    weights = None if weights is None else list(weights)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}.")
+    if num_epochs is None or num_epochs < 1:
+        return levels, weights
+    if uncompressed_last_epochs and epoch >= num_epochs - uncompressed_last_epochs:
+        return [1.0], None
+    progress = min(1.0, max(0.0, epoch / num_epochs))
+    if schedule == "progressive":
+        first = min(len(levels) - 1, int(progress * len(levels)))
+        return levels[first:], None if weights is None else weights[first:]
+    if schedule == "progressive_resizing":
+        ramp = progress / (1.0 - RESIZING_FULL_SIZE_SHARE)
+        target = levels[0] + (1.0 - levels[0]) * ramp
+        return [max(lv for lv in levels if lv <= target + 1e-9) if ramp < 1 else levels[-1]], None
+    return levels, weights
+
+
+def weights_for_speedup(costs: Sequence[float], target_speedup: float) -> list[float]:
+    """Level weights whose expected cost is 1 / target_speedup of a full-size sample, as even as that allows.
+
+    Of all the weightings meeting the budget, the one of highest entropy: w_i proportional to exp(-t * cost_i),
+    with t found by bisection (the mean cost falls monotonically in t). `costs` are per level, as fractions of a
+    full-size sample (the last, full size, is 1).
+    """
+    costs = np.asarray(costs, dtype=float)
+    if target_speedup < 1.0:
+        raise ValueError(
+            f"`target_speedup` must be at least 1 (1 = no saving), got {target_speedup}: it is the training cost of a "
+            "full-size sample divided by the mean cost of a compressed one."
+        )
+    budget = 1.0 / target_speedup
+    cheapest = float(costs.min())
+    if budget < cheapest - 1e-9:
+        raise ValueError(
+            f"`target_speedup={target_speedup:g}` needs every sample below {budget:.3f} of the full cost, but the "
+            f"smallest level costs {cheapest:.3f} (at most {1 / cheapest:.2f}x): lower the target or add a smaller "
+            "level (`min_level` or `levels`)."
+        )
+
+    def weights_at(temperature: float) -> np.ndarray:
+        logits = -temperature * costs
+        logits -= logits.max()
+        values = np.exp(logits)
+        return values / values.sum()
+
+    if budget >= float(costs.mean()):  # cheaper than needed when drawn evenly: lean towards the large levels
+        low, high = -1e4, 0.0
+    else:
+        low, high = 0.0, 1e4
+    for _ in range(200):
+        middle = (low + high) / 2
+        if float(weights_at(middle) @ costs) > budget:
+            low = middle
+        else:
+            high = middle
+    return [round(float(w), 6) for w in weights_at((low + high) / 2)]
 
 
 MEGABATCH_CHUNKS = 50
@@ -142,13 +217,9 @@ class ICPCSampler(Sampler[int]):
 
     def levels_for_epoch(self, epoch: int) -> np.ndarray:
         icpc = self.icpc
-        uncompressed = (
-            self.num_epochs is not None and icpc.uncompressed_last_epochs > 0
-            and epoch >= self.num_epochs - icpc.uncompressed_last_epochs
-        )
-        if uncompressed:
-            return np.ones(self.num_samples)
-        return draw_levels(self.num_samples, icpc.levels, icpc.level_weights, icpc.seed, epoch)
+        levels, weights = epoch_distribution(icpc.levels, icpc.level_weights, icpc.schedule, epoch, self.num_epochs,
+                                             icpc.uncompressed_last_epochs)
+        return draw_levels(self.num_samples, levels, weights, icpc.seed, epoch)
 
     def plan(self, epoch: int | None = None) -> EpochPlan:
         epoch = self.epoch if epoch is None else epoch
