@@ -204,15 +204,15 @@ def training_args(task: Task, output_dir: str, seed: int, overrides: dict | None
 
 
 def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepare: Callable | None = None,
-               args: dict | None = None) -> dict:
+               args: dict | None = None, callbacks: list | None = None) -> dict:
     """Train one model; icpc=None is the baseline (with `task.baseline_args` unless `args` replaces them);
-    `prepare` may add a peer method or an ablation hook to the fresh model."""
+    `prepare` may add a peer method or an ablation hook to the fresh model; `callbacks` are added to the Trainer."""
     set_seed(seed)
     model = task.new_model(seed)
     if prepare is not None:
         model = prepare(model)
     epoch_timer, anatomy = EpochTimer(), StepAnatomy()
-    callbacks: list = [epoch_timer, anatomy]
+    callbacks = [epoch_timer, anatomy, *(callbacks or [])]
     icpc_callback = None
     if icpc is None:
         args = task.baseline_args if args is None else args

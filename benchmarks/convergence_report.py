@@ -1,0 +1,229 @@
+"""docs/convergence.md, its plots and the README's time-to-accuracy headline, from benchmarks/convergence.py's files.
+
+    python benchmarks/convergence_report.py            # from benchmarks/results/convergence
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOCS = os.path.join(HERE, "..", "docs")
+README = os.path.join(HERE, "..", "README.md")
+BASELINE = "baseline"
+
+
+def load(results: str) -> dict[str, dict[str, list[dict]]]:
+    """task -> arm -> runs (one per seed, sorted by seed)."""
+    runs: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for path in sorted(glob.glob(os.path.join(results, "*", "*.json"))):
+        with open(path) as handle:
+            run = json.load(handle)
+        runs[run["task"]][run["arm"]].append(run)
+    for arms in runs.values():
+        for seeds in arms.values():
+            seeds.sort(key=lambda r: r["seed"])
+    return runs
+
+
+def first_time_reaching(run: dict, accuracy: float) -> float | None:
+    """Training seconds at the end of the first epoch whose served accuracy reaches `accuracy`."""
+    for point in run["curve"]:
+        if point["served_accuracy"] >= accuracy - 1e-12:
+            return point["train_seconds"]
+    return None
+
+
+def best_within(run: dict, seconds: float) -> float:
+    """The best served accuracy an arm reached within a training time."""
+    reached = [p["served_accuracy"] for p in run["curve"] if p["train_seconds"] <= seconds + 1e-9]
+    return max(reached) if reached else float("nan")
+
+
+def baseline_target(run: dict) -> tuple[float, float, int]:
+    """The baseline's best test accuracy, the seconds it first reached it, and that epoch."""
+    best = max(p["served_accuracy"] for p in run["curve"])
+    point = next(p for p in run["curve"] if p["served_accuracy"] >= best)
+    return best, point["train_seconds"], point["epoch"]
+
+
+def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
+    """Per arm, over the seeds both it and the baseline ran: medians of the paired figures."""
+    baselines = {run["seed"]: run for run in arms[BASELINE]}
+    rows = []
+    for name, runs in arms.items():
+        paired = [(baselines[r["seed"]], r) for r in runs if r["seed"] in baselines]
+        if not paired:
+            continue
+        speedups, never, within, finals = [], 0, [], []
+        for base, run in paired:
+            target, base_seconds, _ = baseline_target(base)
+            seconds = first_time_reaching(run, target)
+            if seconds is None:
+                never += 1
+                speedups.append(0.0)
+            else:
+                speedups.append(base_seconds / seconds)
+            within.append(best_within(run, base_seconds))
+        last = [r["curve"][-1] for _, r in paired]
+        serving = [r["serving"] for _, r in paired]
+        rows.append({
+            "arm": name, "seeds": len(paired), "note": runs[0].get("note", ""),
+            "best_served": statistics.mean(max(p["served_accuracy"] for p in r["curve"]) for _, r in paired),
+            "best_full": statistics.mean(max(p["test"].get("1", float("nan")) for p in r["curve"]) for _, r in paired),
+            "time_to_accuracy_speedup": statistics.median(speedups), "never": never,
+            "best_within_baseline_time": statistics.mean(within),
+            "train_seconds": statistics.median(r["train_seconds"] for _, r in paired),
+            "token_ratio": statistics.median(r["token_ratio"] for _, r in paired),
+            "final_served_level": statistics.median(float(p["served_level"]) for p in last),
+            "cascade_accuracy": _mean_or_none([s.get("cascade_accuracy") for s in serving]),
+            "cascade_speedup": statistics.median(s.get("speedup", 1.0) for s in serving),
+            "cascade_flops_ratio": _mean_or_none([s.get("cascade_flops_ratio") for s in serving]),
+        })
+    return rows
+
+
+def _mean_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else None
+
+
+def fmt(value, digits=4, suffix=""):
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}{suffix}"
+
+
+def plot(task: str, arms: dict[str, list[dict]], path: str) -> str:
+    """Served test accuracy against training seconds (seed 0), every arm on one set of axes."""
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for index, (name, runs) in enumerate(sorted(arms.items(), key=lambda item: item[0] != BASELINE)):
+        run = runs[0]
+        style = dict(color="black", linewidth=2.2) if name == BASELINE else dict(color=f"C{index % 10}", linewidth=1.2)
+        axes.plot([p["train_seconds"] for p in run["curve"]], [p["served_accuracy"] for p in run["curve"]],
+                  label=name, **style)
+    base = arms[BASELINE][0]
+    target, seconds, _ = baseline_target(base)
+    axes.axhline(target, color="grey", linestyle=":", linewidth=1)
+    axes.axvline(seconds, color="grey", linestyle=":", linewidth=1)
+    axes.set_xlabel("training seconds (evaluation excluded), seed 0")
+    axes.set_ylabel("test accuracy as served")
+    axes.set_title(f"{task}: accuracy against training time")
+    low = min(p["served_accuracy"] for runs in arms.values() for p in runs[0]["curve"][len(runs[0]["curve"]) // 4:])
+    axes.set_ylim(max(0.0, low - 0.05), min(1.0, target + 0.05))
+    axes.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def task_section(task: str, arms: dict[str, list[dict]], images: str, quick: bool) -> tuple[list[str], list[dict]]:
+    rows = arm_rows(arms)
+    base_runs = arms[BASELINE]
+    first = base_runs[0]
+    targets = [baseline_target(r) for r in base_runs]
+    epochs = first["epochs"]
+    lines = [f"## {task}", "",
+             f"{first['train_size']} training samples, {first['validation_size']} validation (they choose the serving "
+             f"level), {first['test_size']} test, {epochs} epochs, evaluated after each; {len(base_runs)} seed(s).", "",
+             "Baseline's best test accuracy (per seed): " + ", ".join(
+                 f"{acc:.4f} at epoch {epoch} ({seconds:.0f} s)" for acc, seconds, epoch in targets)
+             + f"; it trains {epochs} epochs in all, so it had "
+             + ("stopped improving." if all(epoch <= epochs - 3 for _, _, epoch in targets)
+                else "**not clearly stopped improving** in some seed (best within the last 3 epochs)."), ""]
+    lines += ["| arm | time-to-accuracy speedup (median) | best accuracy as served | best at full size | best within "
+              "the baseline's time | training seconds (all epochs) | tokens vs full | final serving level | "
+              "calibrated cascade: accuracy, speedup vs full size |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for row in sorted(rows, key=lambda r: -r["time_to_accuracy_speedup"]):
+        speed = f"{row['time_to_accuracy_speedup']:.2f}x" + (f" ({row['never']} of {row['seeds']} never)"
+                                                             if row["never"] else "")
+        cascade = ("-" if row["cascade_accuracy"] is None
+                   else f"{row['cascade_accuracy']:.4f}, {row['cascade_speedup']:.2f}x")
+        lines.append(f"| {row['arm']} | {speed} | {fmt(row['best_served'])} | {fmt(row['best_full'])} | "
+                     f"{fmt(row['best_within_baseline_time'])} | {row['train_seconds']:.0f} | "
+                     f"{row['token_ratio']:.2f} | {row['final_served_level']:.3g} | {cascade} |")
+    if not quick:
+        os.makedirs(images, exist_ok=True)
+        plot(task, arms, os.path.join(images, f"convergence-{task}.png"))
+        lines += ["", f"![accuracy against training time, {task}](images/convergence-{task}.png)", ""]
+    notes = [f"- {r['arm']}: {r['note']}" for r in rows if r["note"]]
+    return lines + ["", *notes, ""], rows
+
+
+def headline(sections: dict[str, list[dict]]) -> str:
+    lines = ["| task | baseline's best | arm | time-to-accuracy speedup | best accuracy as served | "
+             "served by its calibrated cascade: accuracy, speedup |", "|---|---|---|---|---|---|"]
+    for task, rows in sections.items():
+        by_arm = {r["arm"]: r for r in rows}
+        base = by_arm[BASELINE]
+        shown = [r for r in rows if r["arm"] != BASELINE]
+        shown.sort(key=lambda r: -r["time_to_accuracy_speedup"])
+        for row in shown:
+            cascade = ("-" if row["cascade_accuracy"] is None
+                       else f"{row['cascade_accuracy']:.4f}, {row['cascade_speedup']:.2f}x")
+            never = f" ({row['never']}/{row['seeds']} never)" if row["never"] else ""
+            lines.append(f"| {task} | {base['best_served']:.4f} | {row['arm']} | "
+                         f"{row['time_to_accuracy_speedup']:.2f}x{never} | {row['best_served']:.4f} | {cascade} |")
+    return "\n".join(lines)
+
+
+def update_readme(table: str) -> None:
+    start, end = "<!-- convergence:start -->", "<!-- convergence:end -->"
+    with open(README) as handle:
+        text = handle.read()
+    if start not in text:
+        return
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    with open(README, "w") as handle:
+        handle.write(f"{before}{start}\n{table}\n{end}{after}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=os.path.join(HERE, "results", "convergence"))
+    parser.add_argument("--output", default=None, help="default: docs/convergence.md (or RESULTS/convergence.md "
+                        "with --quick)")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    output = args.output or (os.path.join(args.results, "convergence.md") if args.quick
+                             else os.path.join(DOCS, "convergence.md"))
+    runs = load(args.results)
+    lines = ["# Time to accuracy", "",
+             "Written by `benchmarks/convergence_report.py` from `benchmarks/results/convergence/` (run "
+             "`python3 benchmarks/convergence.py`). Every arm trains the same model from the same weights on the same "
+             "data, batch size, optimiser and epochs; after every epoch the clock stops and the model is evaluated. "
+             "*As served*: the test accuracy at the level that is best on the validation half (the baseline and "
+             "PatchDropout serve at full size). *Time-to-accuracy speedup*: the seconds the baseline needs to reach "
+             "its best test accuracy over the seconds the arm needs to reach it as served, median over seeds "
+             "(0.00x: never reached). *Best within the baseline's time*: the best an arm served in the seconds the "
+             "baseline took to its best.", ""]
+    sections = {}
+    for task in sorted(runs):
+        if BASELINE not in runs[task]:
+            continue
+        section, rows = task_section(task, runs[task], os.path.join(os.path.dirname(output), "images"), args.quick)
+        lines += section
+        sections[task] = rows
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    if not args.quick and sections:
+        update_readme(headline(sections))
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
