@@ -24,7 +24,7 @@ def test_folder_holds_weights_processor_settings_card_and_pipeline_code(tmp_path
     assert {"model.safetensors", "preprocessor_config.json", "config.json", "README.md", "pipelines.py"} <= files
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["icpc"]["levels"] == [0.5, 0.75, 1.0]
-    assert config["custom_pipelines"]["icpc-image-classification"]["impl"] == "pipelines.ICPCImageClassificationPipeline"
+    assert config["custom_pipelines"]["icpc-image-classification-remote-code"]["impl"] == "pipelines.ICPCImageClassificationPipeline"
     card = (tmp_path / "README.md").read_text()
     assert "library_name: transformers" in card and "- icpc" in card
     assert "0.5, 0.75, 1" in card and "trust_remote_code=True" in card

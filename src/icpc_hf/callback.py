@@ -7,15 +7,19 @@ import gc
 import inspect
 import logging
 import math
+import os
 import weakref
 from typing import Any
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .calibrate import Calibration, calibrate_thresholds, check_target
 from .config import ICPCConfig
 from .costs import encoder_flops
+from .hub import check_processor, mark_servable, write_serving_files
+from .model_card import Measured
 from .patching import base_model_of, icpc_settings, patch_model
 from .schedule import BatchContext, ICPCSampler, LevelledCollate
 
@@ -154,6 +158,17 @@ def labels_of(features: Any) -> list[int]:
         ) from None
 
 
+def dataset_description(features: Any) -> dict[str, Any]:
+    """The evaluation set as the model card names it: a Hub dataset by its builder name, config and split."""
+    info = getattr(features, "info", None)
+    name = getattr(info, "dataset_name", None) or getattr(features, "builder_name", None)
+    if not name or name in ("csv", "json", "pandas", "parquet", "text", "arrow", "generator"):
+        return {}
+    split = getattr(features, "split", None)
+    return {"dataset_type": name, "dataset_name": name, "dataset_config": getattr(features, "config_name", None),
+            "dataset_split": str(split) if split is not None else None}
+
+
 class ICPCCallback(TrainerCallback, ExportableState):
     """Draw each epoch's compression levels and log what they saved.
 
@@ -172,9 +187,20 @@ class ICPCCallback(TrainerCallback, ExportableState):
     cascade as configured. The evaluation set is the one the Trainer evaluated during training, or, without
     evaluations, the Trainer's `eval_dataset` after `attach(trainer)`. Without one the served cascade becomes
     full size alone, because an uncalibrated cascade can be slower than plain inference.
+
+    `publish` (default True) makes the Trainer's own saves servable (docs/hub.md): the model's config gets the
+    `custom_pipelines` entry, and the processor, the pipeline code and a model card with what this callback
+    measured are written into every checkpoint (`on_save`), into `output_dir` before every push (`on_push_begin`)
+    and at the end of training, so `trainer.save_model()` completes a servable folder.
     """
 
-    def __init__(self, calibrate: str | dict[str, Any] | bool = "best_level") -> None:
+    def __init__(self, calibrate: str | dict[str, Any] | bool = "best_level", publish: bool = True) -> None:
+        self.publish = publish
+        """Write the pipeline code, processor and model card beside the Trainer's saves."""
+        self._processor = None
+        self._missing = "calibration on the evaluation set runs at the end of training, after this save"
+        self._dataset: dict[str, Any] = {}
+        self._training = False
         self.calibration_target = calibration_target(calibrate)
         """`calibrate_thresholds` keywords for the end-of-training calibration; None: calibration off."""
         self.calibration: Calibration | None = None
@@ -266,6 +292,23 @@ class ICPCCallback(TrainerCallback, ExportableState):
             if args.eval_strategy != "no" or (trainer is not None and trainer.eval_dataset is not None):
                 self._check_calibration_levels(icpc)
         self.schedule = schedule
+        self._training = True
+        if self.publish:
+            processing_class = kwargs.get("processing_class")
+            self._processor = processor_of(train_dataloader, processing_class) or processing_class
+            if self._processor is None and args.push_to_hub:
+                raise ValueError(
+                    "The Trainer pushes to the Hub, but no processor reaches it: an ICPC model is served with its "
+                    "processor. Pass `Trainer(..., processing_class=processor)` (or give it to ICPCDataCollator), or "
+                    "`ICPCCallback(publish=False)` to push weights that cannot be served."
+                )
+            if self._processor is None:
+                logger.warning(
+                    "ICPCCallback found no processor (give the Trainer `processing_class=`): the Trainer's saves will "
+                    "hold the weights only, without the pipeline code or model card that make them servable."
+                )
+            else:
+                mark_servable(model)
         self.sampler = install_sampler(train_dataloader, icpc, epochs)
         getattr(train_dataloader, "base_dataloader", train_dataloader).collate_fn.on_batch = self._record
 
@@ -300,13 +343,74 @@ class ICPCCallback(TrainerCallback, ExportableState):
             state.log_history[-1].update({k: v for k, v in logs.items() if k.startswith("icpc/")})
         self._totals_at_last_log = dict(self.train_totals)
 
-    def on_train_end(self, args, state, control, model=None, processing_class=None, train_dataloader=None,
-                     eval_dataloader=None, **kwargs):
+    def measured(self) -> Measured:
+        """What the model card reports: the calibration (or why there is none) and the training totals."""
+        return Measured(calibration=self.calibration, train_totals=dict(self.train_totals),
+                        missing=None if self.calibration is not None else self._missing, **self._dataset)
+
+    def _publish(self, args, model: Any, folder: str) -> None:
+        """Processor, pipeline code and model card beside the weights the Trainer saves in `folder`."""
+        if not self.publish or not args.should_save or model is None:
+            return
+        processor = self._processor
+        if processor is None:
+            check_processor(processor)  # raises: never a folder that looks servable and is not
+        mark_servable(model)
+        write_serving_files(model, processor, folder, repo_id=args.hub_model_id, measured=self.measured())
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        if self._processor is not None:
+            folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+            if os.path.isdir(folder):  # not with a hyperparameter search, whose runs save elsewhere
+                self._publish(args, model, folder)
+
+    def on_push_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        if self.publish and self._processor is None:
+            self._processor = processor_of(train_dataloader, None) or kwargs.get("processing_class")
+        self._publish(args, model, args.output_dir)
+        if self.publish and not self._training:
+            logger.warning(
+                "Trainer.push_to_hub() writes its own model card over README.md before uploading, with no callback "
+                "event in between: the pushed repository is servable, but its card is the Trainer's. Upload the ICPC "
+                "card with its results afterwards: `callback.push_model_card(trainer)`."
+            )
+
+    def push_model_card(self, trainer: Any, commit_message: str = "ICPC model card") -> Any:
+        """Upload the ICPC card as README.md to the repository `trainer.push_to_hub()` pushed to."""
+        from huggingface_hub import HfApi
+
+        repo_id = getattr(trainer, "hub_model_id", None) or trainer.args.hub_model_id
+        if repo_id is None:
+            raise ValueError(
+                "The Trainer has no Hub repository yet: call `trainer.push_to_hub()` first, or set "
+                "`TrainingArguments(hub_model_id=...)`."
+            )
+        model = trainer.model
+        processor = self._processor or trainer.processing_class
+        check_processor(processor)
+        folder = trainer.args.output_dir
+        write_serving_files(model, processor, folder, repo_id=repo_id, measured=self.measured())
+        return HfApi(token=trainer.args.hub_token).upload_file(
+            path_or_fileobj=os.path.join(folder, "README.md"), path_in_repo="README.md", repo_id=repo_id,
+            commit_message=commit_message, revision=trainer.args.hub_revision,
+        )
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self._calibrate(args, state, control, model=model, **kwargs)
+        self._training = False
+        if self._processor is not None:  # without one, on_train_begin warned that saves are not servable
+            self._publish(args, model, args.output_dir)
+
+    def _calibrate(self, args, state, control, model=None, processing_class=None, train_dataloader=None,
+                   eval_dataloader=None, **kwargs):
         if self.calibration_target is None or model is None:
+            self._missing = "calibration was turned off (`ICPCCallback(calibrate=False)`)"
             return
         icpc = icpc_settings(model)
         features = self._eval_features(eval_dataloader)
         if features is None:
+            self._missing = ("the Trainer had no evaluation set (pass `eval_dataset=` with `eval_strategy`, or call "
+                             "`callback.attach(trainer)`)")
             if not self._warned_no_eval:
                 logger.warning(
                     "ICPCCallback saw no evaluation set (the Trainer ran no evaluation and none was attached), so it "
@@ -320,6 +424,7 @@ class ICPCCallback(TrainerCallback, ExportableState):
             return
         self._check_calibration_levels(icpc)
         labels = labels_of(features)
+        self._dataset = dataset_description(features)
         # Every rank runs this on the whole evaluation set with the same weights: the same result everywhere.
         calibration = calibrate_thresholds(model, features, processor_of(train_dataloader, processing_class),
                                            labels, **self.calibration_target)

@@ -7,11 +7,11 @@ import tempfile
 from typing import Any
 
 from torch import nn
+from transformers.dynamic_module_utils import custom_object_save
 
-from .model_card import render_model_card
+from .model_card import Measured, render_model_card
 from .patching import base_model_of, icpc_settings, patch_model
-from .registry import family_for
-
+from .registry import ModelFamily, family_for
 
 
 def build_pipeline(model: nn.Module, processor: Any, **kwargs: Any):
@@ -20,16 +20,76 @@ def build_pipeline(model: nn.Module, processor: Any, **kwargs: Any):
     return family.pipeline_class(model=base_model_of(model), **{family.processor_argument: processor}, **kwargs)
 
 
+REMOTE_TASK_SUFFIX = "-remote-code"
+"""The config's `custom_pipelines` names the served code's task apart from the task icpc_hf registers, because
+`pipeline()` gives a task found in `custom_pipelines` to the remote code (and asks for `trust_remote_code`)."""
+
+
+def remote_task(family: ModelFamily) -> str:
+    """The task under which `config.json` lists the copied pipeline code, e.g. icpc-image-classification-remote-code."""
+    return family.task + REMOTE_TASK_SUFFIX
+
+
+def mark_servable(model: nn.Module) -> ModelFamily:
+    """Put the `custom_pipelines` entry in the model's config, so every later `save_pretrained` writes it."""
+    family = family_for(icpc_settings(model).model_type)
+    pipeline_class = family.pipeline_class
+    base_model_of(model).config.custom_pipelines = {remote_task(family): {
+        "impl": f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}",
+        "pt": [family.auto_model.__name__],
+        "type": family.modality.name,
+    }}
+    return family
+
+
+def check_processor(processor: Any) -> None:
+    if processor is None:
+        raise ValueError(
+            "An ICPC model is served with its processor, and none was given: pass the image processor, tokenizer or "
+            "feature extractor the model was trained with (`save_for_hub(model, processor, ...)`, or "
+            "`Trainer(..., processing_class=processor)`)."
+        )
+
+
+def model_title(model: nn.Module) -> str:
+    """The card's title: the checkpoint the model was fine-tuned from, else its architecture."""
+    config = base_model_of(model).config
+    source = str(getattr(config, "_name_or_path", "") or "").rstrip("/")
+    name = source.rsplit("/", 1)[-1] if source and not os.path.isabs(source) else ""
+    name = name or (config.architectures or [type(base_model_of(model)).__name__])[0]
+    return f"{name} fine-tuned with ICPC"
+
+
+def write_serving_files(
+    model: nn.Module, processor: Any, folder: str | os.PathLike, repo_id: str | None = None,
+    measured: Measured | None = None, results: str | None = None, **card_data: Any,
+) -> None:
+    """Everything but the weights and config.json that a served ICPC folder needs: processor, code and card."""
+    check_processor(processor)
+    icpc = icpc_settings(model)
+    family = family_for(icpc.model_type)
+    os.makedirs(folder, exist_ok=True)
+    processor.save_pretrained(folder)
+    custom_object_save(family.pipeline_class, folder)
+    card_data.setdefault("model_name", model_title(model))
+    card = render_model_card(icpc, repo_id=repo_id or str(folder), results=results, measured=measured, **card_data)
+    card.save(os.path.join(folder, "README.md"))
+
+
 def save_for_hub(
-    model: nn.Module, processor: Any, save_directory: str | os.PathLike, results: str | None = None, **card_data: Any
+    model: nn.Module, processor: Any, save_directory: str | os.PathLike, results: str | None = None,
+    callback: Any = None, **card_data: Any,
 ) -> str:
-    """Write a folder that `pipeline(model=folder, trust_remote_code=True)` serves without icpc_hf installed."""
-    classifier = build_pipeline(model, processor)
-    classifier.save_pretrained(save_directory)
-    card = render_model_card(
-        icpc_settings(model), repo_id=card_data.pop("repo_id", str(save_directory)), results=results, **card_data
-    )
-    card.save(os.path.join(save_directory, "README.md"))
+    """Write a folder that `pipeline(model=folder, trust_remote_code=True)` serves without icpc_hf installed.
+
+    `callback`: the ICPCCallback the model was trained with, for a card with what it measured.
+    """
+    check_processor(processor)
+    mark_servable(model)
+    base_model_of(model).save_pretrained(save_directory)
+    measured = callback.measured() if callback is not None else None
+    write_serving_files(model, processor, save_directory, card_data.pop("repo_id", None), measured, results,
+                        **card_data)
     return str(save_directory)
 
 
@@ -45,11 +105,13 @@ def _upload(save: Any, repo_id: str, private: bool | None, token: str | None, co
 
 def push_to_hub(
     model: nn.Module, processor: Any, repo_id: str, private: bool | None = None, token: str | None = None,
-    commit_message: str = "Upload ICPC model", results: str | None = None, **card_data: Any,
+    commit_message: str = "Upload ICPC model", results: str | None = None, callback: Any = None, **card_data: Any,
 ) -> Any:
     """`save_for_hub` into a temporary folder, then upload it as one commit to `repo_id`."""
+    check_processor(processor)
     return _upload(
-        lambda folder: save_for_hub(model, processor, folder, results=results, repo_id=repo_id, **card_data),
+        lambda folder: save_for_hub(model, processor, folder, results=results, callback=callback, repo_id=repo_id,
+                                    **card_data),
         repo_id, private, token, commit_message,
     )
 
