@@ -116,3 +116,20 @@ def test_impossible_calibrations_are_refused(setup, kwargs, message):
     model, features, labels = setup
     with pytest.raises(ValueError, match=message):
         calibrate_thresholds(model, features, None, labels, **kwargs)
+
+
+def test_default_levels_include_every_training_level_and_cascades_stay_short():
+    model = patch_model(tiny_vit(), ICPCConfig(levels=[0.375, 0.5, 0.625, 0.75, 1.0], cascade_levels=[0.5, 1.0]))
+    features = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(12)]
+    labels = [f["label"] for f in features]
+    calibration = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0,
+                                       candidates=(0.0, 0.5, 1.0))
+    assert calibration.levels == [0.375, 0.5, 0.625, 0.75, 1.0]
+    assert max(len(p.levels) for p in calibration.points) == 3  # at most max_steps levels in one cascade
+    assert all(p.levels[-1] == 1.0 for p in calibration.points)
+    assert any(p.levels == [0.625, 1.0] for p in calibration.points)  # a level the stored cascade skipped
+    two = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0, candidates=(0.0, 0.5, 1.0),
+                               max_steps=2)
+    assert max(len(p.levels) for p in two.points) == 2
+    with pytest.raises(ValueError, match="max_steps"):
+        calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0, max_steps=0)

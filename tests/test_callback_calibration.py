@@ -117,11 +117,19 @@ def test_an_eval_set_without_labels_is_refused(tmp_path):
         trainer.train()
 
 
-def test_one_cascade_level_is_refused_before_training(tmp_path):
-    trainer = make_trainer(tmp_path, ICPCCallback(), eval_dataset=dataset(12, seed=1), cascade_levels=[1.0])
+def test_one_level_to_calibrate_is_refused_before_training(tmp_path):
+    one_level = ICPCCallback(calibrate={"max_accuracy_loss": 0.0, "reference": "best_level", "levels": [1.0]})
+    trainer = make_trainer(tmp_path, one_level, eval_dataset=dataset(12, seed=1))
     with pytest.raises(ValueError, match="one level.*nothing to calibrate"):
         trainer.train()
     assert trainer.state.global_step == 0
+
+
+def test_a_full_size_cascade_is_calibrated_over_the_training_levels(tmp_path):
+    callback = ICPCCallback()
+    trainer = make_trainer(tmp_path, callback, eval_dataset=dataset(12, seed=1), cascade_levels=[1.0])
+    trainer.train()
+    assert callback.calibration.levels == sorted(LEVELS)
 
 
 @pytest.mark.parametrize("target", ["fastest", {"max_accuracy_loss": 0.01, "speed": 2}, None,

@@ -139,6 +139,7 @@ def calibrate_thresholds(
     candidates: Sequence[float] = tuple(np.round(np.arange(0.0, 1.0, 0.05), 2)) + (0.97, 0.99, 1.0),
     batch_size: int = 64,
     reference: str = "full",
+    max_steps: int = 3,
 ) -> Calibration:
     """Thresholds (one per level but the last) meeting the target at the lowest cost.
 
@@ -149,9 +150,18 @@ def calibrate_thresholds(
     `reference="best_level"` measures `max_accuracy_loss` against the most accurate single level instead of full
     size: a model trained with ICPC is often best below full size, and `max_accuracy_loss=0.0,
     reference="best_level"` then asks for the cheapest setting that loses nothing against serving that level.
+
+    `levels` default to every training and cascade level of the model (a model is often best at a level the
+    default cascade skips); a cascade of at most `max_steps` of them is searched, the largest always last, which
+    keeps the search to thousands of replays however many levels there are.
     """
     check_target(max_accuracy_loss, target_speedup, reference)
-    levels = sorted({float(lv) for lv in (levels if levels is not None else model.config.icpc["cascade_levels"])})
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"`max_steps` must be a positive integer (levels in one cascade), got {max_steps!r}.")
+    if levels is None:
+        stored = model.config.icpc
+        levels = [*stored["cascade_levels"], *(stored.get("levels") or [])]
+    levels = sorted({float(lv) for lv in levels})
     if len(levels) < 2:
         raise ValueError(
             f"Calibration needs at least two cascade levels, got {levels}: with one level every sample answers there "
@@ -168,7 +178,7 @@ def calibrate_thresholds(
     full_accuracy = level_accuracies[-1]
     points = []
     last = len(levels) - 1
-    for size in range(len(levels)):
+    for size in range(min(len(levels), max_steps)):
         for subset in itertools.combinations(range(last), size):
             steps = list(subset) + [last]
             for thresholds in itertools.product(candidates, repeat=size):

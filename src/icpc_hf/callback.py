@@ -264,7 +264,7 @@ class ICPCCallback(TrainerCallback, ExportableState):
         return features
 
     def _check_calibration_levels(self, icpc: ICPCConfig) -> None:
-        levels = self.calibration_target.get("levels") or icpc.cascade_levels or []
+        levels = self.calibration_target.get("levels") or [*(icpc.cascade_levels or []), *(icpc.levels or [])]
         if len(set(levels)) < 2:
             raise ValueError(
                 f"ICPCCallback was asked to calibrate the cascade, but it has one level ({list(levels)}): there is "
