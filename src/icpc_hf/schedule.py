@@ -10,6 +10,7 @@ function of its arguments: every rank, and a resumed run, computes the same one.
 from __future__ import annotations
 
 import contextvars
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -17,6 +18,8 @@ import numpy as np
 from torch.utils.data import Sampler
 
 from .config import SCHEDULES, ICPCConfig
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -211,6 +214,12 @@ class ICPCSampler(Sampler[int]):
             raise ValueError(f"{len(self.lengths)} lengths for {self.num_samples} samples: give one length per sample.")
         self.epoch = 0
         self.current: BatchContext | None = None
+        if icpc.schedule != "constant" and num_epochs is None:
+            logger.warning(
+                "The ICPC schedule %r moves over the run, but this sampler was not told how many epochs there are: "
+                "every epoch draws from every level. Pass `ICPCSampler(..., num_epochs=N)` (the Trainer's callback "
+                "does), or set `ICPCConfig(schedule='constant')`.", icpc.schedule,
+            )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
