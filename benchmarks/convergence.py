@@ -24,19 +24,18 @@ import json
 import os
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from transformers import TrainerCallback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from run import Task, timed_pair, train_once  # noqa: E402
+from run import Task, timed_pair, train_once  # noqa: E402  (also puts examples/ on the path)
+from _shared import AccuracyOverTime  # noqa: E402
 
-from icpc_hf import ICPCConfig, patch_model, run_cascade, unpatch_model  # noqa: E402
+from icpc_hf import ICPCConfig, patch_model, run_cascade  # noqa: E402
 from icpc_hf.patching import icpc_settings, is_patched  # noqa: E402
 from icpc_hf.registry import family_for  # noqa: E402
 
@@ -68,57 +67,6 @@ class ConvergenceTask:
     arms: dict[str, Arm] = field(default_factory=dict)
     eval_every: int = 1
     """Evaluate after every this many epochs (and after the last)."""
-
-
-class EpochEvaluation(TrainerCallback):
-    """After every epoch: stop the clock, evaluate at each level on the held-out halves, start it again."""
-
-    def __init__(self, spec: ConvergenceTask, levels: list[float]) -> None:
-        self.validation, self.test = spec.validation, spec.test
-        processor, batch_size = spec.task.processor, spec.task.batch_size
-        self.every = spec.eval_every
-        self.levels, self.processor, self.batch_size = levels, processor, batch_size
-        self.curve: list[dict] = []
-        self._started = 0.0
-        self._paused = 0.0
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._started, self._paused = time.perf_counter(), 0.0
-
-    def accuracy(self, model, features: list, level: float) -> float:
-        labels = torch.tensor([f["label"] for f in features])
-        result = run_cascade(model, features, self.processor, levels=[level], batch_size=self.batch_size)
-        return float((result.predictions == labels).float().mean())
-
-    def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        pause = time.perf_counter()
-        train_seconds = pause - self._started - self._paused
-        epoch = round(float(state.epoch))
-        if epoch % self.every and epoch < args.num_train_epochs:
-            return
-        temporary = not is_patched(model)
-        if temporary:  # a plain model: evaluated through the same code, bit-identical at full size
-            patch_model(model, ICPCConfig(levels=self.levels))
-        was_training = model.training
-        model.eval()
-        point = {"epoch": epoch, "train_seconds": train_seconds, "validation": {}, "test": {}}
-        for level in self.levels:
-            point["validation"][f"{level:g}"] = self.accuracy(model, self.validation, level)
-        chosen = max(self.levels, key=lambda lv: (point["validation"][f"{lv:g}"], -lv))
-        for level in sorted({chosen, 1.0}):  # test only where it is read: the serving level and full size
-            point["test"][f"{level:g}"] = self.accuracy(model, self.test, level)
-        model.train(was_training)
-        if temporary:
-            unpatch_model(model)
-        self.curve.append(point)
-        self._paused += time.perf_counter() - pause
-
-
-def served(point: dict) -> tuple[str, float]:
-    """The level an arm would serve at after this epoch (best on validation, the smaller on a tie) and its test
-    accuracy there."""
-    level = max(point["validation"], key=lambda lv: (point["validation"][lv], -float(lv)))
-    return level, point["test"][level]
 
 
 def level_costs(model, levels: list[float]) -> dict[str, float]:
@@ -162,15 +110,14 @@ def serving(model, spec: ConvergenceTask, levels: list[float]) -> dict[str, Any]
 def run_arm(spec: ConvergenceTask, name: str, arm: Arm, seed: int, work: str) -> dict[str, Any]:
     task = spec.task
     levels = arm.eval_levels or spec.levels
-    evaluation = EpochEvaluation(spec, levels)
+    evaluation = AccuracyOverTime(spec.validation, spec.test, task.processor, levels, task.batch_size,
+                                  every=spec.eval_every)
     run = train_once(task, seed, arm.icpc, os.path.join(work, name, str(seed)), prepare=arm.prepare,
                      callbacks=[evaluation])
     model = run["model"]
     if not is_patched(model):
         patch_model(model, ICPCConfig(levels=levels))
     costs = level_costs(model, levels)
-    for point in evaluation.curve:
-        point["served_level"], point["served_accuracy"] = served(point)
     return {"task": task.name, "arm": name, "seed": seed, "icpc": arm.icpc, "note": arm.note,
             "settings": icpc_settings(model).to_dict() if arm.icpc is not None else None,
             "epochs": task.epochs, "train_size": len(task.train), "validation_size": len(spec.validation),
@@ -187,7 +134,7 @@ def result_path(output: str, task: str, arm: str, seed: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=["image"])
+    parser.add_argument("--tasks", nargs="+", default=["image", "audio", "video"])
     parser.add_argument("--arms", nargs="+", default=None, help="arms to run, by name or name prefix (default: all)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")

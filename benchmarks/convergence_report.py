@@ -21,6 +21,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DOCS = os.path.join(HERE, "..", "docs")
 README = os.path.join(HERE, "..", "README.md")
 BASELINE = "baseline"
+DEFAULTS = "icpc progressive crop"
+"""The arm whose settings are `ICPCConfig()`'s (every level, the smallest allowed rising; crop positions)."""
+
+
+def label(arm: str) -> str:
+    return f"{arm} (= `ICPCConfig()`)" if arm == DEFAULTS else arm
 
 
 def load(results: str) -> dict[str, dict[str, list[dict]]]:
@@ -81,7 +87,7 @@ def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
             "arm": name, "seeds": len(paired), "note": runs[0].get("note", ""),
             "best_served": statistics.mean(max(p["served_accuracy"] for p in r["curve"]) for _, r in paired),
             "best_full": statistics.mean(max(p["test"].get("1", float("nan")) for p in r["curve"]) for _, r in paired),
-            "time_to_accuracy_speedup": statistics.median(speedups), "never": never,
+            "time_to_accuracy_speedup": statistics.median(speedups), "never": never, "per_seed": speedups,
             "best_within_baseline_time": statistics.mean(within),
             "train_seconds": statistics.median(r["train_seconds"] for _, r in paired),
             "token_ratio": statistics.median(r["token_ratio"] for _, r in paired),
@@ -91,6 +97,10 @@ def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
             "cascade_flops_ratio": _mean_or_none([s.get("cascade_flops_ratio") for s in serving]),
         })
     return rows
+
+
+def by_name(rows: list[dict], arm: str) -> dict:
+    return next(r for r in rows if r["arm"] == arm)
 
 
 def _mean_or_none(values):
@@ -147,23 +157,29 @@ def task_section(task: str, arms: dict[str, list[dict]], images: str, quick: boo
               "calibrated cascade: accuracy, speedup vs full size |",
               "|---|---|---|---|---|---|---|---|---|"]
     for row in sorted(rows, key=lambda r: -r["time_to_accuracy_speedup"]):
-        speed = f"{row['time_to_accuracy_speedup']:.2f}x" + (f" ({row['never']} of {row['seeds']} never)"
-                                                             if row["never"] else "")
+        speed = f"{row['time_to_accuracy_speedup']:.2f}x"
+        if row["seeds"] > 1:
+            speed += " (" + ", ".join(f"{v:.2f}x" if v else "never" for v in row["per_seed"]) + ")"
         cascade = ("-" if row["cascade_accuracy"] is None
                    else f"{row['cascade_accuracy']:.4f}, {row['cascade_speedup']:.2f}x")
-        lines.append(f"| {row['arm']} | {speed} | {fmt(row['best_served'])} | {fmt(row['best_full'])} | "
+        lines.append(f"| {label(row['arm'])} | {speed} | {fmt(row['best_served'])} | {fmt(row['best_full'])} | "
                      f"{fmt(row['best_within_baseline_time'])} | {row['train_seconds']:.0f} | "
                      f"{row['token_ratio']:.2f} | {row['final_served_level']:.3g} | {cascade} |")
     if not quick:
         os.makedirs(images, exist_ok=True)
         plot(task, arms, os.path.join(images, f"convergence-{task}.png"))
         lines += ["", f"![accuracy against training time, {task}](images/convergence-{task}.png)", ""]
+    fastest = max(rows, key=lambda r: (r["time_to_accuracy_speedup"], r["best_served"]))
+    accurate = max(rows, key=lambda r: r["best_served"])
+    lines += ["", f"Fastest to the baseline's best accuracy: **{fastest['arm']}** "
+                  f"({fastest['time_to_accuracy_speedup']:.2f}x). Most accurate as served: **{accurate['arm']}** "
+                  f"({accurate['best_served']:.4f}, baseline {by_name(rows, BASELINE)['best_served']:.4f})."]
     notes = [f"- {r['arm']}: {r['note']}" for r in rows if r["note"]]
     return lines + ["", *notes, ""], rows
 
 
 def headline(sections: dict[str, list[dict]]) -> str:
-    lines = ["| task | baseline's best | arm | time-to-accuracy speedup | best accuracy as served | "
+    lines = ["| task (seeds) | baseline's best | arm | time-to-accuracy speedup | best accuracy as served | "
              "served by its calibrated cascade: accuracy, speedup |", "|---|---|---|---|---|---|"]
     for task, rows in sections.items():
         by_arm = {r["arm"]: r for r in rows}
@@ -174,7 +190,7 @@ def headline(sections: dict[str, list[dict]]) -> str:
             cascade = ("-" if row["cascade_accuracy"] is None
                        else f"{row['cascade_accuracy']:.4f}, {row['cascade_speedup']:.2f}x")
             never = f" ({row['never']}/{row['seeds']} never)" if row["never"] else ""
-            lines.append(f"| {task} | {base['best_served']:.4f} | {row['arm']} | "
+            lines.append(f"| {task} ({row['seeds']}) | {base['best_served']:.4f} | {label(row['arm'])} | "
                          f"{row['time_to_accuracy_speedup']:.2f}x{never} | {row['best_served']:.4f} | {cascade} |")
     return "\n".join(lines)
 
@@ -208,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
              "*As served*: the test accuracy at the level that is best on the validation half (the baseline and "
              "PatchDropout serve at full size). *Time-to-accuracy speedup*: the seconds the baseline needs to reach "
              "its best test accuracy over the seconds the arm needs to reach it as served, median over seeds "
-             "(0.00x: never reached). *Best within the baseline's time*: the best an arm served in the seconds the "
+             "(a seed that never reaches it counts as 0; each seed's figure in brackets). *Best within the baseline's time*: the best an arm served in the seconds the "
              "baseline took to its best.", ""]
     sections = {}
     for task in sorted(runs):

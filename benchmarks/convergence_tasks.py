@@ -12,7 +12,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, default_data_collator
 
 from convergence import Arm, ConvergenceTask
@@ -20,20 +19,6 @@ from run import Task
 from tasks import FASHION_LABELS
 
 CANVAS = 32
-
-
-def scale_varied(images: np.ndarray, seed: int, smallest: int = 12) -> torch.Tensor:
-    """Each 28 x 28 item resized to a random side in [smallest, CANVAS] and pasted at a random place on a blank
-    canvas; values in [-1, 1] (background -1)."""
-    rng = np.random.default_rng(seed)
-    items = torch.from_numpy(images.astype(np.float32))[:, None] / 255.0
-    canvas = torch.zeros(len(images), 1, CANVAS, CANVAS)
-    for index, side in enumerate(rng.integers(smallest, CANVAS + 1, size=len(images))):
-        item = F.interpolate(items[index : index + 1], size=(int(side), int(side)), mode="bilinear", antialias=True,
-                             align_corners=False)
-        top, left = rng.integers(0, CANVAS - side + 1, size=2)
-        canvas[index, :, top : top + side, left : left + side] = item[0]
-    return canvas * 2.0 - 1.0
 
 
 def grid_arms(levels: list[float], token_ratio: float, add_patch_dropout: Callable | None) -> dict[str, Arm]:
@@ -77,7 +62,7 @@ def grid_task(task: Task, validation: list, test: list, add_patch_dropout: Calla
 
 
 def image_task(quick: bool) -> ConvergenceTask:
-    from _shared import load_fashion_mnist
+    from _shared import load_fashion_mnist, scale_varied
     from peers import add_patch_dropout
 
     train_images, train_labels = load_fashion_mnist("train")
@@ -87,7 +72,8 @@ def image_task(quick: bool) -> ConvergenceTask:
     held_idx = rng.permutation(len(test_images))[: 256 if quick else 2_000]
 
     def features(images, labels, indices, seed):
-        pixels = scale_varied(images[indices], seed)
+        items = torch.from_numpy(images[indices].astype(np.float32))[:, None] / 255.0
+        pixels = scale_varied(items, CANVAS, 12, seed) * 2.0 - 1.0  # background -1, as the processor would
         return [{"pixel_values": p, "label": int(y)} for p, y in zip(pixels, labels[indices])]
 
     hidden = 48 if quick else 96

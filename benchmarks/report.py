@@ -198,7 +198,11 @@ def main(argv: list[str] | None = None) -> None:
              "Written by `python benchmarks/report.py` from `benchmarks/results/*.json` (made by "
              "`python benchmarks/run.py`). Baseline and ICPC are trained in the same run, on the same machine, "
              "with the same model, initial weights, data, epochs, batch size and optimiser; ratios are medians "
-             "over seeds. FLOPs are estimates from token counts (`icpc_hf.encoder_flops`).", ""]
+             "over seeds. FLOPs are estimates from token counts (`icpc_hf.encoder_flops`).", "",
+             "These runs stop after a fixed, short number of epochs with hand-picked level weights: the under-trained "
+             "regime, where fewer tokens mean less signal per step. Whether ICPC reaches the same accuracy sooner "
+             "when every arm trains to convergence, with the defaults and against the peers, is measured by "
+             "`benchmarks/convergence.py`: see [convergence.md](convergence.md).", ""]
     if results:
         machine = results[0]["machine"]
         lines += [f"Machine: {machine['cores']} CPU cores ({machine['cpu']}), {machine['memory_gb']} GB, no GPU; "

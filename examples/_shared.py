@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from transformers import TrainerCallback
 
 from icpc_hf import run_cascade
 
@@ -34,6 +35,77 @@ def load_fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     except FileNotFoundError:
         raise SystemExit(f"Fashion-MNIST not found in {FASHION_MNIST}: run `apt-get install -y dataset-fashion-mnist`.")
     return images, labels
+
+
+def scale_varied(items: torch.Tensor, canvas: int, smallest: int, seed: int) -> torch.Tensor:
+    """Each item (N, C, h, w, values in [0, 1]) resized to a random side in [smallest, canvas] and pasted at a random
+    place on a blank canvas. Small items then need the full resolution and large ones do not: the situation input
+    compression is for (a data set where every item fills the frame is one that simply training smaller solves)."""
+    rng = np.random.default_rng(seed)
+    placed = torch.zeros(len(items), items.shape[1], canvas, canvas)
+    for index, side in enumerate(rng.integers(smallest, canvas + 1, size=len(items))):
+        side = int(side)
+        item = torch.nn.functional.interpolate(items[index : index + 1], size=(side, side), mode="bilinear",
+                                               antialias=True, align_corners=False)
+        top, left = (int(v) for v in rng.integers(0, canvas - side + 1, size=2))
+        placed[index, :, top : top + side, left : left + side] = item[0]
+    return placed
+
+
+class AccuracyOverTime(TrainerCallback):
+    """After every `every` epochs (and the last), with the clock stopped, accuracy on
+    `validation` at each level and on `test` at the level best there (the one a user would serve) and at full size.
+
+    Each point of `curve` holds the epoch, the training seconds so far (evaluation excluded), both accuracy maps,
+    `served_level` and `served_accuracy`. A plain model is patched for the evaluation only (bit-identical at full
+    size) and unpatched again. With `name`, one line per evaluation is printed.
+    """
+
+    def __init__(self, validation: Sequence[dict], test: Sequence[dict], processor: Any, levels: Sequence[float],
+                 batch_size: int = 64, every: int = 1, name: str | None = None) -> None:
+        self.validation, self.test, self.processor = validation, test, processor
+        self.levels, self.batch_size, self.every, self.name = sorted(levels), batch_size, every, name
+        self.curve: list[dict] = []
+        self._started = self._paused = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._started, self._paused = time.perf_counter(), 0.0
+
+    def accuracy(self, model: Any, features: Sequence[dict], level: float) -> float:
+        result = run_cascade(model, features, self.processor, levels=[level], batch_size=self.batch_size)
+        return float((result.predictions == torch.tensor([f["label"] for f in features])).float().mean())
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        from icpc_hf import ICPCConfig, patch_model, unpatch_model
+        from icpc_hf.patching import is_patched
+
+        pause = time.perf_counter()
+        epoch = round(float(state.epoch))
+        if epoch % self.every and epoch < args.num_train_epochs:
+            return
+        temporary = not is_patched(model)
+        if temporary:
+            patch_model(model, ICPCConfig(levels=self.levels))
+        was_training = model.training
+        model.eval()
+        point = {"epoch": epoch, "train_seconds": pause - self._started - self._paused,
+                 "validation": {f"{lv:g}": self.accuracy(model, self.validation, lv) for lv in self.levels}}
+        served = max(self.levels, key=lambda lv: (point["validation"][f"{lv:g}"], -lv))  # the smaller on a tie
+        point["test"] = {f"{lv:g}": self.accuracy(model, self.test, lv) for lv in sorted({served, 1.0})}
+        point["served_level"], point["served_accuracy"] = f"{served:g}", point["test"][f"{served:g}"]
+        model.train(was_training)
+        if temporary:
+            unpatch_model(model)
+        self.curve.append(point)
+        if self.name:
+            print(f"{self.name:>8} epoch {epoch:>2}  {point['train_seconds']:6.1f} s  test accuracy "
+                  f"{point['test']['1']:.4f} at full size, {point['served_accuracy']:.4f} as served (level "
+                  f"{served:g})", flush=True)
+        self._paused += time.perf_counter() - pause
+
+    def first_reaching(self, accuracy: float) -> dict | None:
+        """The first point whose served accuracy reaches `accuracy`."""
+        return next((p for p in self.curve if p["served_accuracy"] >= accuracy - 1e-12), None)
 
 
 def add_run_arguments(parser: Any, output_dir: str, threads: int = 1) -> None:

@@ -1,10 +1,15 @@
 """The main demo: a small ViT on scikit-learn's digits (embedded, no download), with and without ICPC.
 
-Trains the same model twice with the same settings (plain Trainer on full-resolution images; ICPC through
-ICPCDataCollator + ICPCCallback), prints accuracy and training time of each, then the cascade against
-full-resolution inference, and writes a Hub-ready folder served by `pipeline(model=folder, trust_remote_code=True)`.
+The digits are drawn at random sizes (12 to 32 pixels) on a 32-pixel canvas, so that some need the full resolution
+and most do not; `--fixed-scale` makes every digit fill the canvas instead. The same model is trained twice from
+the same weights, with the same optimiser, batch size and epochs: a plain Trainer on full-resolution images, and
+ICPC with its defaults (`ICPCConfig()`, and the two lines of a Trainer script: `data_collator=ICPCDataCollator(...)`,
+`callbacks=[ICPCCallback()]`). After every epoch the clock stops and both are evaluated, so the demo shows accuracy
+against training time: does ICPC reach the plain Trainer's best accuracy sooner? At the end of training
+ICPCCallback calibrates the cascade on the validation split; the demo then times the served model against
+full-resolution inference, draws the curves to a PNG and writes a Hub-ready folder.
 
-    python examples/demo_digits.py [--epochs 15] [--position-strategy stride] [--output-dir outputs/demo]
+    python examples/demo_digits.py [--epochs 30] [--fixed-scale] [--output-dir outputs/demo]
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from transformers import (
+    PrinterCallback,
     Trainer,
     ViTConfig,
     ViTForImageClassification,
@@ -27,20 +34,28 @@ from transformers import (
 )
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import accuracy, cascade_vs_full, cpu_training_args, print_table, save_outputs, train_timed  # noqa: E402
+from _shared import (  # noqa: E402
+    AccuracyOverTime, cascade_vs_full, cpu_training_args, print_table, save_outputs, scale_varied,
+)
 
-from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade  # noqa: E402
-from icpc_hf.calibrate import calibrate_thresholds  # noqa: E402
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model  # noqa: E402
+from icpc_hf.patching import icpc_settings  # noqa: E402
 
 IMAGE_SIZE = 32
 
 
-def digits_features(seed: int) -> tuple[list[dict], list[dict], list[dict]]:
-    """Digits upsampled from 8x8 to 32x32, normalised as an image processor would; train / validation / test
-    = 68 / 12 / 20 %."""
+def digits_features(seed: int, fixed_scale: bool = False) -> tuple[list[dict], list[dict], list[dict]]:
+    """Digits on a 32 x 32 canvas, normalised as an image processor would; train / validation / test = 68 / 12 / 20 %.
+
+    By default each digit is drawn at a random side from 12 to 32 pixels at a random place, so small digits need the
+    full resolution and large ones do not; `fixed_scale` upsamples every digit to fill the canvas instead (then a
+    lower resolution loses nothing, and plainly training smaller is the thing to do)."""
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
-    images = torch.nn.functional.interpolate(images, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear")
+    if fixed_scale:
+        images = torch.nn.functional.interpolate(images, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear")
+    else:
+        images = scale_varied(images, IMAGE_SIZE, 12, seed)
     images = (images - 0.5) / 0.5
     train_idx, test_idx = train_test_split(
         np.arange(len(images)), test_size=0.2, random_state=seed, stratify=digits.target
@@ -66,80 +81,106 @@ def new_model(seed: int) -> ViTForImageClassification:
 def training_args(output_dir: str, epochs: int, seed: int):
     return cpu_training_args(
         output_dir, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=1e-3, weight_decay=0.05,
-        warmup_steps=50, lr_scheduler_type="cosine", logging_steps=50, seed=seed,
+        warmup_steps=50, lr_scheduler_type="cosine", logging_strategy="no", seed=seed,
     )
+
+
+def plot_curves(curves: dict[str, list[dict]], path: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.6))
+    for (name, curve), color in zip(curves.items(), ("black", "C1")):
+        seconds = [p["train_seconds"] for p in curve]
+        axes.plot(seconds, [p["served_accuracy"] for p in curve], "o-", ms=3, color=color, label=f"{name}, as served")
+        if name != "baseline":
+            axes.plot(seconds, [p["test"]["1"] for p in curve], ":", color=color, label=f"{name}, at full size")
+    axes.set_xlabel("training seconds (evaluation excluded)")
+    axes.set_ylabel("test accuracy")
+    axes.set_ylim(0.0, 1.0)
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--position-strategy", default="stride", choices=["crop", "stride", "interpolate"])
-    parser.add_argument("--levels", type=float, nargs="+", default=[0.5, 0.625, 0.75, 0.875, 1.0])
-    parser.add_argument("--uncompressed-last-epochs", type=int, default=1)
+    parser.add_argument("--fixed-scale", action="store_true",
+                        help="every digit fills the canvas (the regime where ICPC does not pay; see docs/demo.md)")
     parser.add_argument("--output-dir", default="outputs/demo")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch threads; on a busy CPU, 1 is steadier than more threads than free cores")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    train, validation, test = digits_features(args.seed)
+    os.makedirs(args.output_dir, exist_ok=True)
+    train, validation, test = digits_features(args.seed, args.fixed_scale)
     labels = [f["label"] for f in test]
     processor = ViTImageProcessor(
         size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, image_mean=[0.5], image_std=[0.5], do_rescale=True
     )
 
     baseline = new_model(args.seed)
+    baseline_curve = AccuracyOverTime(validation, test, processor, [1.0], name="baseline")
     baseline_trainer = Trainer(
         model=baseline, args=training_args(f"{args.output_dir}/baseline", args.epochs, args.seed),
-        train_dataset=train, data_collator=default_data_collator,
+        train_dataset=train, data_collator=default_data_collator, callbacks=[baseline_curve],
     )
-    baseline_seconds, baseline_cpu = train_timed(baseline_trainer)
+    baseline_trainer.remove_callback(PrinterCallback)
+    baseline_trainer.train()
 
-    model = new_model(args.seed)
-    icpc = ICPCConfig(
-        levels=args.levels, position_strategy=args.position_strategy,
-        uncompressed_last_epochs=args.uncompressed_last_epochs, seed=args.seed,
-    )
-    model = patch_model(model, icpc)
+    # ICPC: the model patched with the defaults, the collator and the callback; nothing else changes.
+    model = patch_model(new_model(args.seed), ICPCConfig(seed=args.seed))
+    icpc_callback = ICPCCallback()
+    icpc_curve = AccuracyOverTime(validation, test, processor, icpc_settings(model).levels, name="ICPC")
     trainer = Trainer(
         model=model, args=training_args(f"{args.output_dir}/icpc", args.epochs, args.seed), train_dataset=train,
-        data_collator=ICPCDataCollator(processor, icpc), callbacks=[ICPCCallback()],
+        eval_dataset=validation, data_collator=ICPCDataCollator(processor, model.config.icpc),
+        callbacks=[icpc_callback, icpc_curve],
     )
-    icpc_seconds, icpc_cpu = train_timed(trainer)
-    token_ratios = [h["icpc/token_ratio"] for h in trainer.state.log_history if "icpc/token_ratio" in h]
+    trainer.remove_callback(PrinterCallback)
+    icpc_callback.attach(trainer)  # calibrates the served cascade on eval_dataset when training ends
+    trainer.train()
 
-    patch_model(baseline)  # lets the baseline be evaluated by the same code, at full resolution only
-    baseline_accuracy = accuracy(run_cascade(baseline, test, processor, levels=[1.0]).predictions, labels)
-    icpc_accuracy = accuracy(run_cascade(model, test, processor, levels=[1.0]).predictions, labels)
-    training = print_table("Training (same model, data, epochs, seed)", [
-        {"run": "baseline (plain Trainer)", "test accuracy": baseline_accuracy, "train seconds": baseline_seconds,
-         "train CPU seconds": baseline_cpu, "tokens per sample vs full": 1.0},
-        {"run": f"ICPC ({args.position_strategy})", "test accuracy": icpc_accuracy, "train seconds": icpc_seconds,
-         "train CPU seconds": icpc_cpu,
-         "tokens per sample vs full": float(np.mean(token_ratios)) if token_ratios else float("nan")},
-    ])
-    print(f"training speedup: {baseline_seconds / icpc_seconds:.2f}x wall, {baseline_cpu / icpc_cpu:.2f}x CPU time")
-
-    # Thresholds chosen on the validation split: the cheapest cascade within 1 point of full-size accuracy.
-    calibration = calibrate_thresholds(model, validation, processor, [f["label"] for f in validation],
-                                       max_accuracy_loss=0.01)
-    calibration.apply(model)
-    print(f"cascade chosen on validation: levels {calibration.chosen.levels}, thresholds {calibration.chosen.thresholds}")
-
+    best = max(p["served_accuracy"] for p in baseline_curve.curve)
+    base_hit, icpc_hit = baseline_curve.first_reaching(best), icpc_curve.first_reaching(best)
     cascade = cascade_vs_full(model, test, processor, labels, batch_size=64)
-    inference = print_table("Inference of the ICPC model (same test set, batch 64, median of 3)", [
-        {"mode": "full resolution", "accuracy": cascade["full_accuracy"], "seconds": cascade["full_seconds"],
-         "est. FLOPs vs full": 1.0},
-        {"mode": f"cascade {[round(x, 3) for x in model.config.icpc['cascade_levels']]}",
-         "accuracy": cascade["cascade_accuracy"], "seconds": cascade["cascade_seconds"],
-         "est. FLOPs vs full": cascade["cascade_flops_ratio"]},
-    ])
-    print(f"cascade speedup: {cascade['cascade_speedup']:.2f}x, estimated FLOPs ratio "
-          f"{cascade['cascade_flops_ratio']:.2f}")
-
-    save_outputs(model, processor, args.output_dir, [training, inference],
-                 {"baseline_accuracy": baseline_accuracy, "icpc_accuracy": icpc_accuracy,
-                  "baseline_seconds": baseline_seconds, "icpc_seconds": icpc_seconds, **cascade})
+    served = model.config.icpc
+    rows = [
+        {"run": "plain Trainer", "train seconds": baseline_curve.curve[-1]["train_seconds"],
+         "best test accuracy": best, "seconds to that accuracy": base_hit["train_seconds"],
+         "final accuracy as served": baseline_curve.curve[-1]["served_accuracy"], "served speed vs full size": 1.0},
+        {"run": "ICPC, ICPCConfig()", "train seconds": icpc_curve.curve[-1]["train_seconds"],
+         "best test accuracy": max(p["served_accuracy"] for p in icpc_curve.curve),
+         "seconds to that accuracy": icpc_hit["train_seconds"] if icpc_hit else "never",
+         "final accuracy as served": cascade["cascade_accuracy"],
+         "served speed vs full size": cascade["cascade_speedup"]},
+    ]
+    table = print_table(f"Same model, data, optimiser and {args.epochs} epochs (accuracy on {len(test)} test digits)",
+                        rows)
+    if icpc_hit is not None:
+        verdict = (f"ICPC reached the plain Trainer's best accuracy ({best:.4f}) after {icpc_hit['train_seconds']:.1f} s "
+                   f"of training, {base_hit['train_seconds'] / icpc_hit['train_seconds']:.2f}x sooner than the plain "
+                   f"Trainer ({base_hit['train_seconds']:.1f} s).")
+    else:
+        verdict = (f"ICPC did NOT reach the plain Trainer's best accuracy ({best:.4f}) in {args.epochs} epochs; its "
+                   f"best was {rows[1]['best test accuracy']:.4f}.")
+    verdict += (f" Served by the cascade the callback calibrated on validation (levels "
+                f"{[round(x, 3) for x in served['cascade_levels']]}, thresholds {served['thresholds']}), it answers "
+                f"at {cascade['cascade_speedup']:.2f}x the speed of full-size inference with accuracy "
+                f"{cascade['cascade_accuracy']:.4f} ({cascade['full_accuracy']:.4f} at full size).")
+    print(verdict)
+    figure = plot_curves({"baseline": baseline_curve.curve, "ICPC": icpc_curve.curve},
+                         os.path.join(args.output_dir, "accuracy_vs_time.png"))
+    print(f"accuracy against training time: {figure}")
+    save_outputs(model, processor, args.output_dir, [table, verdict],
+                 {"baseline_curve": baseline_curve.curve, "icpc_curve": icpc_curve.curve, **cascade,
+                  "baseline_best": best, "served_cascade": {k: served[k] for k in ("cascade_levels", "thresholds")}})
 
 
 if __name__ == "__main__":
