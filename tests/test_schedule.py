@@ -195,3 +195,13 @@ def test_target_speedup_beyond_the_smallest_level_names_the_fix():
 
     with pytest.raises(ValueError, match="smallest level costs"):
         patch_model(tiny_vit(), ICPCConfig(target_speedup=50.0))
+
+
+def test_progressive_schedule_rises_through_the_levels_that_are_drawn_at_all():
+    levels = [0.375, 0.5, 1.0]
+    for epoch in range(4):
+        drawn, weights = epoch_distribution(levels, [1.0, 0.0, 0.0], "progressive", epoch, 4)
+        assert drawn == [0.375] and weights == [1.0]
+    assert epoch_distribution(levels, [1.0, 0.0, 2.0], "progressive", 3, 4) == ([1.0], [2.0])
+    sampler = ICPCSampler(40, 8, ICPCConfig(levels=levels, level_weights=[1.0, 0.0, 0.0]), num_epochs=4)
+    assert set(sampler.levels_for_epoch(3)) == {0.375}

@@ -86,6 +86,9 @@ def epoch_distribution(
         return [1.0], None
     progress = min(1.0, max(0.0, epoch / num_epochs))
     if schedule == "progressive":
+        if weights is not None:  # the floor rises through the levels that are drawn at all
+            drawn = [(lv, w) for lv, w in zip(levels, weights) if w > 0]
+            levels, weights = [lv for lv, _ in drawn], [w for _, w in drawn]
         first = min(len(levels) - 1, int(progress * len(levels)))
         return levels[first:], None if weights is None else weights[first:]
     if schedule == "progressive_resizing":
