@@ -72,7 +72,10 @@ class ConvergenceTask:
 def level_costs(model, levels: list[float]) -> dict[str, float]:
     """Estimated cost of one pass at each level, as a fraction of a full-size pass (from the token counts)."""
     settings = dataclasses.replace(icpc_settings(model), levels=list(levels))
-    costs = family_for(settings.model_type).modality.level_costs(settings)
+    try:
+        costs = family_for(settings.model_type).modality.level_costs(settings)
+    except ValueError:  # text: a level's cost depends on the texts; the cascade measures it
+        return {}
     return {f"{lv:g}": cost for lv, cost in zip(levels, costs)}
 
 

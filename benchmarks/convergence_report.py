@@ -21,12 +21,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DOCS = os.path.join(HERE, "..", "docs")
 README = os.path.join(HERE, "..", "README.md")
 BASELINE = "baseline"
-DEFAULTS = "icpc progressive crop"
-"""The arm whose settings are `ICPCConfig()`'s (every level, the smallest allowed rising; crop positions)."""
+DEFAULTS = ("icpc progressive crop", "icpc progressive")
+"""The arms whose settings are `ICPCConfig()`'s (every level, the smallest allowed rising; crop positions)."""
 
 
 def label(arm: str) -> str:
-    return f"{arm} (= `ICPCConfig()`)" if arm == DEFAULTS else arm
+    return f"{arm} (= `ICPCConfig()`)" if arm in DEFAULTS else arm
 
 
 def load(results: str) -> dict[str, dict[str, list[dict]]]:

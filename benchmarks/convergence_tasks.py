@@ -119,3 +119,23 @@ def video_task(quick: bool) -> ConvergenceTask:
         task.epochs = 30
     task.icpc = {}
     return grid_task(task, task.validation, task.test)
+
+
+def text_task(quick: bool) -> ConvergenceTask:
+    """Pretrained MiniLM fine-tuned on fortune topics (benchmarks/tasks.py) with the default pruning vocabulary;
+    the baseline groups batches by length, as the ICPC arms do."""
+    import tasks
+
+    from icpc_hf import ICPCConfig, patch_model
+    from icpc_hf.patching import icpc_settings
+
+    task = tasks.text_task(quick)
+    task.epochs = 2 if quick else 8
+    task.icpc = {}
+    levels = list(icpc_settings(patch_model(task.new_model(0), ICPCConfig())).levels)
+    arms = {
+        "baseline": Arm(None, eval_levels=[1.0], note="plain Trainer, full texts, batches grouped by length"),
+        "icpc progressive": Arm({}, note="`ICPCConfig()`: insignificant words pruned, fewer as the run goes on"),
+        "icpc constant": Arm({"schedule": "constant"}, note="every level alike, every epoch"),
+    }
+    return ConvergenceTask(task, task.validation, task.test, levels, arms)
