@@ -25,13 +25,7 @@ from icpc_hf.grid import axis_positions
 from icpc_hf.video import VideoModality, tubelet_frame_index
 from helpers import run_without_icpc_hf
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared CPU run much faster on one thread than on contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FRAMES, TUBELET, SIZE, PATCH = 8, 2, 32, 8  # full grid 4 x 4 x 4
