@@ -71,7 +71,7 @@ def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
         paired = [(baselines[r["seed"]], r) for r in runs if r["seed"] in baselines]
         if not paired:
             continue
-        speedups, never, within, finals = [], 0, [], []
+        speedups, never, within = [], 0, []
         for base, run in paired:
             target, base_seconds, _ = baseline_target(base)
             seconds = first_time_reaching(run, target)
