@@ -130,7 +130,7 @@ def text_task(quick: bool) -> ConvergenceTask:
     from icpc_hf.patching import icpc_settings
 
     task = tasks.text_task(quick)
-    task.epochs = 2 if quick else 8
+    task.epochs = 2 if quick else 16
     task.icpc = {}
     levels = list(icpc_settings(patch_model(task.new_model(0), ICPCConfig())).levels)
     arms = {

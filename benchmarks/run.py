@@ -57,7 +57,8 @@ class Task:
     icpc: dict = field(default_factory=dict)
     extra_args: dict = field(default_factory=dict)
     baseline_args: dict = field(default_factory=dict)
-    """TrainingArguments for the baseline only: the best the plain Trainer offers (text: group_by_length)."""
+    """TrainingArguments of every arm unless a run replaces them: the best the plain Trainer offers (text:
+    group_by_length, which ICPC's pruned batches need as much)."""
     validation: list | None = None
     """Held-out samples for choosing cascade thresholds; None: no calibration."""
 
@@ -205,7 +206,7 @@ def training_args(task: Task, output_dir: str, seed: int, overrides: dict | None
 
 def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepare: Callable | None = None,
                args: dict | None = None, callbacks: list | None = None) -> dict:
-    """Train one model; icpc=None is the baseline (with `task.baseline_args` unless `args` replaces them);
+    """Train one model; icpc=None is the baseline (every arm with `task.baseline_args` unless `args` replaces them);
     `prepare` may add a peer method or an ablation hook to the fresh model; `callbacks` are added to the Trainer."""
     set_seed(seed)
     model = task.new_model(seed)
@@ -214,8 +215,8 @@ def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepar
     epoch_timer, anatomy = EpochTimer(), StepAnatomy()
     callbacks = [epoch_timer, anatomy, *(callbacks or [])]
     icpc_callback = None
+    args = task.baseline_args if args is None else args
     if icpc is None:
-        args = task.baseline_args if args is None else args
         collator = TimedCollator(task.baseline_collator)
     else:
         settings = ICPCConfig(seed=seed, **icpc)

@@ -124,6 +124,6 @@ def text_task(quick: bool) -> Task:
         batch_size=16, learning_rate=2e-4,
         icpc={"stop_words": widespread, "levels": [0.25, 0.5, 1.0], "level_weights": [0.5, 0.3, 0.2],
               "schedule": "constant"},
-        # The fair baseline pads as little as ICPC's length-grouped batches (the ablations add the plain one).
+        # Every arm groups batches by length, so pruning shortens padded batches (the ablations add plain batches).
         baseline_args={"train_sampling_strategy": "group_by_length"},
     )

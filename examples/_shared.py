@@ -118,8 +118,9 @@ def add_run_arguments(parser: Any, output_dir: str, threads: int = 1) -> None:
 
 
 def cpu_training_args(output_dir: str, **settings: Any):
-    """TrainingArguments with what every example shares: CPU, no reporting or checkpoints, no DataLoader
-    workers (ICPC collates in the main process), every feature column kept for the collator."""
+    """TrainingArguments with what every example shares: CPU, no reporting or checkpoints, every feature column
+    kept for the collator, and no DataLoader workers: the data here is decoded already, and on two cores workers
+    would only compete with training (ICPC works with them: `dataloader_num_workers=N`)."""
     from transformers import TrainingArguments
 
     defaults = dict(use_cpu=True, report_to=[], save_strategy="no", dataloader_num_workers=0,

@@ -1,4 +1,4 @@
-"""ICPC in a plain Accelerate training loop (no Trainer): the sampler, the collator, the cascade.
+"""ICPC in a plain Accelerate training loop (no Trainer): the level plan, the collator (in DataLoader workers), the cascade.
 
     python examples/accelerate_loop.py                       # one process
     accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \\
@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _shared import accuracy  # noqa: E402
 from demo_digits import digits_features, new_model  # noqa: E402
 
-from icpc_hf import ICPCConfig, ICPCDataCollator, ICPCSampler, patch_model, run_cascade  # noqa: E402
+from icpc_hf import ICPCConfig, ICPCDataCollator, LevelPlan, patch_model, run_cascade  # noqa: E402
 
 
 def main() -> None:
@@ -31,20 +31,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes that collate batches")
     args = parser.parse_args()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     train, _, test = digits_features(args.seed)
     icpc = ICPCConfig(levels=[0.5, 0.75, 1.0], uncompressed_last_epochs=1, seed=args.seed)
     model = patch_model(new_model(args.seed), icpc)
-    # One chunk per step across all processes: every rank runs the same level at each step.
-    sampler = ICPCSampler(len(train), args.batch_size * accelerator.num_processes, icpc, num_epochs=args.epochs)
-    loader = DataLoader(train, batch_size=args.batch_size, sampler=sampler,
-                        collate_fn=sampler.bind(ICPCDataCollator(None, icpc)))
+    # Each batch's level is drawn from (seed, epoch, position), in whichever worker collates it: every rank
+    # runs the same level at each step.
+    levels = LevelPlan(icpc, num_epochs=args.epochs).bind(ICPCDataCollator(None, icpc))
+    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=levels, num_workers=args.workers)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     start = time.perf_counter()
     for epoch in range(args.epochs):
         loader.set_epoch(epoch)
+        levels.set_epoch(epoch)  # before iterating: workers start from it
         model.train()
         for batch in loader:
             loss = model(**batch).loss

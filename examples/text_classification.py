@@ -108,6 +108,7 @@ def main() -> None:
             os.path.join(args.output_dir, run), num_train_epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
             per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
             logging_steps=1 if args.quick else 5, disable_tqdm=False,
+            train_sampling_strategy="group_by_length",  # similar lengths per batch: pruning shortens the padding
         )
         return Trainer(model=model, args=training_args, train_dataset=data["train"], data_collator=collator,
                        callbacks=callbacks)

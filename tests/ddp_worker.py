@@ -8,29 +8,40 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import RecordingCollator, tiny_vit  # noqa: E402
+from helpers import InputRecorder, RecordingCollator, tiny_vit  # noqa: E402
 
 from icpc_hf import ICPCCallback, ICPCConfig, patch_model  # noqa: E402
 
 
-def main(out_dir: str, num_samples: int) -> Trainer:
+def main(out_dir: str, num_samples: int, workers: int, stream: bool) -> Trainer:
     torch.manual_seed(0)
     data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3, "idx": i} for i in range(num_samples)]
+    length = {"num_train_epochs": 2}
+    if stream:  # 4 steps of 2 x 4 samples a pass, 6 steps: the second pass is cut short
+        import datasets
+
+        data = datasets.Dataset.from_list(data).to_iterable_dataset(num_shards=4).with_format("torch")
+        length = {"max_steps": 6}
     icpc = ICPCConfig(levels=[0.5, 0.75, 1.0], seed=7)
     model = patch_model(tiny_vit(), icpc)
+    trained = InputRecorder(model)
     collator = RecordingCollator(None, icpc)
     callback = ICPCCallback()
-    args = TrainingArguments(output_dir=out_dir, per_device_train_batch_size=4, num_train_epochs=2, use_cpu=True,
-                             report_to=[], save_strategy="no", remove_unused_columns=False, disable_tqdm=True,
-                             logging_steps=1000)
+    args = TrainingArguments(output_dir=out_dir, per_device_train_batch_size=4, use_cpu=True, report_to=[],
+                             save_strategy="no", remove_unused_columns=False, disable_tqdm=True, logging_steps=1000,
+                             dataloader_num_workers=workers, **length)
     trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator, callbacks=[callback])
     trainer.train()
     rank = trainer.args.process_index
+    plan = callback.levels.plan
+    if stream:
+        plans = [[plan.level(epoch * 4 + p, epoch, p) for epoch in range(2) for p in range(4)][:6]]
+    else:
+        plans = [plan.epoch_levels(e, len(trained.sides) // 2) for e in range(2)]
     record = {
         "rank": rank, "world_size": trainer.args.world_size,
-        "batches": [{"size": side, "idx": list(idx)} for side, idx in collator.batches],
-        "plans": [callback.sampler.plan(e).chunk_levels.tolist() for e in range(2)],
-        "steps_per_epoch": len(collator.batches) // 2,
+        "batches": [{"size": side, "idx": [int(i) for i in idx]} for side, idx in collator.batches],
+        "trained": trained.sides, "plans": plans, "steps_per_epoch": len(trained.sides) // 2,
     }
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as handle:
         json.dump(record, handle)
@@ -38,7 +49,7 @@ def main(out_dir: str, num_samples: int) -> Trainer:
 
 
 if __name__ == "__main__":
-    trainer = main(sys.argv[1], int(sys.argv[2]))  # held: freeing it here would free the DDP reducer
+    trainer = main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "stream")  # held: freeing it here would free the DDP reducer
     # Skip teardown: freeing the DDP reducer races gloo's worker thread for the GIL in torch 2.13, which aborts
     # or hangs a rank after its record is written (seen in CI). Every collective is already done.
     sys.stdout.flush()

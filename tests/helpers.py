@@ -30,6 +30,24 @@ class RecordingCollator(ICPCDataCollator):
         return [side for side, _ in self.batches]
 
 
+class InputRecorder:
+    """Records what a model trains on, in the training process (batches may be collated in DataLoader workers):
+    each training batch's image side and a fingerprint of its pixels."""
+
+    def __init__(self, model):
+        self.batches = []
+        model.register_forward_pre_hook(self, with_kwargs=True)
+
+    def __call__(self, module, args, kwargs):
+        if module.training:
+            pixels = kwargs["pixel_values"]
+            self.batches.append((int(pixels.shape[-1]), round(float(pixels.double().abs().sum()), 3)))
+
+    @property
+    def sides(self):
+        return [side for side, _ in self.batches]
+
+
 def tiny_vit(image_size: int = 32, patch_size: int = 4, num_channels: int = 3, num_labels: int = 3, **kwargs):
     config = ViTConfig(
         image_size=image_size, patch_size=patch_size, num_channels=num_channels, hidden_size=32,

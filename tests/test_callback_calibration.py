@@ -43,8 +43,10 @@ class LogRecorder(TrainerCallback):
 def test_calibrated_cascade_is_stored_logged_and_saved(tmp_path):
     evaluation = dataset(12, seed=1)
     recorder = LogRecorder()
-    trainer = make_trainer(tmp_path, ICPCCallback(), eval_dataset=evaluation)
+    callback = ICPCCallback()
+    trainer = make_trainer(tmp_path, callback, eval_dataset=evaluation)
     trainer.add_callback(recorder)
+    callback.attach(trainer)  # first in line: the other callbacks see its figures
     before = dict(trainer.model.config.icpc)
     trainer.train()
     stored = trainer.model.config.icpc
@@ -60,6 +62,7 @@ def test_calibrated_cascade_is_stored_logged_and_saved(tmp_path):
     assert calibrated[0]["icpc/calibrated_speedup_est"] == pytest.approx(1 / expected.cost)
     assert calibrated[0]["icpc/calibrated_levels"] == ", ".join(f"{lv:g}" for lv in expected.levels)
     assert any("icpc/calibrated_cost" in logs for logs in recorder.logs)  # the log event reaches other callbacks
+    assert any("icpc/token_ratio" in logs for logs in recorder.logs)
     trainer.save_model(str(tmp_path / "saved"))
     saved = json.loads((tmp_path / "saved" / "config.json").read_text())["icpc"]
     assert saved["cascade_levels"] == stored["cascade_levels"] and saved["thresholds"] == stored["thresholds"]
@@ -112,7 +115,7 @@ def test_calibrate_false_leaves_the_config_untouched(tmp_path):
 def test_an_eval_set_without_labels_is_refused(tmp_path):
     trainer = make_trainer(tmp_path, ICPCCallback(), eval_dataset=dataset(12, seed=1, label_key="target"),
                            eval_strategy="no")
-    trainer.callback_handler.callbacks[0].attach(trainer)
+    trainer.pop_callback(ICPCCallback).attach(trainer)
     with pytest.raises(ValueError, match="`label` or `labels`.*calibrate=False"):
         trainer.train()
 

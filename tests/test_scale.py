@@ -9,20 +9,21 @@ import pytest
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from helpers import RecordingCollator, tiny_vit
-from icpc_hf import ICPCCallback, ICPCConfig, patch_model
+from helpers import InputRecorder, tiny_vit
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.mark.parametrize("num_samples", [32, 30])
-def test_two_processes_share_levels_per_step_and_cover_the_data(tmp_path, num_samples):
+@pytest.mark.parametrize("num_samples,workers,data", [(32, 0, "map"), (30, 0, "map"), (32, 2, "map"),
+                                                     (32, 0, "stream"), (32, 2, "stream")])
+def test_two_processes_share_levels_per_step_and_cover_the_data(tmp_path, num_samples, workers, data):
     if shutil.which("torchrun") is None:
         pytest.skip("torchrun not on PATH")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        ["torchrun", "--nproc_per_node", "2", "--master_port", str(29500 + num_samples),
-         os.path.join(HERE, "ddp_worker.py"), str(tmp_path), str(num_samples)],
+        ["torchrun", "--nproc_per_node", "2", "--master_port", str(29500 + num_samples + 7 * workers + 50 * (data == "stream")),
+         os.path.join(HERE, "ddp_worker.py"), str(tmp_path), str(num_samples), str(workers), data],
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -32,15 +33,33 @@ def test_two_processes_share_levels_per_step_and_cover_the_data(tmp_path, num_sa
     assert {r["world_size"] for r in records} == {2} and {r["rank"] for r in records} == {0, 1}
     rank0, rank1 = records
     assert rank0["plans"] == rank1["plans"]  # the same per-epoch draw on every rank
+    assert rank0["trained"] == rank1["trained"]  # both ranks run one level at each step
+    assert rank0["trained"] == [round(lv * 32) for plan in rank0["plans"] for lv in plan]
+    if workers or data == "stream":  # collated in workers, or dispatched from one rank: checked above
+        return
     assert len(rank0["batches"]) == len(rank1["batches"])
-    for a, b in zip(rank0["batches"], rank1["batches"]):
-        assert a["size"] == b["size"]  # both ranks run one level at each step
     steps = rank0["steps_per_epoch"]
     for epoch in range(2):
         seen = [i for r in records for batch in r["batches"][epoch * steps:(epoch + 1) * steps] for i in batch["idx"]]
         assert set(seen) == set(range(num_samples))  # every sample is seen in every epoch
         if num_samples % 8 == 0:
             assert len(seen) == num_samples  # and exactly once when the world size divides the data
+
+
+def test_fsdp2_fully_shard_on_cpu_computes_what_the_unsharded_patched_model_computes(tmp_path):
+    if shutil.which("torchrun") is None:
+        pytest.skip("torchrun not on PATH")
+    pytest.importorskip("torch.distributed.fsdp").fully_shard  # noqa: B018  (FSDP2, torch >= 2.6)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", "29650",
+                             os.path.join(HERE, "fsdp_worker.py"), str(tmp_path)],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads((tmp_path / f"fsdp{r}.json").read_text()) for r in range(2)]
+    for record in records:  # at a compressed level and at full size, each rank's own batch
+        assert record["losses"] == pytest.approx(record["reference"], abs=1e-5)
+    assert records[0]["losses"] != records[1]["losses"]
+    assert records[0]["grad_norm"] == pytest.approx(records[1]["grad_norm"])  # gradients reduced across ranks
 
 
 class StopAt(TrainerCallback):
@@ -52,28 +71,30 @@ class StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-def run(tmp_path, icpc, callbacks=(), resume=None, save_steps=None):
+def run(tmp_path, icpc, callbacks=(), resume=None, save_steps=None, workers=0, data=None, max_steps=-1):
     torch.manual_seed(0)
-    data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3, "idx": i} for i in range(24)]
+    if data is None:
+        data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(24)]
     model = patch_model(tiny_vit(), icpc)
-    collator = RecordingCollator(None, icpc)
+    trained = InputRecorder(model)
     args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=2,
                              use_cpu=True, report_to=[], remove_unused_columns=False, disable_tqdm=True,
                              save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,
-                             logging_steps=1000)
-    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator,
+                             logging_steps=1000, dataloader_num_workers=workers, max_steps=max_steps)
+    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=ICPCDataCollator(None, icpc),
                       callbacks=[ICPCCallback(), *callbacks])
     trainer.train(resume_from_checkpoint=resume)
-    return collator.batches
+    return trained.batches
 
 
-def test_resume_continues_the_same_schedule(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_continues_the_same_schedule(tmp_path, workers):
     icpc = lambda: ICPCConfig(levels=[0.5, 0.75, 1.0], seed=11)  # noqa: E731
-    uninterrupted = run(tmp_path / "a", icpc())
-    assert len(uninterrupted) == 12
-    first_part = run(tmp_path / "b", icpc(), callbacks=[StopAt(8)], save_steps=8)
-    assert first_part[:8] == uninterrupted[:8]  # (the dataloader prefetches one batch past the stop)
-    resumed = run(tmp_path / "b", icpc(), resume=str(tmp_path / "b" / "checkpoint-8"))
+    uninterrupted = run(tmp_path / "a", icpc(), workers=workers)
+    assert len(uninterrupted) == 12 and len(set(side for side, _ in uninterrupted)) > 1
+    first_part = run(tmp_path / "b", icpc(), callbacks=[StopAt(8)], save_steps=8, workers=workers)
+    assert first_part == uninterrupted[:8]
+    resumed = run(tmp_path / "b", icpc(), resume=str(tmp_path / "b" / "checkpoint-8"), workers=workers)
     assert resumed == uninterrupted[8:]
 
 

@@ -1,105 +1,104 @@
+import pickle
+
 import numpy as np
 import pytest
+import torch
 from torch.utils.data import DataLoader
 
-from icpc_hf import ICPCConfig, ICPCSampler
-from icpc_hf.schedule import current_batch, draw_levels, plan_epoch
+from icpc_hf import ICPCConfig, LevelPlan
+from icpc_hf.schedule import current_batch
 
 LEVELS = [0.25, 0.5, 0.75, 1.0]
 
 
-def test_draw_is_reproducible_per_seed_and_epoch_and_changes_across_epochs():
-    a = draw_levels(500, LEVELS, None, seed=1, epoch=0)
-    assert np.array_equal(a, draw_levels(500, LEVELS, None, seed=1, epoch=0))
-    assert not np.array_equal(a, draw_levels(500, LEVELS, None, seed=1, epoch=1))
-    assert not np.array_equal(a, draw_levels(500, LEVELS, None, seed=2, epoch=0))
-    assert set(np.unique(a)) == set(LEVELS)
+def test_batch_levels_are_reproducible_per_seed_and_epoch_and_change_across_epochs():
+    plan = LevelPlan(ICPCConfig(levels=LEVELS, seed=1, schedule="constant"))
+    a = plan.epoch_levels(0, 400)
+    assert a == LevelPlan(ICPCConfig(levels=LEVELS, seed=1, schedule="constant")).epoch_levels(0, 400)
+    assert a != plan.epoch_levels(1, 400)
+    assert a != LevelPlan(ICPCConfig(levels=LEVELS, seed=2, schedule="constant")).epoch_levels(0, 400)
+    assert set(a) == set(LEVELS)
 
 
 def test_weights_shape_the_draw():
-    drawn = draw_levels(4000, [0.5, 1.0], [3.0, 1.0], seed=0, epoch=0)
+    plan = LevelPlan(ICPCConfig(levels=[0.5, 1.0], level_weights=[3.0, 1.0], schedule="constant"))
+    drawn = np.array(plan.epoch_levels(0, 4000))
     assert 0.7 < (drawn == 0.5).mean() < 0.8
 
 
-@pytest.mark.parametrize("num_samples,chunk", [(103, 8), (64, 16), (5, 8), (1000, 32)])
-def test_plan_serves_every_sample_once_in_level_homogeneous_chunks(num_samples, chunk):
-    drawn = draw_levels(num_samples, LEVELS, None, seed=0, epoch=3)
-    plan = plan_epoch(drawn, chunk, seed=0, epoch=3)
-    assert sorted(plan.order.tolist()) == list(range(num_samples))
-    for c, level in enumerate(plan.chunk_levels):
-        members = plan.order[c * chunk : (c + 1) * chunk]
-        assert (plan.sample_levels[members] == level).all()
-        assert level in LEVELS
-    # every chunk but the last is full
-    assert len(plan.chunk_levels) == -(-num_samples // chunk)
+def test_uncompressed_last_epochs_serve_full_size():
+    plan = LevelPlan(ICPCConfig(levels=LEVELS, uncompressed_last_epochs=2, schedule="constant"), num_epochs=5)
+    assert min(plan.epoch_levels(2, 50)) < 1.0
+    assert set(plan.epoch_levels(3, 50)) == set(plan.epoch_levels(4, 50)) == {1.0}
 
 
-def test_most_samples_keep_their_drawn_level():
-    drawn = draw_levels(1000, LEVELS, None, seed=0, epoch=0)
-    plan = plan_epoch(drawn, 16, seed=0, epoch=0)
-    assert (plan.sample_levels == drawn).mean() > 0.9
-
-
-def test_sampler_uncompressed_last_epochs():
-    icpc = ICPCConfig(levels=LEVELS, uncompressed_last_epochs=2)
-    sampler = ICPCSampler(50, 8, icpc, num_epochs=5)
-    assert (sampler.plan(2).chunk_levels < 1.0).any()
-    assert (sampler.plan(3).chunk_levels == 1.0).all() and (sampler.plan(4).chunk_levels == 1.0).all()
-
-
-def test_bound_collate_sees_the_level_of_each_batch_and_evaluation_sees_none():
-    icpc = ICPCConfig(levels=LEVELS, seed=4)
-    sampler = ICPCSampler(37, 4, icpc)
-    sampler.set_epoch(2)
+def test_levelled_collate_sees_each_batch_level_and_evaluation_sees_none():
+    plan = LevelPlan(ICPCConfig(levels=LEVELS, seed=4, schedule="constant"))
     seen = []
 
     def collate(indices):
         seen.append((current_batch().level, list(indices)))
         return indices
 
-    loader = DataLoader(list(range(37)), batch_size=4, sampler=sampler, collate_fn=sampler.bind(collate))
+    levelled = plan.bind(collate)
+    levelled.set_epoch(2)
+    loader = DataLoader(list(range(37)), batch_size=4, shuffle=True, collate_fn=levelled)
     list(loader)
-    plan = sampler.plan(2)
-    assert [level for level, _ in seen] == plan.chunk_levels.tolist()
-    for level, indices in seen:
-        assert (plan.sample_levels[indices] == level).all()
+    assert [level for level, _ in seen] == plan.epoch_levels(2, 10)
+    assert sorted(i for _, indices in seen for i in indices) == list(range(37))
     assert current_batch() is None
 
 
-def test_workers_are_refused_with_the_fix():
-    icpc = ICPCConfig(levels=LEVELS)
-    sampler = ICPCSampler(8, 4, icpc)
-    loader = DataLoader(list(range(8)), batch_size=4, sampler=sampler, collate_fn=sampler.bind(lambda x: x),
-                        num_workers=1)
-    with pytest.raises(Exception, match="dataloader_num_workers=0"):
-        list(loader)
+def record_level(features):
+    """A collate function for workers: what the batch held and the level it was collated at."""
+    return {"level": torch.tensor(current_batch().level), "indices": torch.tensor(features)}
 
 
-def test_sampler_needs_resolved_levels():
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_workers_collate_each_batch_at_its_planned_level(workers):
+    plan = LevelPlan(ICPCConfig(levels=LEVELS, seed=6, schedule="constant"))
+    levelled = plan.bind(record_level)
+    for epoch in (0, 1):
+        levelled.set_epoch(epoch)
+        loader = DataLoader(list(range(45)), batch_size=4, collate_fn=levelled, num_workers=workers)
+        batches = list(loader)
+        assert [float(b["level"]) for b in batches] == plan.epoch_levels(epoch, 12)
+        assert torch.cat([b["indices"] for b in batches]).tolist() == list(range(45))
+
+
+def test_a_resumed_pass_goes_on_with_the_same_levels():
+    from accelerate.data_loader import SkipBatchSampler
+
+    plan = LevelPlan(ICPCConfig(levels=LEVELS, seed=6, schedule="constant"))
+    levelled = plan.bind(record_level)
+    for workers in (0, 2):
+        levelled.set_epoch(1, first_position=5)
+        loader = DataLoader(list(range(45)), batch_sampler=SkipBatchSampler(
+            torch.utils.data.BatchSampler(range(45), 4, False), skip_batches=5), collate_fn=levelled,
+            num_workers=workers)
+        assert [float(b["level"]) for b in loader] == plan.epoch_levels(1, 12)[5:]
+
+
+def test_levelled_collate_pickles_for_spawned_workers():
+    levelled = LevelPlan(ICPCConfig(levels=LEVELS, seed=6, schedule="constant")).bind(record_level)
+    levelled.set_epoch(3, first_position=2)
+    copy = pickle.loads(pickle.dumps(levelled))
+    assert copy.level_at(7) == levelled.level_at(7) and copy.epoch == 3 and copy.first_position == 2
+
+
+def test_a_stream_batch_belongs_to_its_optimizer_step():
+    icpc = ICPCConfig(levels=LEVELS, schedule="progressive")
+    levelled = LevelPlan(icpc, num_epochs=8).bind(record_level)  # a stream: 8 optimizer steps in all
+    levelled.set_epoch(0, first_step=0, accumulation=2)
+    smallest = [min(levelled.plan.distribution(levelled.first_step + p // 2)[0]) for p in range(16)]
+    assert smallest[0] == 0.25 and smallest[-1] == 1.0 and smallest == sorted(smallest)
+    assert all(levelled.level_at(p) >= smallest[p] for p in range(16))
+
+
+def test_level_plan_needs_resolved_levels():
     with pytest.raises(ValueError, match="patch_model"):
-        ICPCSampler(10, 2, ICPCConfig())
-
-
-def test_lengths_group_similar_samples_without_losing_any():
-    drawn = np.full(400, 1.0)
-    lengths = np.random.default_rng(0).integers(5, 200, 400)
-    plan = plan_epoch(drawn, 8, seed=0, epoch=0, lengths=lengths)
-    assert sorted(plan.order.tolist()) == list(range(400))
-    grouped = [np.ptp(lengths[plan.order[i:i + 8]]) for i in range(0, 400, 8)]
-    plain = plan_epoch(drawn, 8, seed=0, epoch=0)
-    random_spread = [np.ptp(lengths[plain.order[i:i + 8]]) for i in range(0, 400, 8)]
-    assert np.mean(grouped) < np.mean(random_spread) / 3
-
-
-def test_trainer_groups_tokenized_samples_by_length():
-    from icpc_hf.callback import sample_lengths
-
-    class Loader:
-        dataset = [{"input_ids": [1] * n} for n in (3, 7, 5)]
-
-    assert sample_lengths(Loader()) == [3, 7, 5]
-    Loader.dataset = [{"pixel_values": 0}]
-    assert sample_lengths(Loader()) is None
+        LevelPlan(ICPCConfig())
 
 
 # ---------------------------------------------------------------- schedules over the run and the training budget
@@ -134,11 +133,10 @@ def test_uncompressed_last_epochs_override_any_schedule():
         assert epoch_distribution(SIX, None, schedule, 0, 10, uncompressed_last_epochs=1)[0] != [1.0]
 
 
-def test_sampler_follows_the_schedule():
-    icpc = ICPCConfig(levels=SIX, schedule="progressive")
-    sampler = ICPCSampler(400, 8, icpc, num_epochs=6)
-    assert set(sampler.levels_for_epoch(0)) == set(SIX)
-    assert set(sampler.levels_for_epoch(5)) == {1.0}
+def test_level_plan_follows_the_schedule():
+    plan = LevelPlan(ICPCConfig(levels=SIX, schedule="progressive"), num_epochs=6)
+    assert set(plan.epoch_levels(0, 400)) == set(SIX)
+    assert set(plan.epoch_levels(5, 400)) == {1.0}
 
 
 @pytest.mark.parametrize("target", [1.0, 1.3, 2.0, 3.0, 5.0])
@@ -203,5 +201,5 @@ def test_progressive_schedule_rises_through_the_levels_that_are_drawn_at_all():
         drawn, weights = epoch_distribution(levels, [1.0, 0.0, 0.0], "progressive", epoch, 4)
         assert drawn == [0.375] and weights == [1.0]
     assert epoch_distribution(levels, [1.0, 0.0, 2.0], "progressive", 3, 4) == ([1.0], [2.0])
-    sampler = ICPCSampler(40, 8, ICPCConfig(levels=levels, level_weights=[1.0, 0.0, 0.0]), num_epochs=4)
-    assert set(sampler.levels_for_epoch(3)) == {0.375}
+    plan = LevelPlan(ICPCConfig(levels=levels, level_weights=[1.0, 0.0, 0.0]), num_epochs=4)
+    assert set(plan.epoch_levels(3, 40)) == {0.375}

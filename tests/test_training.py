@@ -6,8 +6,8 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
 
-from helpers import RecordingCollator, tiny_vit
-from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, ICPCSampler, patch_model
+from helpers import InputRecorder, RecordingCollator, tiny_vit
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, LevelPlan, patch_model
 
 
 def dataset(count=40):
@@ -40,16 +40,49 @@ def test_trainer_trains_on_per_batch_levels_logs_savings_and_evaluates_uncompres
     assert collator.batches and set(collator.sides) == {32}
 
 
-def test_trainer_batches_follow_the_sampler_plan(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_trainer_batches_follow_the_level_plan_with_and_without_workers(tmp_path, workers):
     icpc = ICPCConfig(levels=[0.5, 1.0], seed=5)
     model = patch_model(tiny_vit(), icpc)
-    collator = RecordingCollator(None, icpc)
+    trained = InputRecorder(model)
     callback = ICPCCallback()
-    trainer = Trainer(model=model, args=args(tmp_path, num_train_epochs=2), train_dataset=dataset(),
-                      data_collator=collator, callbacks=[callback])
+    trainer = Trainer(model=model, args=args(tmp_path, num_train_epochs=2, dataloader_num_workers=workers),
+                      train_dataset=dataset(), eval_dataset=dataset(8), data_collator=ICPCDataCollator(None, icpc),
+                      callbacks=[callback])
     trainer.train()
-    planned = [lv for epoch in range(2) for lv in callback.sampler.plan(epoch).chunk_levels.tolist()]
-    assert [side / 32 for side in collator.sides] == planned
+    planned = [lv for epoch in range(2) for lv in callback.levels.plan.epoch_levels(epoch, 10)]
+    assert [side / 32 for side in trained.sides] == planned and len(set(planned)) == 2
+    logged = [h for h in trainer.state.log_history if "icpc/token_ratio" in h]  # counted where the model trains
+    assert logged and min(h["icpc/token_ratio"] for h in logged) < 1
+    assert callback.train_totals["samples"] == 80
+
+
+class WrappingCollate:
+    """A user's collate function around ICPCDataCollator: adds a field and records the batches it made."""
+
+    def __init__(self, collator):
+        self.collator = collator
+        self.count = 0
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        self.count += 1
+        batch["labels"] = batch["labels"] * 1  # a field the user computes
+        return batch
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_users_collate_around_the_collator_gets_the_levels(tmp_path, workers):
+    icpc = ICPCConfig(levels=[0.5, 1.0], seed=5)
+    model = patch_model(tiny_vit(), icpc)
+    trained = InputRecorder(model)
+    callback = ICPCCallback()
+    trainer = Trainer(model=model, args=args(tmp_path, num_train_epochs=2, dataloader_num_workers=workers),
+                      train_dataset=dataset(), data_collator=WrappingCollate(ICPCDataCollator(None, icpc)),
+                      callbacks=[callback])
+    trainer.train()
+    assert [side / 32 for side in trained.sides] == [
+        lv for epoch in range(2) for lv in callback.levels.plan.epoch_levels(epoch, 10)]
 
 
 def test_trainer_with_an_unpatched_model_says_how_to_fix_it(tmp_path):
@@ -61,33 +94,37 @@ def test_trainer_with_an_unpatched_model_says_how_to_fix_it(tmp_path):
         trainer.train()
 
 
-def test_trainer_refuses_dataloader_workers(tmp_path):
+def test_trainer_refuses_persistent_workers_with_the_fix(tmp_path):
     icpc = ICPCConfig()
     model = patch_model(tiny_vit(), icpc)
-    trainer = Trainer(model=model, args=args(tmp_path, dataloader_num_workers=1), train_dataset=dataset(),
-                      data_collator=ICPCDataCollator(None, icpc), callbacks=[ICPCCallback()])
-    with pytest.raises(ValueError, match="dataloader_num_workers=0"):
+    trainer = Trainer(model=model, args=args(tmp_path, dataloader_num_workers=1, dataloader_persistent_workers=True),
+                      train_dataset=dataset(), data_collator=ICPCDataCollator(None, icpc), callbacks=[ICPCCallback()])
+    with pytest.raises(ValueError, match="dataloader_persistent_workers=False"):
         trainer.train()
 
 
-def test_plain_accelerate_loop_with_sampler_and_collator():
-    icpc = ICPCConfig(levels=[0.5, 1.0], seed=1)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_plain_accelerate_loop_with_level_plan_and_collator(workers):
+    icpc = ICPCConfig(levels=[0.5, 1.0], seed=1, schedule="constant")
     model = patch_model(tiny_vit(), icpc)
-    collator = RecordingCollator(None, icpc)
-    sampler = ICPCSampler(24, chunk_size=4, icpc=icpc)
-    loader = DataLoader(dataset(24), batch_size=4, sampler=sampler, collate_fn=sampler.bind(collator))
+    trained = InputRecorder(model)
+    plan = LevelPlan(icpc)
+    levelled = plan.bind(ICPCDataCollator(None, icpc))
+    loader = DataLoader(dataset(24), batch_size=4, shuffle=True, collate_fn=levelled, num_workers=workers)
     accelerator = Accelerator(cpu=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    model.train()
     for epoch in range(2):
         loader.set_epoch(epoch)
+        levelled.set_epoch(epoch)
         for batch in loader:
             loss = model(**batch).loss
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad()
-    planned = [lv for epoch in range(2) for lv in sampler.plan(epoch).chunk_levels.tolist()]
-    assert [side / 32 for side in collator.sides] == planned
+    planned = [lv for epoch in range(2) for lv in plan.epoch_levels(epoch, 6)]
+    assert [side / 32 for side in trained.sides] == planned
     assert len(set(planned)) == 2
 
 

@@ -2,7 +2,7 @@
 
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .callback import ICPCCallback, install_sampler
+from .callback import ICPCCallback, install_levels
 from .cascade import CascadeResult, run_cascade
 from .collator import ICPCDataCollator
 from .config import ICPCConfig
@@ -17,7 +17,7 @@ from .pipelines import (
     ICPCVideoClassificationPipeline,
 )
 from .registry import FAMILIES, REGISTRY, ModelFamily, family_for, register
-from .schedule import ICPCSampler
+from .schedule import LevelledCollate, LevelPlan
 
 __version__ = "0.1.0"
 
@@ -40,11 +40,12 @@ __all__ = [
     "ICPCTextClassificationPipeline",
     "ICPCVideoClassificationPipeline",
     "ICPCPipeline",
-    "ICPCSampler",
+    "LevelPlan",
+    "LevelledCollate",
     "build_pipeline",
     "encoder_flops",
     "icpc_settings",
-    "install_sampler",
+    "install_levels",
     "is_patched",
     "patch_model",
     "run_cascade",

@@ -3,7 +3,6 @@ cascade calibrated on the evaluation set at the end of training."""
 
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
 import math
@@ -21,66 +20,47 @@ from .costs import encoder_flops
 from .hub import check_processor, mark_servable, write_serving_files
 from .model_card import Measured
 from .patching import base_model_of, icpc_settings, patch_model
-from .schedule import BatchContext, ICPCSampler, LevelledCollate
+from .registry import family_for
+from .schedule import LevelledCollate, LevelPlan
 
 logger = logging.getLogger(__name__)
 
 
-def sample_lengths(dataloader: Any) -> list[int] | None:
-    """Tokens per sample of a tokenized dataset (`input_ids`), to group batches by length; None otherwise."""
-    dataset = dataloader.dataset
-    column_names = getattr(dataset, "column_names", None)
-    if column_names is not None:  # a datasets.Dataset: read one column, not every row
-        return [len(ids) for ids in dataset["input_ids"]] if "input_ids" in column_names else None
-    try:
-        first = dataset[0]
-    except Exception:
-        return None
-    if not isinstance(first, dict) or "input_ids" not in first:
-        return None
-    return [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
+def install_levels(dataloader: Any, icpc: Any, num_stages: int | None) -> LevelledCollate:
+    """Make a (Trainer- or Accelerate-prepared) train DataLoader collate each batch at its planned level, in place.
 
-
-def install_sampler(dataloader: Any, icpc: Any, num_epochs: int | None) -> ICPCSampler:
-    """Put an ICPCSampler into a (Trainer- or Accelerate-prepared) train DataLoader, in place.
-
-    The DataLoader keeps its batch size; the sampler only reorders indices so that every batch of every rank
-    holds one level, and the collate function learns each batch's level from it.
+    Only the collate function changes: the dataset, sampler, batch size, sharding and workers stay as they are.
     """
-    if getattr(dataloader, "num_workers", 0):
-        raise ValueError(
-            "ICPC batches are collated in the main process: set `dataloader_num_workers=0` in TrainingArguments "
-            "(decode inputs in `datasets.map` or in the dataset instead)."
-        )
-    outer = dataloader.batch_sampler
-    inner = getattr(outer, "batch_sampler", outer)  # accelerate's BatchSamplerShard wraps the real one
-    if not hasattr(inner, "sampler") or not hasattr(inner, "batch_size"):
-        raise ValueError(
-            f"Cannot install ICPC level grouping into a DataLoader whose batch sampler is "
-            f"{type(inner).__name__}: use a map-style dataset with a batch size (no custom batch_sampler)."
-        )
-    replicas = 1
-    if inner is not outer and not getattr(outer, "split_batches", False):
-        replicas = getattr(outer, "num_processes", 1)
-    existing = inner.sampler
-    sampler = ICPCSampler(
-        len(existing), inner.batch_size * replicas, icpc, num_epochs=num_epochs, lengths=sample_lengths(dataloader)
-    )
-    sampler.set_epoch(getattr(existing, "epoch", 0))
-    inner.sampler = sampler
     loader = getattr(dataloader, "base_dataloader", dataloader)  # accelerate's adapters forward reads only
+    if getattr(loader, "num_workers", 0) and getattr(loader, "persistent_workers", False):
+        raise ValueError(
+            "ICPC's DataLoader workers learn each pass's plan when they start, and persistent workers start only once: "
+            "set `dataloader_persistent_workers=False` (workers are then started again for each epoch)."
+        )
     collate = loader.collate_fn
     if isinstance(collate, LevelledCollate):
         collate = collate.collate_fn
-    loader.collate_fn = sampler.bind(collate)
-    return sampler
+    group = 1  # batch dispatching concatenates one batch per process into each step's batch: one level for them
+    if type(dataloader).__name__ == "DataLoaderDispatcher" and not getattr(dataloader, "split_batches", False):
+        group = dataloader.state.num_processes
+    levelled = LevelPlan(icpc, num_stages).bind(collate, group)
+    loader.collate_fn = levelled
+    return levelled
 
 
-def schedule_of(icpc: Any, num_epochs: int | None) -> dict[str, Any]:
+def has_length(dataloader: Any) -> bool:
+    try:
+        return len(dataloader) > 0
+    except TypeError:  # an iterable dataset: a stream
+        return False
+
+
+def schedule_of(icpc: Any, num_epochs: int | None, num_steps: int | None = None) -> dict[str, Any]:
     """What determines the level plan of every epoch: a resumed run must find the same."""
     return {
         "levels": list(icpc.levels), "level_weights": icpc.level_weights, "seed": icpc.seed,
         "uncompressed_last_epochs": icpc.uncompressed_last_epochs, "num_epochs": num_epochs,
+        **({"num_steps": num_steps} if num_steps is not None else {}),  # a stream's schedule moves by steps
         # recorded only when it moves, so checkpoints written before schedules existed still resume
         **({"schedule": icpc.schedule} if icpc.schedule != "constant" else {}),
     }
@@ -208,36 +188,29 @@ class ICPCCallback(TrainerCallback, ExportableState):
         self._trainer_ref: weakref.ReferenceType | None = None
         self._callbacks: list | None = None
         self._warned_no_eval = False
+        self._warned_order = False
         self.schedule: dict[str, Any] | None = None
-        self.sampler: ICPCSampler | None = None
+        self.levels: LevelledCollate | None = None
+        """The train DataLoader's collate function during training: `levels.plan` holds every batch's level."""
+        self._resumed_step: int | None = None
+        self._counting = None
         self._model_config = None
         self.train_totals = {"samples": 0, "tokens": 0, "full_tokens": 0, "flops": 0.0, "full_flops": 0.0}
         """Everything trained so far, for reports: samples, tokens and estimated FLOPs, compressed and full."""
         self._totals_at_last_log = dict(self.train_totals)
 
-    def on_init_end(self, args, state, control, **kwargs):
-        # Trainer calls reporting callbacks first; logs only reach them if this callback adds its figures before.
-        for holder in gc.get_referrers(self):
-            if (
-                isinstance(holder, list)
-                and all(isinstance(c, TrainerCallback) for c in holder)
-                and any(type(c).__name__ == "DefaultFlowCallback" for c in holder)
-            ):
-                holder.remove(self)
-                holder.insert(0, self)
-                self._callbacks = holder
-                break
-
     def attach(self, trainer: Any) -> Any:
-        """Let the callback read `trainer.eval_dataset` when the Trainer runs no evaluation during training.
+        """Put the callback first in the trainer's callbacks and let it read `trainer.eval_dataset`; returns the trainer.
 
-        Adds the callback to the trainer if it is not there yet (ahead of the reporting callbacks) and returns
-        the trainer. Only needed for calibration with `eval_strategy="no"`; the Trainer's callback events do not
-        carry the evaluation set until an evaluation has run.
+        Two things need it, both because callback events carry neither the Trainer nor its other callbacks:
+        reporting (`report_to`: TensorBoard, W&B...) sees the `icpc/` figures only when this callback adds them to
+        the logs before the reporting callbacks, which the Trainer places ahead of the user's; and calibration with
+        `eval_strategy="no"` needs the evaluation set, which events carry only once an evaluation has run.
         """
         callbacks = trainer.callback_handler.callbacks
-        if self not in callbacks:
-            callbacks.insert(0, self)
+        if self in callbacks:
+            callbacks.remove(self)
+        callbacks.insert(0, self)
         self._callbacks = callbacks
         self._trainer_ref = weakref.ref(trainer)
         return trainer
@@ -277,8 +250,16 @@ class ICPCCallback(TrainerCallback, ExportableState):
         self._model_config = base_model_of(model).config
         if train_dataloader is None:
             raise ValueError("ICPCCallback needs the Trainer's train dataloader; it was not given one.")
-        epochs = math.ceil(state.num_train_epochs) if state.num_train_epochs else None
-        schedule = schedule_of(icpc, epochs)
+        stream = not has_length(train_dataloader)
+        if stream and icpc.uncompressed_last_epochs:
+            raise ValueError(
+                f"`uncompressed_last_epochs={icpc.uncompressed_last_epochs}` counts passes over the data, and a stream "
+                "trained for `max_steps` has no epochs to count: set it to 0 (the `progressive` schedule already ends "
+                "on the larger levels), or train from a dataset with a length."
+            )
+        epochs = None if stream else (math.ceil(state.num_train_epochs) if state.num_train_epochs else None)
+        steps = state.max_steps if stream else None
+        schedule = schedule_of(icpc, epochs, steps)
         stored = (state.stateful_callbacks or {}).get(type(self).__name__)
         saved = stored.get("attributes", {}).get("schedule") if isinstance(stored, dict) else self.schedule
         if saved is not None and state.global_step > 0 and saved != schedule:
@@ -309,32 +290,75 @@ class ICPCCallback(TrainerCallback, ExportableState):
                 )
             else:
                 mark_servable(model)
-        self.sampler = install_sampler(train_dataloader, icpc, epochs)
-        getattr(train_dataloader, "base_dataloader", train_dataloader).collate_fn.on_batch = self._record
+        if icpc.model_type is not None and family_for(icpc.model_type).modality.name == "text" and not stream and \
+                args.train_sampling_strategy != "group_by_length":
+            logger.warning(
+                "ICPC prunes words from texts, but random batches still pad every text to the longest one in its "
+                "batch: set `TrainingArguments(train_sampling_strategy='group_by_length')` so that the pruning shortens "
+                "the padded batches (docs/text.md)."
+            )
+        self.levels = install_levels(train_dataloader, icpc, steps if stream else epochs)
+        self._resumed_step = state.global_step if state.global_step > 0 else None
+        self._count_from(model, icpc)
+
+    def _count_from(self, model: Any, icpc: ICPCConfig) -> None:
+        """Count what the model trains on, in the process that trains it (batches may be collated in workers)."""
+        modality = family_for(icpc.model_type).modality
+        config = self._model_config
+
+        def count(module, args, inputs):
+            if not module.training or args:
+                return
+            try:
+                tokens = modality.tokens(inputs, icpc)
+                full_tokens = modality.full_tokens(inputs, icpc) if "position_ids" in inputs or \
+                    modality.name != "text" else tokens
+            except KeyError:  # not a batch of this modality (e.g. a model called on embeddings)
+                return
+            totals = self.train_totals
+            samples = len(tokens)
+            totals["samples"] += samples
+            for key, flops_key, values in (("tokens", "flops", tokens), ("full_tokens", "full_flops", full_tokens)):
+                totals[key] += int(values.sum())
+                totals[flops_key] += float(encoder_flops(values.float(), config).sum())
+
+        if self._counting is not None:
+            self._counting.remove()
+        self._counting = model.register_forward_pre_hook(count, with_kwargs=True)
 
     def state(self) -> dict[str, Any]:
         return {"args": {}, "attributes": {"schedule": self.schedule}}
 
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        if self.sampler is not None:
-            epoch = int(state.epoch or 0)
-            levels = self.sampler.levels_for_epoch(epoch)
-            logger.info("ICPC epoch %d: mean level %.3f over %d samples", epoch, float(levels.mean()), len(levels))
-
-    def _record(self, context: BatchContext) -> None:
-        if self._model_config is None or not context.samples:
+    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        if self.levels is None:
             return
-        totals = self.train_totals
-        totals["samples"] += context.samples
-        totals["tokens"] += context.tokens
-        totals["full_tokens"] += context.full_tokens
-        for key, tokens in (("flops", context.tokens), ("full_flops", context.full_tokens)):
-            totals[key] += float(encoder_flops(tokens / context.samples, self._model_config)) * context.samples
+        epoch = int(state.epoch or 0)
+        accumulation = args.gradient_accumulation_steps
+        stream = train_dataloader is not None and not has_length(train_dataloader)
+        steps_per_epoch = state.max_steps if stream else max(1, math.ceil(len(train_dataloader) / accumulation))
+        skipped = 0  # batches of a resumed epoch the Trainer skips without loading them
+        if self._resumed_step is not None and not args.ignore_data_skip:
+            skipped = (self._resumed_step % steps_per_epoch) * accumulation
+        self._resumed_step = None
+        if stream:  # a stream's skipped batches are read and collated, so they count themselves
+            self.levels.set_epoch(epoch, 0, first_step=state.global_step - skipped // accumulation,
+                                  accumulation=accumulation)
+        else:
+            self.levels.set_epoch(epoch, skipped)
+            levels, _ = self.levels.plan.distribution(epoch)
+            logger.info("ICPC epoch %d draws each batch's level from %s", epoch, levels)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         since = {k: v - self._totals_at_last_log[k] for k, v in self.train_totals.items()}
         if logs is None or since["samples"] == 0 or "loss" not in logs:
             return
+        if not self._warned_order and self._callbacks is None and args.report_to not in ([], ["none"], "none", None):
+            logger.warning(
+                "The reporting callbacks (report_to=%s) ran before ICPCCallback, so they miss its icpc/ figures (the "
+                "Trainer puts its own callbacks first; the figures still reach `trainer.state.log_history`). Call "
+                "`callback.attach(trainer)` after creating the Trainer to put ICPCCallback first.", args.report_to,
+            )
+            self._warned_order = True
         logs["icpc/tokens_per_sample"] = since["tokens"] / since["samples"]
         logs["icpc/token_ratio"] = since["tokens"] / max(1, since["full_tokens"])
         if since["full_flops"] > 0:
@@ -396,6 +420,9 @@ class ICPCCallback(TrainerCallback, ExportableState):
         )
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
+        if self._counting is not None:
+            self._counting.remove()
+            self._counting = None
         self._calibrate(args, state, control, model=model, **kwargs)
         self._training = False
         if self._processor is not None:  # without one, on_train_begin warned that saves are not servable

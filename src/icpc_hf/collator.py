@@ -15,8 +15,9 @@ class ICPCDataCollator:
 
     `processor` is the model's image processor, tokenizer, feature extractor or video processor; `icpc` the
     settings (an ICPCConfig, or `model.config.icpc`). Inside a Trainer with `ICPCCallback`, or a DataLoader
-    whose collate function is `ICPCSampler.bind(collator)`, each batch is compressed to its drawn level;
-    anywhere else (evaluation, prediction) it is collated uncompressed, or at `level` when one is given.
+    whose collate function is `LevelPlan(icpc, num_epochs).bind(collator)`, each training batch is compressed to
+    its drawn level (in the main process or a DataLoader worker alike); anywhere else (evaluation, prediction) it
+    is collated uncompressed, or at `level` when one is given.
     """
 
     def __init__(self, processor: Any, icpc: ICPCConfig | dict | None = None, level: float | None = None):
@@ -44,8 +45,4 @@ class ICPCDataCollator:
             level = self.level if self.level is not None else (context.level if context is not None else 1.0)
         batch = modality.collate(self.processor, features, level, self.icpc)
         check_finite(batch)
-        if context is not None:
-            context.tokens += int(modality.tokens(batch, self.icpc).sum())
-            context.full_tokens += int(modality.full_tokens(batch, self.icpc).sum())
-            context.samples += len(features)
         return batch

@@ -1,10 +1,10 @@
-"""Per-sample, per-epoch compression levels, grouped so that every batch holds one level.
+"""Every training batch's compression level: a pure function of the settings, the training stage and the batch.
 
-Each sample draws its own level each epoch from (seed, epoch); samples of one level are then packed into
-chunks of exactly `chunk_size` indices (a batch, or one batch per rank under data parallelism), so a batch
-never pads a small input up to a larger one. What one level leaves over (fewer than a chunk) is pooled,
-sorted by level and re-chunked; such a chunk takes the (lower) median level of its members. The plan is a pure
-function of its arguments: every rank, and a resumed run, computes the same one.
+A collate function sees the samples of a batch, never its indices, and in DataLoader workers it runs in another
+process than the sampler. So the level is decided where the batch is collated, from what that process knows: the
+pass (epoch), the batch's position in the pass, and the stage of training the batch belongs to (its epoch for a
+map-style dataset, its optimizer step for a stream). Every rank, every worker and a resumed run compute the same
+level for the same batch, and every sample of a batch shares it, so no batch pads a small input up to a larger one.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from __future__ import annotations
 import contextvars
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
-from torch.utils.data import Sampler
 
 from .config import SCHEDULES, ICPCConfig
 
@@ -24,12 +23,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class BatchContext:
-    """What the sampler tells the collator about the batch being collated, and what the collator reports back."""
+    """What the levelled collate function tells the collator about the batch it is collating."""
 
     level: float
-    tokens: int = 0
-    full_tokens: int = 0
-    samples: int = 0
 
 
 _CURRENT_BATCH: contextvars.ContextVar[BatchContext | None] = contextvars.ContextVar("icpc_batch", default=None)
@@ -37,28 +33,6 @@ _CURRENT_BATCH: contextvars.ContextVar[BatchContext | None] = contextvars.Contex
 
 def current_batch() -> BatchContext | None:
     return _CURRENT_BATCH.get()
-
-
-@dataclass
-class EpochPlan:
-    order: np.ndarray
-    """Dataset indices in the order they are served."""
-    chunk_levels: np.ndarray
-    """Level of each chunk of `chunk_size` consecutive indices of `order` (the last chunk may be shorter)."""
-    sample_levels: np.ndarray
-    """Level each dataset index is served at this epoch (after leftovers are pooled)."""
-    chunk_size: int
-
-
-def draw_levels(
-    num_samples: int, levels: Sequence[float], weights: Sequence[float] | None, seed: int, epoch: int
-) -> np.ndarray:
-    """The level each sample draws this epoch: reproducible from (seed, epoch), new each epoch."""
-    rng = np.random.default_rng([seed, epoch, 0])
-    probabilities = None
-    if weights is not None:
-        probabilities = np.asarray(weights, dtype=float) / float(np.sum(weights))
-    return np.asarray(levels, dtype=float)[rng.choice(len(levels), size=num_samples, p=probabilities)]
 
 
 RESIZING_FULL_SIZE_SHARE = 0.2
@@ -139,148 +113,98 @@ def weights_for_speedup(costs: Sequence[float], target_speedup: float) -> list[f
     return [round(float(w), 6) for w in weights_at((low + high) / 2)]
 
 
-MEGABATCH_CHUNKS = 50
+class LevelPlan:
+    """The level of every training batch, drawn from the epoch's levels and weights (`epoch_distribution`) with a
+    generator seeded by (seed, pass, position): reproducible, new for every batch, and the same wherever computed.
 
-
-def group_by_length(members: np.ndarray, lengths: np.ndarray, chunk_size: int) -> np.ndarray:
-    """Sort shuffled members by length within windows of 50 chunks, as Transformers' LengthGroupedSampler
-    does: batches hold similar lengths (little padding) while the order stays random across windows."""
-    window = chunk_size * MEGABATCH_CHUNKS
-    parts = [members[i : i + window] for i in range(0, len(members), window)]
-    return np.concatenate([p[np.argsort(-lengths[p], kind="stable")] for p in parts]) if parts else members
-
-
-def plan_epoch(
-    drawn: np.ndarray, chunk_size: int, seed: int, epoch: int, shuffle: bool = True,
-    lengths: np.ndarray | None = None,
-) -> EpochPlan:
-    """Order the samples so that each chunk of `chunk_size` consecutive indices shares one level (and, given
-    `lengths`, similar lengths)."""
-    if chunk_size < 1:
-        raise ValueError(f"`chunk_size` must be at least 1, got {chunk_size}.")
-    num_samples = len(drawn)
-    rng = np.random.default_rng([seed, epoch, 1])
-    order = rng.permutation(num_samples) if shuffle else np.arange(num_samples)
-    chunks: list[np.ndarray] = []
-    leftovers: list[np.ndarray] = []
-    for level in np.unique(drawn):
-        members = order[drawn[order] == level]
-        if lengths is not None:
-            members = group_by_length(members, lengths, chunk_size)
-        whole = len(members) // chunk_size * chunk_size
-        chunks.extend(np.split(members[:whole], whole // chunk_size) if whole else [])
-        leftovers.append(members[whole:])
-    pool = np.concatenate(leftovers) if leftovers else np.zeros(0, dtype=int)
-    pool = pool[np.argsort(drawn[pool], kind="stable")]
-    pooled = [pool[i : i + chunk_size] for i in range(0, len(pool), chunk_size)]
-    tail = pooled.pop() if pooled and len(pooled[-1]) < chunk_size else None
-    chunks.extend(pooled)
-    chunk_order = rng.permutation(len(chunks)) if shuffle else np.arange(len(chunks))
-    chunks = [chunks[i] for i in chunk_order] + ([tail] if tail is not None else [])
-    chunk_levels = np.array([np.sort(drawn[c])[(len(c) - 1) // 2] for c in chunks], dtype=float)
-    served = np.concatenate(chunks) if chunks else np.zeros(0, dtype=int)
-    sample_levels = np.empty(num_samples, dtype=float)
-    for chunk, level in zip(chunks, chunk_levels):
-        sample_levels[chunk] = level
-    return EpochPlan(served.astype(np.int64), chunk_levels, sample_levels, chunk_size)
-
-
-class ICPCSampler(Sampler[int]):
-    """A sampler serving indices in level-homogeneous chunks; pair it with `bind` on the collate function.
-
-    With `lengths` (tokens per sample, for text), each level's samples are also grouped by length, so that the
-    pruning turns into shorter padded batches.
-
-    Use it as the DataLoader's `sampler` with `batch_size = chunk_size // num_replicas` (Accelerate then gives
-    each rank one batch of every chunk, so all ranks run the same level at each step). `ICPCCallback` installs
-    it into a Trainer's dataloader by itself.
+    `num_epochs` is the length of the run in the unit the schedule moves in: epochs for a dataset with a length,
+    optimizer steps for a stream, which has no epochs to count (ICPCCallback passes the Trainer's `max_steps`).
     """
 
-    def __init__(
-        self,
-        num_samples: int,
-        chunk_size: int,
-        icpc: ICPCConfig,
-        num_epochs: int | None = None,
-        shuffle: bool = True,
-        lengths: Sequence[int] | None = None,
-    ):
+    def __init__(self, icpc: ICPCConfig, num_epochs: int | None = None):
         if not icpc.levels:
             raise ValueError("The ICPC settings have no levels yet: call `patch_model(model, icpc)` first.")
-        self.num_samples = int(num_samples)
-        self.chunk_size = int(chunk_size)
         self.icpc = icpc
-        self.num_epochs = num_epochs
-        self.shuffle = shuffle
-        self.lengths = None if lengths is None else np.asarray(lengths)
-        if self.lengths is not None and len(self.lengths) != self.num_samples:
-            raise ValueError(f"{len(self.lengths)} lengths for {self.num_samples} samples: give one length per sample.")
-        self.epoch = 0
-        self.current: BatchContext | None = None
+        self.num_stages = num_epochs
         if icpc.schedule != "constant" and num_epochs is None:
             logger.warning(
-                "The ICPC schedule %r moves over the run, but this sampler was not told how many epochs there are: "
-                "every epoch draws from every level. Pass `ICPCSampler(..., num_epochs=N)` (the Trainer's callback "
-                "does), or set `ICPCConfig(schedule='constant')`.", icpc.schedule,
+                "The ICPC schedule %r moves over the run, but the level plan was not told how long the run is: every "
+                "batch draws from every level. Pass the number of epochs (the Trainer's callback does), or set "
+                "`ICPCConfig(schedule='constant')`.", icpc.schedule,
             )
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def levels_for_epoch(self, epoch: int) -> np.ndarray:
+    def distribution(self, stage: int) -> tuple[list[float], list[float] | None]:
         icpc = self.icpc
-        levels, weights = epoch_distribution(icpc.levels, icpc.level_weights, icpc.schedule, epoch, self.num_epochs,
-                                             icpc.uncompressed_last_epochs)
-        return draw_levels(self.num_samples, levels, weights, icpc.seed, epoch)
+        return epoch_distribution(icpc.levels, icpc.level_weights, icpc.schedule, stage, self.num_stages,
+                                  icpc.uncompressed_last_epochs)
 
-    def plan(self, epoch: int | None = None) -> EpochPlan:
-        epoch = self.epoch if epoch is None else epoch
-        return plan_epoch(
-            self.levels_for_epoch(epoch), self.chunk_size, self.icpc.seed, epoch, self.shuffle, self.lengths
-        )
+    def level(self, stage: int, epoch: int, position: int) -> float:
+        """The level of the batch at `position` of pass `epoch`, which belongs to training stage `stage`."""
+        levels, weights = self.distribution(stage)
+        if len(levels) == 1:
+            return float(levels[0])
+        probabilities = None if weights is None else np.asarray(weights, dtype=float) / float(np.sum(weights))
+        rng = np.random.default_rng([self.icpc.seed, epoch, position])
+        return float(levels[rng.choice(len(levels), p=probabilities)])
 
-    def __iter__(self) -> Iterator[int]:
-        plan = self.plan()
-        for start in range(0, len(plan.order), self.chunk_size):
-            self.current = BatchContext(level=float(plan.chunk_levels[start // self.chunk_size]))
-            yield from plan.order[start : start + self.chunk_size].tolist()
-        self.current = None
+    def epoch_levels(self, epoch: int, num_batches: int) -> list[float]:
+        """The levels of the first `num_batches` batches of an epoch of a dataset with a length (stage = epoch)."""
+        return [self.level(epoch, epoch, position) for position in range(num_batches)]
 
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def bind(self, collate_fn: Callable, on_batch: Callable[[BatchContext], None] | None = None) -> "LevelledCollate":
-        """A collate function that compresses each batch to the level this sampler served it at."""
-        return LevelledCollate(self, collate_fn, on_batch)
+    def bind(self, collate_fn: Callable, group: int = 1) -> "LevelledCollate":
+        """A collate function that compresses each batch to this plan's level for it."""
+        return LevelledCollate(self, collate_fn, group)
 
 
 class LevelledCollate:
-    """Runs a collate function inside the context of the sampler's current chunk.
+    """Runs a collate function (an ICPCDataCollator, or the user's function that calls one) with the batch's level.
 
-    A DataLoader collates a batch right after drawing its indices, so the sampler's current chunk is the
-    batch's chunk; this holds in the main process, which is why DataLoader workers are refused.
+    The batch's position in the pass is counted where the batch is collated: in the main process, the n-th call
+    of the pass; in DataLoader worker `w` of `W`, its n-th call is the batch at `n * W + w`, since a DataLoader
+    hands out a map-style dataset's batches to its workers in turn (a stream's workers each read their own shards,
+    and the same formula gives every batch its own position). Call `set_epoch` before each pass (the Trainer's
+    callback does): workers start from the state it sets, so they must not persist across passes.
+
+    `group` consecutive batches share one level: Accelerate's batch dispatching concatenates one batch per process
+    into each step's batch, which it then splits across processes.
     """
 
-    def __init__(self, sampler: ICPCSampler, collate_fn: Callable, on_batch: Callable | None = None):
-        self.sampler = sampler
+    def __init__(self, plan: LevelPlan, collate_fn: Callable, group: int = 1):
+        self.plan = plan
         self.collate_fn = collate_fn
-        self.on_batch = on_batch
+        self.group = max(1, int(group))
+        self.epoch = 0
+        self.first_position = 0
+        """Batches of the pass not collated here: those a resumed run skips without loading them."""
+        self.first_step: int | None = None
+        """For a stream: the optimizer step the pass began at (the stage is the step, not the epoch)."""
+        self.accumulation = 1
+        """Batches per optimizer step, to find a stream batch's step."""
+        self._collated = 0
 
-    def __call__(self, features: list[Any]) -> Any:
+    def set_epoch(self, epoch: int, first_position: int = 0, first_step: int | None = None,
+                  accumulation: int = 1) -> None:
+        self.epoch, self.first_position, self.first_step = int(epoch), int(first_position), first_step
+        self.accumulation = max(1, int(accumulation))
+        self._collated = 0
+
+    def next_position(self) -> int:
         import torch.utils.data
 
-        if torch.utils.data.get_worker_info() is not None:
-            raise ValueError(
-                "ICPC batches are collated in the main process: set `dataloader_num_workers=0` (decode images "
-                "or audio in `datasets.map` or in the dataset instead)."
-            )
-        current = self.sampler.current
-        context = BatchContext(level=current.level if current is not None else 1.0)
-        token = _CURRENT_BATCH.set(context)
+        info = torch.utils.data.get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        position = self.first_position + self._collated * workers + worker
+        self._collated += 1
+        return position
+
+    def level_at(self, position: int) -> float:
+        slot = position // self.group
+        stage = self.epoch if self.first_step is None else self.first_step + slot // self.accumulation
+        return self.plan.level(stage, self.epoch, slot)
+
+    def __call__(self, features: list[Any]) -> Any:
+        token = _CURRENT_BATCH.set(BatchContext(level=self.level_at(self.next_position())))
         try:
-            batch = self.collate_fn(features)
+            return self.collate_fn(features)
         finally:
             _CURRENT_BATCH.reset(token)
-        if self.on_batch is not None:
-            self.on_batch(context)
-        return batch
