@@ -1,6 +1,6 @@
 """Text from a stream: what losing length grouping costs ICPC's pruning, measured against the map-style paths.
 
-    python benchmarks/streams.py            # MiniLM on the fortune texts, 3 repeats; writes docs/streams.md
+    python benchmarks/streams.py            # MiniLM on the fortune texts, 3 repeats; its table in docs/streams.md
     python benchmarks/streams.py --quick    # seconds: keeps the harness working (CI)
 
 A stream (`datasets` streaming, `to_iterable_dataset`) cannot group batches by length: the Trainer's
@@ -106,8 +106,6 @@ def measure(quick: bool, repeats: int) -> dict:
 
 def report(results: dict) -> str:
     lines = [
-        "# Streams: ICPC without length grouping",
-        "",
         f"Written by `benchmarks/streams.py` from `{os.path.relpath(RESULTS, os.path.dirname(HERE))}`. MiniLM "
         f"fine-tuned on {results['train_size']} fortune texts, batch {results['batch_size']}, {results['steps']} "
         f"steps, the same weights for every run; medians of {results['repeats']} alternating repeats on 2 CPU "
@@ -138,8 +136,11 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as handle:
         json.dump(results, handle, indent=1)
+    with open(DOC) as handle:
+        doc = handle.read()
+    start, end = doc.index("<!-- streams:start -->\n"), doc.index("<!-- streams:end -->")
     with open(DOC, "w") as handle:
-        handle.write(report(results))
+        handle.write(doc[: start + len("<!-- streams:start -->\n")] + report(results) + doc[end:])
 
 
 if __name__ == "__main__":
