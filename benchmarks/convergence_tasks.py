@@ -27,11 +27,12 @@ def grid_arms(levels: list[float], token_ratio: float, add_patch_dropout: Callab
     middle = levels[len(levels) // 2]
     arms = {
         "baseline": Arm(None, eval_levels=[1.0], note="plain Trainer, full size"),
-        "icpc constant crop": Arm({"position_strategy": "crop"}, note="every level alike, every epoch"),
-        "icpc constant stride": Arm({"position_strategy": "stride"}),
+        "icpc constant crop": Arm({"position_strategy": "crop", "schedule": "constant"},
+                                  note="every level alike, every epoch"),
+        "icpc constant stride": Arm({"position_strategy": "stride", "schedule": "constant"}),
         "icpc progressive crop": Arm({"position_strategy": "crop", "schedule": "progressive"},
                                      note="the smallest level allowed rises over the run"),
-        "icpc target 2x crop": Arm({"position_strategy": "crop", "target_speedup": 2.0}),
+        "icpc target 2x crop": Arm({"position_strategy": "crop", "target_speedup": 2.0, "schedule": "constant"}),
         f"fixed level {smallest:.3g}": Arm({"levels": [smallest]}, eval_levels=[smallest, 1.0],
                                            note="just downscale: one small size throughout"),
         f"fixed level {middle:.3g}": Arm({"levels": [middle]}, eval_levels=[middle, 1.0]),

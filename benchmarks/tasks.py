@@ -108,7 +108,7 @@ def text_task(quick: bool) -> Task:
     import text_classification as text
     from transformers import AutoTokenizer, DataCollatorWithPadding
 
-    from icpc_hf.text import low_idf_words
+    from icpc_hf.pruning import low_idf_words
 
     folder = text.model_folder()
     tokenizer = AutoTokenizer.from_pretrained(folder)

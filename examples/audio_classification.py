@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _shared import accuracy, cascade_vs_full, cpu_training_args, print_table, train_and_time  # noqa: E402
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade  # noqa: E402
-from icpc_hf.audio import content_frames, mono_waveform, padding_value, read_wav  # noqa: E402
+from icpc_hf.audio import content_frames, padding_value  # noqa: E402
+from icpc_hf.wav import mono_waveform, read_wav  # noqa: E402
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]

@@ -78,10 +78,11 @@ def new_model(seed: int) -> ViTForImageClassification:
     return ViTForImageClassification(config)
 
 
-def training_args(output_dir: str, epochs: int, seed: int):
+def training_args(output_dir: str, epochs: int, seed: int, report_to: str = "none"):
+    logging = {"logging_strategy": "no"} if report_to == "none" else {"report_to": report_to, "logging_steps": 10}
     return cpu_training_args(
         output_dir, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=1e-3, weight_decay=0.05,
-        warmup_steps=50, lr_scheduler_type="cosine", logging_strategy="no", seed=seed,
+        warmup_steps=50, lr_scheduler_type="cosine", seed=seed, **logging,
     )
 
 
@@ -114,6 +115,9 @@ def main() -> None:
     parser.add_argument("--fixed-scale", action="store_true",
                         help="every digit fills the canvas (the regime where ICPC does not pay; see docs/demo.md)")
     parser.add_argument("--output-dir", default="outputs/demo")
+    parser.add_argument("--report-to", default="none",
+                        help="e.g. tensorboard (pip install tensorboard): the Trainer's logs with the icpc/ figures, "
+                             "under OUTPUT_DIR/icpc/runs")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch threads; on a busy CPU, 1 is steadier than more threads than free cores")
     args = parser.parse_args()
@@ -128,7 +132,7 @@ def main() -> None:
     baseline = new_model(args.seed)
     baseline_curve = AccuracyOverTime(validation, test, processor, [1.0], name="baseline")
     baseline_trainer = Trainer(
-        model=baseline, args=training_args(f"{args.output_dir}/baseline", args.epochs, args.seed),
+        model=baseline, args=training_args(f"{args.output_dir}/baseline", args.epochs, args.seed, args.report_to),
         train_dataset=train, data_collator=default_data_collator, callbacks=[baseline_curve],
     )
     baseline_trainer.remove_callback(PrinterCallback)
@@ -139,12 +143,13 @@ def main() -> None:
     icpc_callback = ICPCCallback()
     icpc_curve = AccuracyOverTime(validation, test, processor, icpc_settings(model).levels, name="ICPC")
     trainer = Trainer(
-        model=model, args=training_args(f"{args.output_dir}/icpc", args.epochs, args.seed), train_dataset=train,
+        model=model, args=training_args(f"{args.output_dir}/icpc", args.epochs, args.seed, args.report_to),
+        train_dataset=train,
         eval_dataset=validation, data_collator=ICPCDataCollator(processor, model.config.icpc),
         callbacks=[icpc_callback, icpc_curve],
     )
     trainer.remove_callback(PrinterCallback)
-    icpc_callback.attach(trainer)  # calibrates the served cascade on eval_dataset when training ends
+    icpc_callback.attach(trainer)  # first in line, so reporters see icpc/ figures; calibrates on eval_dataset
     trainer.train()
 
     best = max(p["served_accuracy"] for p in baseline_curve.curve)

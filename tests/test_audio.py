@@ -12,7 +12,8 @@ from transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogra
 
 from helpers import run_without_icpc_hf
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade, save_for_hub
-from icpc_hf.audio import AudioModality, content_frames, mono_waveform, padding_value, read_wav
+from icpc_hf.audio import AudioModality, content_frames, padding_value
+from icpc_hf.wav import mono_waveform, read_wav
 from icpc_hf.grid import conv_input_size, conv_output_size
 
 BINS, LENGTH, RATE = 16, 64, 16000

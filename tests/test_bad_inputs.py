@@ -18,7 +18,7 @@ from transformers import AutoTokenizer, ViTImageProcessor
 
 from helpers import tiny_image_processor, tiny_vit
 from icpc_hf import ICPCConfig, ICPCDataCollator, patch_model
-from icpc_hf.audio import mono_waveform
+from icpc_hf.wav import mono_waveform
 from test_audio import BINS, LENGTH, RATE, extractor, tiny_ast, tone
 from test_video import FRAMES, SIZE, tiny_classifier, tiny_processor
 

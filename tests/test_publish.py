@@ -61,7 +61,7 @@ def test_trainer_save_model_and_checkpoints_are_served_without_icpc_hf_with_the_
         assert {"model.safetensors", "preprocessor_config.json", "README.md", "pipelines.py"} <= set(os.listdir(folder))
         config = json.loads((folder / "config.json").read_text())
         assert config["custom_pipelines"]["icpc-image-classification-remote-code"]["impl"] == \
-            "pipelines.ICPCImageClassificationPipeline"
+            "family_image.ICPCImageClassificationPipeline"
     inputs = images(tmp_path)
     expected = build_pipeline(trainer.model, tiny_image_processor())(inputs, top_k=1)
     remote = run_without_icpc_hf(f"""
@@ -119,7 +119,7 @@ def test_how_to_use_runs_as_written_and_needs_no_remote_code_where_icpc_hf_is_in
     assert not remote.startswith("icpc_hf")
     namespace = {}
     exec(with_icpc, namespace)  # the card's snippet, with icpc_hf imported: no trust_remote_code asked
-    assert type(namespace["classifier"]).__module__ == "icpc_hf.pipelines"
+    assert type(namespace["classifier"]).__module__ == "icpc_hf.family_image"
     without_task = pytest.raises(ValueError, match="trust_remote_code")
     with without_task:  # the task is needed: `pipeline(model=folder)` alone picks the remote code
         pipeline(model=str(folder))

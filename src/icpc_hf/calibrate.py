@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .cascade import run_cascade
+from .cascade import CascadePolicy, run_cascade
 
 
 @dataclass
@@ -92,15 +92,16 @@ class Calibration:
 def replay_cascade(
     probabilities: Sequence[torch.Tensor], costs: Sequence[torch.Tensor], thresholds: Sequence[float]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predictions and per-sample cost of a cascade replayed on stored per-level probabilities and costs."""
+    """Predictions and per-sample cost of a cascade replayed on stored per-level probabilities and costs, by the
+    cascade's own stopping rule (`CascadePolicy`); `thresholds`: one per level but the last."""
+    policy = CascadePolicy(None, (*thresholds[: len(probabilities) - 1], 0.0))
     count = probabilities[0].shape[0]
     predictions = torch.empty(count, dtype=torch.long)
     spent = torch.zeros(count, dtype=torch.float64)
     pending = torch.ones(count, dtype=torch.bool)
     for step, (probs, cost) in enumerate(zip(probabilities, costs)):
         spent[pending] += cost[pending]
-        last = step == len(probabilities) - 1
-        accept = pending & (torch.ones_like(pending) if last else probs.max(-1).values >= thresholds[step])
+        accept = pending & policy.accepts(probs.max(-1).values, step)
         predictions[accept] = probs[accept].argmax(-1)
         pending &= ~accept
     return predictions, spent

@@ -84,6 +84,126 @@ def _check_budget(budget: float | None, budget_unit: str) -> None:
         raise ValueError(f"`budget` must be positive, got {budget!r}.")
 
 
+@dataclass(frozen=True)
+class CascadePolicy:
+    """The cascade's rules, in one place for `run_cascade`, the pipelines (which call it) and calibration's replay:
+    which levels run in which order, when a sample stops, how the answers of several levels combine, and what a
+    sample may spend."""
+
+    levels: tuple[float, ...] | None
+    """Cheapest first; None when replaying passes already made (calibration)."""
+    thresholds: tuple[float, ...]
+    """One per level; the last level always answers."""
+    combine: str = "last"
+    budget: float | None = None
+    budget_unit: str = "full"
+
+    @classmethod
+    def from_settings(
+        cls, icpc: ICPCConfig, levels: Sequence[float] | None = None, thresholds: float | Sequence[float] | None = None,
+        combine: str = "last", budget: float | None = None, budget_unit: str = "full",
+    ) -> "CascadePolicy":
+        """The policy of a call: its arguments where given, the model's ICPC settings otherwise; refuses bad ones."""
+        levels = sorted(set(levels if levels is not None else icpc.cascade_levels))
+        if not levels:
+            raise ValueError("The cascade needs at least one level, got an empty list.")
+        if any(not 0.0 < lv <= 1.0 for lv in levels):
+            raise ValueError(f"Cascade levels must be in (0, 1], got {levels}.")
+        if combine not in COMBINE_MODES:
+            raise ValueError(f"Unknown `combine` {combine!r}: use one of {', '.join(COMBINE_MODES)}.")
+        _check_budget(budget, budget_unit)
+        return cls(tuple(levels), tuple(icpc.thresholds_for(levels, thresholds)), combine, budget, budget_unit)
+
+    def accepts(self, confidence: torch.Tensor, step: int) -> torch.Tensor:
+        """Which samples stop at `step`: confident enough, or at the last level."""
+        if step == len(self.thresholds) - 1:
+            return torch.ones_like(confidence, dtype=torch.bool)
+        return confidence >= self.thresholds[step]
+
+    def weight(self, level: float) -> float:
+        """A level's weight when answers combine (test-time augmentation)."""
+        return level if self.combine == "level_weighted" else 1.0
+
+    def within_budget(self, answers: "_Answers", chunk: torch.Tensor, tokens: torch.Tensor,
+                      flops: torch.Tensor) -> torch.Tensor:
+        """Which samples of `chunk` can afford a pass costing `tokens` / `flops` more."""
+        if self.budget is None:
+            return torch.ones(len(chunk), dtype=torch.bool)
+        if self.budget_unit == "tokens":
+            spent, cost = answers.spent_tokens[chunk], tokens
+        else:
+            spent, cost = answers.spent_flops[chunk], flops
+        limit = self.budget * answers.full_flops[chunk] if self.budget_unit == "full" else self.budget
+        return spent + cost <= limit * (1 + 1e-9)
+
+
+class _Answers:
+    """What a cascade knows about every sample so far: its (combined) probabilities, the levels run, their cost."""
+
+    def __init__(self, count: int):
+        self.summed: torch.Tensor | None = None
+        self.weights = torch.zeros(count, dtype=torch.float64)
+        self.answered = torch.full((count,), -1, dtype=torch.long)
+        self.used: torch.Tensor | None = None
+        self.tokens = torch.zeros(count, dtype=torch.long)
+        self.spent_tokens = torch.zeros(count, dtype=torch.long)
+        self.spent_flops = torch.zeros(count, dtype=torch.float64)
+        self.full_flops = torch.zeros(count, dtype=torch.float64)
+
+    def record(self, run: torch.Tensor, step: int, probabilities: torch.Tensor, policy: CascadePolicy,
+               tokens: torch.Tensor, flops: torch.Tensor) -> None:
+        count = len(self.weights)
+        if self.summed is None:
+            self.summed = torch.zeros(count, probabilities.shape[-1], dtype=torch.float64)
+            self.used = torch.zeros(count, len(policy.levels), dtype=torch.bool)
+        if policy.combine == "last":
+            self.summed[run], self.weights[run] = probabilities.double(), 1.0
+        else:
+            weight = policy.weight(policy.levels[step])
+            self.summed[run] += weight * probabilities.double()
+            self.weights[run] += weight
+        self.used[run, step] = True
+        self.answered[run] = step
+        self.tokens[run] = tokens
+        self.spent_tokens[run] += tokens
+        self.spent_flops[run] += flops
+
+    def confidence(self, chunk: torch.Tensor) -> torch.Tensor:
+        return (self.summed[chunk] / self.weights[chunk, None]).max(-1).values
+
+    def result(self, levels: Sequence[float]) -> CascadeResult:
+        probabilities = (self.summed / self.weights[:, None]).float()
+        return CascadeResult(probabilities, list(levels), self.answered, self.used, self.tokens, self.spent_tokens,
+                             self.spent_flops, self.full_flops)
+
+
+def _run_step(model: nn.Module, features: Sequence[dict[str, Any]], processor: Any, icpc: ICPCConfig,
+              policy: CascadePolicy, answers: _Answers, step: int, chunk: torch.Tensor) -> torch.Tensor:
+    """Run the samples of `chunk` at the policy's `step`; returns those that go on to the next level."""
+    level = policy.levels[step]
+    modality = family_for(icpc.model_type).modality
+    config = base_model_of(model).config
+    batch = modality.collate(processor, [features[i] for i in chunk.tolist()], level, icpc)
+    batch.pop("labels", None)
+    tokens = modality.tokens(batch, icpc)
+    flops = encoder_flops(tokens, config)
+    if step == 0:
+        answers.full_flops[chunk] = encoder_flops(modality.full_tokens(batch, icpc), config)
+    fits = policy.within_budget(answers, chunk, tokens, flops)
+    if step == 0 and not bool(fits.all()):
+        raise ValueError(
+            f"A budget of {policy.budget} {policy.budget_unit} is smaller than the cheapest cascade level ({level}) "
+            "costs: raise the budget or add a cheaper level."
+        )
+    run = chunk[fits]
+    if len(run):
+        device = next(model.parameters()).device
+        probabilities = model(**_to_device(_rows(batch, fits), device)).logits.float().softmax(-1).cpu()
+        answers.record(run, step, probabilities, policy, tokens[fits], flops[fits])
+    accept = ~fits | policy.accepts(answers.confidence(chunk), step)
+    return chunk[~accept]
+
+
 @torch.inference_mode()
 def run_cascade(
     model: nn.Module,
@@ -108,78 +228,21 @@ def run_cascade(
     and the sample answers with what it has. Thresholds of 1.0 with a budget give plain budgeted TTA.
     """
     icpc = icpc or icpc_settings(model)
-    modality = family_for(icpc.model_type).modality
-    levels = sorted(set(levels if levels is not None else icpc.cascade_levels))
-    if not levels:
-        raise ValueError("The cascade needs at least one level, got an empty list.")
-    if any(not 0.0 < lv <= 1.0 for lv in levels):
-        raise ValueError(f"Cascade levels must be in (0, 1], got {levels}.")
-    if combine not in COMBINE_MODES:
-        raise ValueError(f"Unknown `combine` {combine!r}: use one of {', '.join(COMBINE_MODES)}.")
-    _check_budget(budget, budget_unit)
-    step_thresholds = icpc.thresholds_for(levels, thresholds)
+    policy = CascadePolicy.from_settings(icpc, levels, thresholds, combine, budget, budget_unit)
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
-    config = base_model_of(model).config
-    device = next(model.parameters()).device
-    count = len(features)
-    if count == 0:
+    if len(features) == 0:
         raise ValueError("The cascade got no samples to classify.")
-    summed: torch.Tensor | None = None
-    weights = torch.zeros(count, dtype=torch.float64)
-    answered = torch.full((count,), -1, dtype=torch.long)
-    used = torch.zeros(count, len(levels), dtype=torch.bool)
-    tokens = torch.zeros(count, dtype=torch.long)
-    spent_tokens = torch.zeros(count, dtype=torch.long)
-    spent_flops = torch.zeros(count, dtype=torch.float64)
-    full_flops = torch.zeros(count, dtype=torch.float64)
+    answers = _Answers(len(features))
     was_training = model.training
     model.eval()
-    pending = torch.arange(count)
-    for step, (level, threshold) in enumerate(zip(levels, step_thresholds)):
-        last = step == len(levels) - 1
-        still_pending = []
-        for chunk in pending.split(batch_size):
-            batch = modality.collate(processor, [features[i] for i in chunk.tolist()], level, icpc)
-            batch.pop("labels", None)
-            batch_tokens = modality.tokens(batch, icpc)
-            batch_flops = encoder_flops(batch_tokens, config)
-            if step == 0:
-                full_flops[chunk] = encoder_flops(modality.full_tokens(batch, icpc), config)
-            fits = torch.ones(len(chunk), dtype=torch.bool)
-            if budget is not None:
-                spent, cost = {"tokens": (spent_tokens[chunk], batch_tokens)}.get(
-                    budget_unit, (spent_flops[chunk], batch_flops)
-                )
-                limit = budget * full_flops[chunk] if budget_unit == "full" else budget
-                fits = spent + cost <= limit * (1 + 1e-9)
-                if step == 0 and not bool(fits.all()):
-                    raise ValueError(
-                        f"A budget of {budget} {budget_unit} is smaller than the cheapest cascade level ({level}) "
-                        "costs: raise the budget or add a cheaper level."
-                    )
-            run = chunk[fits]
-            if len(run):
-                probs = model(**_to_device(_rows(batch, fits), device)).logits.float().softmax(-1).cpu()
-                if summed is None:
-                    summed = torch.zeros(count, probs.shape[-1], dtype=torch.float64)
-                weight = level if combine == "level_weighted" else 1.0
-                if combine == "last":
-                    summed[run], weights[run] = probs.double(), 1.0
-                else:
-                    summed[run] += weight * probs.double()
-                    weights[run] += weight
-                used[run, step] = True
-                answered[run] = step
-                tokens[run] = batch_tokens[fits]
-                spent_tokens[run] += batch_tokens[fits]
-                spent_flops[run] += batch_flops[fits]
-            confidence = (summed[chunk] / weights[chunk, None]).max(-1).values
-            accept = ~fits | (confidence >= threshold) | last
-            still_pending.append(chunk[~accept])
-        pending = torch.cat(still_pending)
-        if len(pending) == 0:
-            break
-    model.train(was_training)
-    probabilities = (summed / weights[:, None]).float()
-    return CascadeResult(probabilities, levels, answered, used, tokens, spent_tokens, spent_flops, full_flops)
+    try:
+        pending = torch.arange(len(features))
+        for step in range(len(policy.levels)):
+            pending = torch.cat([_run_step(model, features, processor, icpc, policy, answers, step, chunk)
+                                 for chunk in pending.split(batch_size)])
+            if len(pending) == 0:
+                break
+    finally:
+        model.train(was_training)
+    return answers.result(policy.levels)

@@ -66,6 +66,7 @@ class ImageModality(GridModality):
     task = "icpc-image-classification"
     axis_names = ("height", "width")
     default_axes = ("height", "width")
+    saved_special_tokens = 1  # ViT: CLS
 
     def geometry(self, model_config: Any) -> dict[str, Any]:
         image_size = _pair(model_config.image_size)
@@ -129,12 +130,11 @@ class ImageModality(GridModality):
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
         patch = icpc.geometry["patch_size"]
         height, width = batch["pixel_values"].shape[-2:]
-        count = (height // patch[0]) * (width // patch[1]) + 1
-        return torch.full((batch["pixel_values"].shape[0],), count, dtype=torch.long)
+        return self.sample_tokens((height // patch[0]) * (width // patch[1]), batch["pixel_values"].shape[0], icpc)
 
     def full_tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
         grid = icpc.geometry["full_grid"]
-        return torch.full((batch["pixel_values"].shape[0],), grid[0] * grid[1] + 1, dtype=torch.long)
+        return self.sample_tokens(grid[0] * grid[1], batch["pixel_values"].shape[0], icpc)
 
     def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
         from transformers.image_utils import load_image

@@ -117,7 +117,7 @@ class Modality:
         """Derive `level_weights` from `target_speedup`, once the levels are resolved."""
         if icpc.target_speedup is None:
             return
-        from .schedule import weights_for_speedup
+        from .budget import weights_for_speedup
 
         icpc.level_weights = weights_for_speedup(self.level_costs(icpc), icpc.target_speedup)
 
@@ -134,6 +134,13 @@ class GridModality(Modality):
 
     axis_names: tuple[str, ...] = ()
     default_axes: tuple[str, ...] = ()
+    saved_special_tokens: int = 0
+    """Special tokens of settings saved before the patch recorded them (the family's first architecture)."""
+
+    def sample_tokens(self, patches: int, batch_size: int, icpc: ICPCConfig) -> torch.Tensor:
+        """Tokens per sample: the patches plus the special tokens the architecture prepends (CLS, distillation)."""
+        count = patches + icpc.geometry.get("special_tokens", self.saved_special_tokens)
+        return torch.full((batch_size,), count, dtype=torch.long)
 
     def geometry(self, model_config: Any) -> dict[str, Any]:
         """Model sizes; must include `full_grid`, one entry per axis of `axis_names`."""

@@ -35,4 +35,4 @@ class ICPCASTEmbeddings(GridEmbeddingsMixin, ASTEmbeddings):
         return self.dropout(embeddings)
 
 
-PATCH = SwapPatch(ASTEmbeddings, ICPCASTEmbeddings)
+PATCH = SwapPatch(ASTEmbeddings, ICPCASTEmbeddings, special_tokens=2)  # CLS and distillation

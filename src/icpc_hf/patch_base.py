@@ -7,7 +7,7 @@ original class. Only the embeddings change: everything after them is the unchang
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -48,17 +48,50 @@ class GridEmbeddingsMixin:
             )
         return grid
 
+    def icpc_clip_grid(
+        self, pixel_values: torch.Tensor, kernel: Sequence[int], full: Sequence[int], channels: int, model: str
+    ) -> tuple[int, ...] | None:
+        """The tubelet grid of a (batch, frames, channels, height, width) clip; None for a full-size clip."""
+        if pixel_values.dim() != 5:
+            raise ValueError(
+                f"{model} takes `pixel_values` of shape (batch, frames, channels, height, width), got "
+                f"{tuple(pixel_values.shape)}."
+            )
+        frames, clip_channels, height, width = pixel_values.shape[1:]
+        if (frames, height, width) == tuple(full):
+            return None
+        if clip_channels != channels:
+            raise ValueError(
+                f"These clips have {clip_channels} channels but the model takes {channels}: pass "
+                "(batch, frames, channels, height, width) pixel values with the model's channel count."
+            )
+        if frames % kernel[0] or height % kernel[1] or width % kernel[2]:
+            raise ValueError(
+                f"A clip of {frames} frames of {height}x{width} is not a whole number of {kernel[0]}-frame tubelets of "
+                f"{kernel[1]}x{kernel[2]} patches: collate clips with ICPCDataCollator, which snaps them to whole "
+                "tubelets."
+            )
+        return self.icpc_check_grid((frames, height, width), kernel, kernel, "video")
+
 
 class SwapPatch:
-    """Swap every `original` module of a model for `patched`, a subclass defining `icpc_setup`."""
+    """Swap every `original` module of a model for `patched`, a subclass defining `icpc_setup`.
+
+    `special_tokens`: the tokens the embeddings put before the patches (CLS, distillation), which every pass
+    computes whatever the level.
+    """
 
     accepts_position_ids = False
 
-    def __init__(self, original: type[nn.Module], patched: type[nn.Module]):
+    def __init__(self, original: type[nn.Module], patched: type[nn.Module], special_tokens: int):
         if not issubclass(patched, original):
             raise TypeError(f"{patched.__name__} must subclass {original.__name__}.")
         self.original = original
         self.patched = patched
+        self.special_tokens = special_tokens
+
+    def geometry(self, model_config: Any) -> dict[str, Any]:
+        return {"special_tokens": self.special_tokens}
 
     def apply(self, model: nn.Module, icpc: ICPCConfig) -> int:
         count = 0
@@ -86,6 +119,9 @@ class NativePositionsPatch:
     """For models that take `position_ids` natively (BERT): nothing to swap, the settings are only checked."""
 
     accepts_position_ids = True
+
+    def geometry(self, model_config: Any) -> dict[str, Any]:
+        return {}
 
     def apply(self, model: nn.Module, icpc: ICPCConfig) -> int:
         return 0

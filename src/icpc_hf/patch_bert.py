@@ -1,16 +1,23 @@
 """BERT-family models take `position_ids` natively: nothing is swapped, the position tables are only checked.
 
-BERT and DistilBERT count positions from 0; RoBERTa, XLM-RoBERTa and CamemBERT from `pad_token_id + 1` (their
-padding takes position `pad_token_id`). `TextModality` records that offset in `geometry["position_offset"]` and
-adds it to the original positions it puts in the batch, so all of them are served correctly.
+BERT, DistilBERT, ELECTRA and ALBERT count positions from 0; RoBERTa, XLM-RoBERTa and CamemBERT from
+`pad_token_id + 1` (their padding takes position `pad_token_id`). The patch records that offset in
+`geometry["position_offset"]` and `TextModality` adds it to the original positions it puts in the batch.
+ModernBERT has no position table: its rotary attention turns `position_ids` into angles, so the original
+positions reach it the same way and only the table check is skipped.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
+from transformers.models.albert.modeling_albert import AlbertEmbeddings
 from transformers.models.bert.modeling_bert import BertEmbeddings
 from transformers.models.camembert.modeling_camembert import CamembertEmbeddings
 from transformers.models.distilbert.modeling_distilbert import Embeddings as DistilBertEmbeddings
+from transformers.models.electra.modeling_electra import ElectraEmbeddings
+from transformers.models.modernbert.modeling_modernbert import ModernBertEmbeddings
 from transformers.models.roberta.modeling_roberta import RobertaEmbeddings
 from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaEmbeddings
 
@@ -21,8 +28,16 @@ from .patch_base import NativePositionsPatch
 class TextPositionsPatch(NativePositionsPatch):
     """Check that the model's embeddings are the kind whose `position_ids` the collator fills, table size included."""
 
-    def __init__(self, embeddings: type[nn.Module]):
+    def __init__(self, embeddings: type[nn.Module], offset_from_padding: bool = False, table: bool = True):
         self.embeddings = embeddings
+        self.offset_from_padding = offset_from_padding
+        """Positions start at `pad_token_id + 1` (RoBERTa-style) rather than 0."""
+        self.table = table
+        """The embeddings hold a position table (absolute positions); False for rotary positions (ModernBERT)."""
+
+    def geometry(self, model_config: Any) -> dict[str, Any]:
+        offset = (getattr(model_config, "pad_token_id", None) or 0) + 1 if self.offset_from_padding else 0
+        return {"position_offset": offset, "max_tokens": int(model_config.max_position_embeddings) - offset}
 
     def apply(self, model: nn.Module, icpc: ICPCConfig) -> int:
         found = [m for m in model.modules() if isinstance(m, self.embeddings)]
@@ -32,7 +47,7 @@ class TextPositionsPatch(NativePositionsPatch):
                 "positions through these embeddings' `position_ids` and cannot serve this model."
             )
         table_size = icpc.geometry["max_position_embeddings"]
-        for module in found:
+        for module in found if self.table else []:
             rows = module.position_embeddings.num_embeddings
             if rows != table_size:
                 raise ValueError(
@@ -45,7 +60,10 @@ class TextPositionsPatch(NativePositionsPatch):
 TEXT_PATCHES = {
     "bert": TextPositionsPatch(BertEmbeddings),
     "distilbert": TextPositionsPatch(DistilBertEmbeddings),
-    "roberta": TextPositionsPatch(RobertaEmbeddings),
-    "xlm-roberta": TextPositionsPatch(XLMRobertaEmbeddings),
-    "camembert": TextPositionsPatch(CamembertEmbeddings),
+    "electra": TextPositionsPatch(ElectraEmbeddings),
+    "albert": TextPositionsPatch(AlbertEmbeddings),
+    "roberta": TextPositionsPatch(RobertaEmbeddings, offset_from_padding=True),
+    "xlm-roberta": TextPositionsPatch(XLMRobertaEmbeddings, offset_from_padding=True),
+    "camembert": TextPositionsPatch(CamembertEmbeddings, offset_from_padding=True),
+    "modernbert": TextPositionsPatch(ModernBertEmbeddings, table=False),
 }

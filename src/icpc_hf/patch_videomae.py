@@ -19,27 +19,11 @@ class ICPCVideoMAEEmbeddings(GridEmbeddingsMixin, VideoMAEEmbeddings):
 
     def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.BoolTensor | None = None) -> torch.Tensor:
         patches = self.patch_embeddings
-        if pixel_values.dim() != 5:
-            raise ValueError(
-                f"VideoMAE takes `pixel_values` of shape (batch, frames, channels, height, width), got "
-                f"{tuple(pixel_values.shape)}."
-            )
-        frames, channels, height, width = pixel_values.shape[1:]
-        if frames == self.config.num_frames and (height, width) == tuple(patches.image_size):
-            return super().forward(pixel_values, bool_masked_pos)
-        if channels != patches.num_channels:
-            raise ValueError(
-                f"These clips have {channels} channels but the model takes {patches.num_channels}: pass "
-                "(batch, frames, channels, height, width) pixel values with the model's channel count."
-            )
         kernel = (patches.tubelet_size, *patches.patch_size)
-        if frames % kernel[0] or height % kernel[1] or width % kernel[2]:
-            raise ValueError(
-                f"A clip of {frames} frames of {height}x{width} is not a whole number of {kernel[0]}-frame tubelets of "
-                f"{kernel[1]}x{kernel[2]} patches: collate clips with ICPCDataCollator, which snaps them to whole "
-                "tubelets."
-            )
-        grid = self.icpc_check_grid((frames, height, width), kernel, kernel, "video")
+        full = (self.config.num_frames, *patches.image_size)
+        grid = self.icpc_clip_grid(pixel_values, kernel, full, patches.num_channels, "VideoMAE")
+        if grid is None:
+            return super().forward(pixel_values, bool_masked_pos)
         embeddings = patches.projection(pixel_values.permute(0, 2, 1, 3, 4)).flatten(2).transpose(1, 2)
         table = self.position_embeddings[0].detach().to(device=embeddings.device, dtype=embeddings.dtype)
         embeddings = embeddings + self.icpc_positions(table, grid)
@@ -59,4 +43,4 @@ class ICPCVideoMAEEmbeddings(GridEmbeddingsMixin, VideoMAEEmbeddings):
         return embeddings
 
 
-PATCH = SwapPatch(VideoMAEEmbeddings, ICPCVideoMAEEmbeddings)
+PATCH = SwapPatch(VideoMAEEmbeddings, ICPCVideoMAEEmbeddings, special_tokens=0)  # no CLS token

