@@ -109,22 +109,30 @@ class AccuracyOverTime(TrainerCallback):
 
 
 def add_run_arguments(parser: Any, output_dir: str, threads: int = 1) -> None:
-    """The options every example takes: --seed, --threads, --quick (a smoke run under a minute), --output-dir."""
+    """The options every example takes: --seed, --threads, --quick (a smoke run under a minute), --output-dir,
+    --report-to."""
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=threads,
                         help="torch threads; on a shared CPU more threads than free cores make small steps slower")
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run, under a minute")
     parser.add_argument("--output-dir", default=output_dir)
+    add_report_argument(parser)
 
 
-def cpu_training_args(output_dir: str, **settings: Any):
-    """TrainingArguments with what every example shares: CPU, no reporting or checkpoints, every feature column
+def add_report_argument(parser: Any) -> None:
+    parser.add_argument("--report-to", default="none",
+                        help="tensorboard, wandb, ...: the Trainer's logs, icpc/ figures included (under OUTPUT_DIR/*/runs "
+                             "for TensorBoard; pip install tensorboard)")
+
+
+def cpu_training_args(output_dir: str, report_to: str = "none", **settings: Any):
+    """TrainingArguments with what every example shares: CPU, no checkpoints, reporting only when asked, every feature column
     kept for the collator, and no DataLoader workers: the data here is decoded already, and on two cores workers
     would only compete with training (ICPC works with them: `dataloader_num_workers=N`)."""
     from transformers import TrainingArguments
 
-    defaults = dict(use_cpu=True, report_to=[], save_strategy="no", dataloader_num_workers=0,
-                    remove_unused_columns=False, disable_tqdm=True)
+    defaults = dict(use_cpu=True, report_to=[] if report_to == "none" else report_to, save_strategy="no",
+                    dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True)
     return TrainingArguments(output_dir=output_dir, **{**defaults, **settings})
 
 

@@ -28,7 +28,14 @@ import torch
 from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification, Trainer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _shared import accuracy, cascade_vs_full, cpu_training_args, print_table, train_and_time  # noqa: E402
+from _shared import (  # noqa: E402
+    accuracy,
+    add_report_argument,
+    cascade_vs_full,
+    cpu_training_args,
+    print_table,
+    train_and_time,
+)
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade  # noqa: E402
 from icpc_hf.audio import content_frames, padding_value  # noqa: E402
@@ -103,7 +110,7 @@ def make_model(seed: int, hidden: int, layers: int) -> ASTForAudioClassification
 
 def training_args(output_dir: str, args):
     return cpu_training_args(
-        output_dir, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
+        output_dir, args.report_to, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
         warmup_steps=20, weight_decay=0.01, logging_steps=5, seed=args.seed, disable_tqdm=False,
     )
 
@@ -124,6 +131,7 @@ def main() -> None:
     parser.add_argument("--test-voices", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (< 1 minute)")
     parser.add_argument("--output-dir", default="/tmp/icpc_audio_example")
+    add_report_argument(parser)
     args = parser.parse_args()
     # One thread: on a small shared CPU, more threads than free cores make every step several times slower.
     torch.set_num_threads(1)
@@ -153,6 +161,7 @@ def main() -> None:
             model=model, args=training_args(f"{args.output_dir}/{name}", args), train_dataset=train,
             data_collator=ICPCDataCollator(extractor, model.config.icpc), callbacks=[ICPCCallback()],
         )
+        trainer.pop_callback(ICPCCallback).attach(trainer)  # ahead of the reporting callbacks (--report-to)
         seconds = train_and_time(trainer)
         ratios = [h["icpc/token_ratio"] for h in trainer.state.log_history if "icpc/token_ratio" in h]
         return model, seconds, float(np.mean(ratios)) if ratios else float("nan")

@@ -105,7 +105,7 @@ def main() -> None:
 
     def trainer_for(model, collator, callbacks, run):
         training_args = cpu_training_args(
-            os.path.join(args.output_dir, run), num_train_epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
+            os.path.join(args.output_dir, run), args.report_to, num_train_epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
             per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
             logging_steps=1 if args.quick else 5, disable_tqdm=False,
             train_sampling_strategy="group_by_length",  # similar lengths per batch: pruning shortens the padding
@@ -128,6 +128,7 @@ def main() -> None:
     model = patch_model(fresh_model(folder, args.seed), ICPCConfig(seed=args.seed))
     icpc = ICPCDataCollator(tokenizer, model.config.icpc)
     trainer = trainer_for(model, icpc, [ICPCCallback()], "icpc")
+    trainer.pop_callback(ICPCCallback).attach(trainer)  # ahead of the reporting callbacks (--report-to)
     seconds, cpu_seconds = train_timed(trainer)
     logged = [h["icpc/token_ratio"] for h in trainer.state.log_history if "icpc/token_ratio" in h]
     rows.append({"run": "ICPC (word pruning)", "train_s": seconds, "train_cpu_s": cpu_seconds, **scores(trainer),

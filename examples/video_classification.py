@@ -98,9 +98,9 @@ def new_model(seed: int) -> VideoMAEForVideoClassification:
     return VideoMAEForVideoClassification(config)
 
 
-def training_args(output_dir: str, epochs: int, seed: int, logging_steps: int = 50):
+def training_args(output_dir: str, epochs: int, seed: int, logging_steps: int = 50, report_to: str = "none"):
     return cpu_training_args(
-        output_dir, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=2e-3, weight_decay=0.05,
+        output_dir, report_to, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=2e-3, weight_decay=0.05,
         warmup_steps=20, lr_scheduler_type="cosine", logging_steps=logging_steps, seed=seed,
     )
 
@@ -128,7 +128,7 @@ def main() -> None:
 
     baseline = new_model(args.seed)
     baseline_trainer = Trainer(
-        model=baseline, args=training_args(f"{args.output_dir}/baseline", args.epochs, args.seed),
+        model=baseline, args=training_args(f"{args.output_dir}/baseline", args.epochs, args.seed, 50, args.report_to),
         train_dataset=train, data_collator=default_data_collator,
     )
     baseline_seconds = train_and_time(baseline_trainer)
@@ -136,10 +136,11 @@ def main() -> None:
     model = patch_model(new_model(args.seed), ICPCConfig(position_strategy=args.position_strategy, seed=args.seed))
     icpc = model.config.icpc
     trainer = Trainer(
-        model=model, args=training_args(f"{args.output_dir}/icpc", args.epochs, args.seed, 2 if args.quick else 50),
-        train_dataset=train,
-        data_collator=ICPCDataCollator(processor, icpc), callbacks=[ICPCCallback()],
+        model=model, args=training_args(f"{args.output_dir}/icpc", args.epochs, args.seed, 2 if args.quick else 50,
+                                        args.report_to),
+        train_dataset=train, data_collator=ICPCDataCollator(processor, icpc), callbacks=[ICPCCallback()],
     )
+    trainer.pop_callback(ICPCCallback).attach(trainer)  # ahead of the reporting callbacks (--report-to)
     icpc_seconds = train_and_time(trainer)
     token_ratios = [h["icpc/token_ratio"] for h in trainer.state.log_history if "icpc/token_ratio" in h]
 

@@ -72,9 +72,9 @@ def test_geometry_and_level_sizes_are_exact_for_overlapping_patches(bins, length
     modality = AudioModality()
     geometry = modality.geometry(config)
     embeddings = ASTEmbeddings(config)
-    assert tuple(geometry["full_grid"]) == embeddings.get_shape(config)
+    assert geometry.full_grid == embeddings.get_shape(config)
     if (bins, length) == (128, 1024):
-        assert geometry["full_grid"] == [12, 101]
+        assert geometry.full_grid == (12, 101)
     icpc = ICPCConfig(axes=["frequency", "time"], min_level=0.1)
     modality.resolve(icpc, config)
     for level in icpc.levels[::3] + [icpc.levels[-2]]:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ICPCConfig
+from .geometry import AudioGeometry
 from .grid import conv_input_size, conv_output_size
 from .modality import GridModality, as_tensor, with_labels
 from .wav import mono_waveform
@@ -51,9 +52,9 @@ class AudioModality(GridModality):
     task = "icpc-audio-classification"
     axis_names = ("frequency", "time")
     default_axes = ("time",)
-    saved_special_tokens = 2  # AST: CLS and distillation
+    geometry_class = AudioGeometry
 
-    def geometry(self, model_config: Any) -> dict[str, Any]:
+    def geometry(self, model_config: Any) -> AudioGeometry:
         patch = model_config.patch_size
         if isinstance(patch, (list, tuple)):
             if len(set(patch)) != 1:
@@ -75,7 +76,7 @@ class AudioModality(GridModality):
                 f"The model's spectrogram ({sizes['max_length']} frames x {sizes['num_mel_bins']} mel bins) is smaller "
                 f"than one {sizes['patch_size']}-patch: fix the ASTConfig."
             )
-        return {**sizes, "full_grid": full_grid}
+        return AudioGeometry(**sizes, full_grid=tuple(full_grid))
 
     def resolve(self, icpc: ICPCConfig, model_config: Any) -> None:
         super().resolve(icpc, model_config)
@@ -89,25 +90,25 @@ class AudioModality(GridModality):
     # ------------------------------------------------------------------ sizes
     def input_size(self, grid: Sequence[int], icpc: ICPCConfig) -> tuple[int, int]:
         """(frames, mel bins) of a level's spectrogram: the smallest that yields `grid`; the model's own at full."""
-        geo = icpc.geometry
-        full_bins, full_time = geo["full_grid"]
-        patch = geo["patch_size"]
-        bins = geo["num_mel_bins"] if grid[0] == full_bins else conv_input_size(grid[0], patch, geo["frequency_stride"])
-        frames = geo["max_length"] if grid[1] == full_time else conv_input_size(grid[1], patch, geo["time_stride"])
+        geo = self.geo(icpc)
+        full_bins, full_time = geo.full_grid
+        patch = geo.patch_size
+        bins = geo.num_mel_bins if grid[0] == full_bins else conv_input_size(grid[0], patch, geo.frequency_stride)
+        frames = geo.max_length if grid[1] == full_time else conv_input_size(grid[1], patch, geo.time_stride)
         return frames, bins
 
     def grid_of(self, input_values: torch.Tensor, icpc: ICPCConfig) -> tuple[int, int]:
-        geo = icpc.geometry
+        geo = self.geo(icpc)
         frames, bins = input_values.shape[-2:]
         return (
-            conv_output_size(bins, geo["patch_size"], geo["frequency_stride"]),
-            conv_output_size(frames, geo["patch_size"], geo["time_stride"]),
+            conv_output_size(bins, geo.patch_size, geo.frequency_stride),
+            conv_output_size(frames, geo.patch_size, geo.time_stride),
         )
 
     # ------------------------------------------------------------------ features
     def spectrograms(self, processor: Any, features: Sequence[dict[str, Any]], icpc: ICPCConfig) -> torch.Tensor:
         """Full-size (batch, max_length, mel bins) spectrograms from `input_values` or raw `audio`."""
-        geo = icpc.geometry
+        geo = self.geo(icpc)
         if "input_values" in features[0]:
             values = [as_tensor(f["input_values"]).float() for f in features]
         elif "audio" in features[0]:
@@ -119,13 +120,13 @@ class AudioModality(GridModality):
             )
         fitted = []
         for value in values:
-            if value.dim() != 2 or value.shape[-1] != geo["num_mel_bins"]:
+            if value.dim() != 2 or value.shape[-1] != geo.num_mel_bins:
                 raise ValueError(
-                    f"Expected one spectrogram of shape (frames, mel bins={geo['num_mel_bins']}) per sample, got "
-                    f"{tuple(value.shape)}: use ASTFeatureExtractor(num_mel_bins={geo['num_mel_bins']}) and take "
+                    f"Expected one spectrogram of shape (frames, mel bins={geo.num_mel_bins}) per sample, got "
+                    f"{tuple(value.shape)}: use ASTFeatureExtractor(num_mel_bins={geo.num_mel_bins}) and take "
                     "`input_values[i]` per sample."
                 )
-            fitted.append(self._fit_length(value, processor, geo["max_length"]))
+            fitted.append(self._fit_length(value, processor, geo.max_length))
         return torch.stack(fitted)
 
     @staticmethod
@@ -146,7 +147,7 @@ class AudioModality(GridModality):
         """Raw clips through the feature extractor, after mono, sampling-rate and length checks."""
         if processor is None or not callable(processor):
             raise ValueError("Features hold raw `audio` but no feature extractor was given to make spectrograms.")
-        bins = icpc.geometry["num_mel_bins"]
+        bins = self.geo(icpc).num_mel_bins
         if getattr(processor, "num_mel_bins", bins) != bins:
             raise ValueError(
                 f"The feature extractor makes {processor.num_mel_bins} mel bins but the model takes {bins}: use "
@@ -167,9 +168,9 @@ class AudioModality(GridModality):
                 "`trim_padding` recognises padding frames through the feature extractor: pass the ASTFeatureExtractor "
                 "to the collator (or pipeline)."
             )
-        geo = icpc.geometry
-        scaled = torch.ceil(content_frames(spectrograms, pad) * frames / geo["max_length"])
-        needed = torch.ceil((scaled - geo["patch_size"]).clamp(min=0) / geo["time_stride"]).long() + 1
+        geo = self.geo(icpc)
+        scaled = torch.ceil(content_frames(spectrograms, pad) * frames / geo.max_length)
+        needed = torch.ceil((scaled - geo.patch_size).clamp(min=0) / geo.time_stride).long() + 1
         return needed.clamp(max=time_patches)
 
     def collate(self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig) -> dict:
@@ -184,8 +185,8 @@ class AudioModality(GridModality):
             needed = self.content_time_patches(spectrograms, processor, frames, grid[1], icpc)
             kept = int(needed.max())
             if kept < grid[1]:
-                geo = icpc.geometry
-                values = values[:, : conv_input_size(kept, geo["patch_size"], geo["time_stride"])].contiguous()
+                geo = self.geo(icpc)
+                values = values[:, : conv_input_size(kept, geo.patch_size, geo.time_stride)].contiguous()
             patch_mask = (torch.arange(kept) < needed[:, None]).repeat(1, grid[0])
             batch["attention_mask"] = torch.cat([patch_mask.new_ones(len(needed), 2), patch_mask], dim=1).long()
         batch["input_values"] = values
@@ -196,7 +197,7 @@ class AudioModality(GridModality):
         return self.sample_tokens(frequency * time, batch["input_values"].shape[0], icpc)
 
     def full_tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
-        frequency, time = icpc.geometry["full_grid"]
+        frequency, time = self.geo(icpc).full_grid
         return self.sample_tokens(frequency * time, batch["input_values"].shape[0], icpc)
 
     # ------------------------------------------------------------------ pipeline

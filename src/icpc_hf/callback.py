@@ -290,8 +290,8 @@ class ICPCCallback(TrainerCallback, ExportableState):
                 )
             else:
                 mark_servable(model)
-        if icpc.model_type is not None and family_for(icpc.model_type).modality.name == "text" and not stream and \
-                args.train_sampling_strategy != "group_by_length":
+        modality = family_for(icpc.model_type).modality
+        if modality.pads_to_the_longest and not stream and args.train_sampling_strategy != "group_by_length":
             logger.warning(
                 "ICPC prunes words from texts, but random batches still pad every text to the longest one in its "
                 "batch: set `TrainingArguments(train_sampling_strategy='group_by_length')` so that the pruning shortens "
@@ -310,9 +310,7 @@ class ICPCCallback(TrainerCallback, ExportableState):
             if not module.training or args:
                 return
             try:
-                tokens = modality.tokens(inputs, icpc)
-                full_tokens = modality.full_tokens(inputs, icpc) if "position_ids" in inputs or \
-                    modality.name != "text" else tokens
+                tokens, full_tokens = modality.tokens(inputs, icpc), modality.full_tokens(inputs, icpc)
             except KeyError:  # not a batch of this modality (e.g. a model called on embeddings)
                 return
             totals = self.train_totals

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ICPCConfig
+from .geometry import ImageGeometry
 from .modality import GridModality, as_tensor, with_labels
 
 
@@ -66,26 +67,24 @@ class ImageModality(GridModality):
     task = "icpc-image-classification"
     axis_names = ("height", "width")
     default_axes = ("height", "width")
-    saved_special_tokens = 1  # ViT: CLS
+    geometry_class = ImageGeometry
 
-    def geometry(self, model_config: Any) -> dict[str, Any]:
+    def geometry(self, model_config: Any) -> ImageGeometry:
         image_size = _pair(model_config.image_size)
         patch_size = _pair(model_config.patch_size)
         if image_size[0] % patch_size[0] or image_size[1] % patch_size[1]:
             raise ValueError(
                 f"The model's image size {image_size} is not a multiple of its patch size {patch_size}."
             )
-        return {
-            "image_size": list(image_size),
-            "patch_size": list(patch_size),
-            "num_channels": int(model_config.num_channels),
-            "full_grid": [image_size[0] // patch_size[0], image_size[1] // patch_size[1]],
-        }
+        return ImageGeometry(
+            image_size=image_size, patch_size=patch_size, num_channels=int(model_config.num_channels),
+            full_grid=(image_size[0] // patch_size[0], image_size[1] // patch_size[1]),
+        )
 
     def size(self, level: float, icpc: ICPCConfig) -> tuple[int, int]:
         """Pixel size of a level: its grid times the patch size."""
         grid = self.grid(level, icpc)
-        patch = icpc.geometry["patch_size"]
+        patch = self.geo(icpc).patch_size
         return grid[0] * patch[0], grid[1] * patch[1]
 
     def pixel_values(self, processor: Any, features: Sequence[dict[str, Any]], icpc: ICPCConfig) -> list[torch.Tensor]:
@@ -94,7 +93,7 @@ class ImageModality(GridModality):
         elif "image" in features[0]:
             if processor is None:
                 raise ValueError("Features hold raw `image`s but the collator has no image processor to convert them.")
-            channels = icpc.geometry["num_channels"]
+            channels = self.geo(icpc).num_channels
             raw = [conform_image(f["image"], channels) for f in features]
             images = list(processor(images=raw, return_tensors="pt")["pixel_values"])
         else:
@@ -102,7 +101,7 @@ class ImageModality(GridModality):
                 f"Image features need `pixel_values` (from the image processor) or a raw `image`; got keys "
                 f"{sorted(features[0])}."
             )
-        channels = icpc.geometry["num_channels"]
+        channels = self.geo(icpc).num_channels
         for image in images:
             if image.dim() != 3 or image.shape[0] != channels:
                 raise ValueError(
@@ -119,7 +118,7 @@ class ImageModality(GridModality):
         if smallest < min(target):
             raise ValueError(
                 f"An image of {smallest} pixels is smaller than the level's {target[0]}x{target[1]}: resize images to "
-                f"the model's {tuple(icpc.geometry['image_size'])} with its image processor first."
+                f"the model's {self.geo(icpc).image_size} with its image processor first."
             )
         if all(image.shape == images[0].shape for image in images):
             pixel_values = resize_images(torch.stack(images).float(), target)
@@ -128,18 +127,18 @@ class ImageModality(GridModality):
         return with_labels({"pixel_values": pixel_values}, features)
 
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
-        patch = icpc.geometry["patch_size"]
+        patch = self.geo(icpc).patch_size
         height, width = batch["pixel_values"].shape[-2:]
         return self.sample_tokens((height // patch[0]) * (width // patch[1]), batch["pixel_values"].shape[0], icpc)
 
     def full_tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
-        grid = icpc.geometry["full_grid"]
+        grid = self.geo(icpc).full_grid
         return self.sample_tokens(grid[0] * grid[1], batch["pixel_values"].shape[0], icpc)
 
     def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
         from transformers.image_utils import load_image
 
-        image = conform_image(load_image(raw) if isinstance(raw, str) else raw, icpc.geometry["num_channels"])
+        image = conform_image(load_image(raw) if isinstance(raw, str) else raw, self.geo(icpc).num_channels)
         return {"pixel_values": processor(images=image, return_tensors="pt")["pixel_values"][0]}
 
     def processor_of(self, pipeline: Any) -> Any:

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import torch
 
 from .config import ICPCConfig
+from .geometry import Geometry
 from .grid import default_levels, scaled_grid, snap_levels
 
 
@@ -82,6 +83,19 @@ class Modality:
 
     name: str = ""
     task: str = ""
+    pads_to_the_longest: bool = False
+    """A batch pads to its longest input (text): training should group batches by length."""
+    geometry_class: type[Geometry] = Geometry
+    """The dataclass of this modality's input sizes (geometry.py)."""
+
+    def geo(self, icpc: ICPCConfig) -> Geometry:
+        """The settings' input sizes, typed."""
+        if icpc.geometry is None:
+            raise ValueError(
+                "The ICPC settings are not resolved for a model yet: call `patch_model(model, icpc)` first, or pass "
+                "`model.config.icpc`."
+            )
+        return self.geometry_class.from_dict(icpc.geometry)
 
     def resolve(self, icpc: ICPCConfig, model_config: Any) -> None:
         """Fill `icpc.geometry`, `icpc.levels` and `icpc.cascade_levels` for this model, validating them."""
@@ -134,16 +148,14 @@ class GridModality(Modality):
 
     axis_names: tuple[str, ...] = ()
     default_axes: tuple[str, ...] = ()
-    saved_special_tokens: int = 0
-    """Special tokens of settings saved before the patch recorded them (the family's first architecture)."""
 
     def sample_tokens(self, patches: int, batch_size: int, icpc: ICPCConfig) -> torch.Tensor:
         """Tokens per sample: the patches plus the special tokens the architecture prepends (CLS, distillation)."""
-        count = patches + icpc.geometry.get("special_tokens", self.saved_special_tokens)
+        count = patches + self.geo(icpc).special_tokens
         return torch.full((batch_size,), count, dtype=torch.long)
 
-    def geometry(self, model_config: Any) -> dict[str, Any]:
-        """Model sizes; must include `full_grid`, one entry per axis of `axis_names`."""
+    def geometry(self, model_config: Any) -> Geometry:
+        """Model sizes, with `full_grid`: one entry per axis of `axis_names`."""
         raise NotImplementedError
 
     def compressed_axes(self, icpc: ICPCConfig) -> list[bool]:
@@ -156,8 +168,9 @@ class GridModality(Modality):
         return [a in axes for a in self.axis_names]
 
     def resolve(self, icpc: ICPCConfig, model_config: Any) -> None:
-        icpc.geometry = self.geometry(model_config)
-        full_grid = icpc.geometry["full_grid"]
+        geometry = self.geometry(model_config)
+        icpc.geometry = geometry.to_dict()
+        full_grid = geometry.full_grid
         mask = self.compressed_axes(icpc)
         if icpc.levels is None:
             icpc.levels = default_levels(full_grid, mask, icpc.min_level)
@@ -173,8 +186,8 @@ class GridModality(Modality):
 
     def level_costs(self, icpc: ICPCConfig) -> list[float]:
         """Patches of each level's grid over the full grid's: the token count sets a step's cost."""
-        full = math.prod(icpc.geometry["full_grid"])
+        full = math.prod(self.geo(icpc).full_grid)
         return [math.prod(self.grid(level, icpc)) / full for level in icpc.levels]
 
     def grid(self, level: float, icpc: ICPCConfig) -> tuple[int, ...]:
-        return scaled_grid(icpc.geometry["full_grid"], level, self.compressed_axes(icpc))
+        return scaled_grid(self.geo(icpc).full_grid, level, self.compressed_axes(icpc))

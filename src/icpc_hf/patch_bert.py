@@ -2,7 +2,7 @@
 
 BERT, DistilBERT, ELECTRA and ALBERT count positions from 0; RoBERTa, XLM-RoBERTa and CamemBERT from
 `pad_token_id + 1` (their padding takes position `pad_token_id`). The patch records that offset in
-`geometry["position_offset"]` and `TextModality` adds it to the original positions it puts in the batch.
+the settings' geometry (`position_offset`) and `TextModality` adds it to the original positions it puts in the batch.
 ModernBERT has no position table: its rotary attention turns `position_ids` into angles, so the original
 positions reach it the same way and only the table check is skipped.
 """
@@ -22,6 +22,7 @@ from transformers.models.roberta.modeling_roberta import RobertaEmbeddings
 from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaEmbeddings
 
 from .config import ICPCConfig
+from .geometry import TextGeometry
 from .patch_base import NativePositionsPatch
 
 
@@ -46,7 +47,7 @@ class TextPositionsPatch(NativePositionsPatch):
                 f"No {self.embeddings.__name__} module found in {type(model).__name__}: icpc_hf feeds original "
                 "positions through these embeddings' `position_ids` and cannot serve this model."
             )
-        table_size = icpc.geometry["max_position_embeddings"]
+        table_size = TextGeometry.from_dict(icpc.geometry).max_position_embeddings
         for module in found if self.table else []:
             rows = module.position_embeddings.num_embeddings
             if rows != table_size:

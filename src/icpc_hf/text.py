@@ -14,12 +14,15 @@ import numpy as np
 import torch
 
 from .config import ICPCConfig
+from .geometry import TextGeometry
 from .modality import Modality, as_tensor, with_labels
 from .pruning import _stop_set, kept_token_indices, token_vocabulary
 
 
 class TextModality(Modality):
     name = "text"
+    pads_to_the_longest = True
+    geometry_class = TextGeometry
     task = "icpc-text-classification"
     default_levels = (0.5, 0.75, 1.0)
 
@@ -31,14 +34,11 @@ class TextModality(Modality):
                 f"This {model_config.model_type} config has no `max_position_embeddings`/`vocab_size`: icpc_hf "
                 "text pruning needs a model with an absolute position table."
             )
-        icpc.geometry = {  # the patch adds where its positions start (`position_offset`) and so `max_tokens`
-            "max_position_embeddings": int(max_positions),
-            "vocab_size": int(vocab_size),
-            "pad_token_id": getattr(model_config, "pad_token_id", None),
-            "type_vocab_size": int(getattr(model_config, "type_vocab_size", 0) or 0),
-            "position_offset": 0,
-            "max_tokens": int(max_positions),
-        }
+        icpc.geometry = TextGeometry(  # the patch adds where its positions start, and so `max_tokens`
+            max_position_embeddings=int(max_positions), vocab_size=int(vocab_size),
+            pad_token_id=getattr(model_config, "pad_token_id", None),
+            type_vocab_size=int(getattr(model_config, "type_vocab_size", 0) or 0), max_tokens=int(max_positions),
+        ).to_dict()
         if icpc.axes is not None:
             raise ValueError("Text is pruned word by word and has no axes: leave `axes` as None for text models.")
         if icpc.stop_words is not None and (
@@ -61,7 +61,7 @@ class TextModality(Modality):
     # ------------------------------------------------------------------ features -> sequences
     @staticmethod
     def max_tokens(tokenizer: Any, icpc: ICPCConfig) -> int:
-        limit = icpc.geometry["max_tokens"]
+        limit = TextGeometry.from_dict(icpc.geometry).max_tokens
         model_max = getattr(tokenizer, "model_max_length", None)
         return min(limit, int(model_max)) if model_max and model_max < 1_000_000 else limit
 
@@ -122,7 +122,7 @@ class TextModality(Modality):
 
     # ------------------------------------------------------------------ batches
     def collate(self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig) -> dict:
-        geometry = icpc.geometry
+        geometry = self.geo(icpc)
         sequences = [self._sequence(processor, feature, icpc) for feature in features]
         self._check_ids(sequences, processor, geometry)
         if level < 1.0:
@@ -134,14 +134,14 @@ class TextModality(Modality):
         length = max(len(seq.get("positions", seq["ids"])) for seq in sequences)
         count = len(sequences)
         pad_id = getattr(processor, "pad_token_id", None)
-        pad_id = pad_id if pad_id is not None else (geometry["pad_token_id"] or 0)
-        offset = geometry["position_offset"]
+        pad_id = pad_id if pad_id is not None else (geometry.pad_token_id or 0)
+        offset = geometry.position_offset
         input_ids = torch.full((count, length), pad_id, dtype=torch.long)
         attention_mask = torch.zeros((count, length), dtype=torch.long)
         token_type_ids = torch.zeros((count, length), dtype=torch.long)
         # Padding gets what the unpatched model would give it, so a level-1.0 batch is the unpatched model's own.
         if offset:
-            position_ids = torch.full((count, length), geometry["pad_token_id"] or 0, dtype=torch.long)
+            position_ids = torch.full((count, length), geometry.pad_token_id or 0, dtype=torch.long)
         else:
             position_ids = torch.arange(length).repeat(count, 1)
         for row, seq in enumerate(sequences):
@@ -153,15 +153,15 @@ class TextModality(Modality):
             if seq["types"] is not None:
                 token_type_ids[row, :size] = torch.from_numpy(seq["types"][kept])
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if geometry["type_vocab_size"]:  # DistilBERT takes no token types
+        if geometry.type_vocab_size:  # DistilBERT takes no token types
             batch["token_type_ids"] = token_type_ids
         batch["position_ids"] = position_ids
         return with_labels(batch, features)
 
     @staticmethod
-    def _check_ids(sequences: list[dict], tokenizer: Any, geometry: dict[str, Any]) -> None:
+    def _check_ids(sequences: list[dict], tokenizer: Any, geometry: TextGeometry) -> None:
         """A tokenizer that does not match the model fails here with the fix, not as an index error in torch."""
-        vocab_size = geometry["vocab_size"]
+        vocab_size = geometry.vocab_size
         for seq in sequences:
             ids = seq["ids"]
             if len(ids) and (ids.min() < 0 or ids.max() >= vocab_size):
@@ -173,22 +173,25 @@ class TextModality(Modality):
                     "tokenizer, or call `model.resize_token_embeddings(len(tokenizer))` after adding tokens."
                 )
             types = seq["types"]
-            type_count = geometry["type_vocab_size"]
+            type_count = geometry.type_vocab_size
             if types is not None and type_count and len(types) and types.max() >= type_count:
                 raise ValueError(
-                    f"Token type {int(types.max())} is outside the model's {geometry['type_vocab_size']} token types: "
+                    f"Token type {int(types.max())} is outside the model's {geometry.type_vocab_size} token types: "
                     "the tokenizer does not match the model."
                 )
 
     def _real_positions(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
-        offset = icpc.geometry["position_offset"]
+        offset = self.geo(icpc).position_offset
         return torch.where(batch["attention_mask"].bool(), batch["position_ids"] - offset, -1)
 
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
         return batch["attention_mask"].sum(-1)
 
     def full_tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
-        """The unpruned length, read from the last kept position: exact when texts end with a special token ([SEP])."""
+        """The unpruned length, read from the last kept position: exact when texts end with a special token ([SEP]).
+        A batch without `position_ids` is unpruned."""
+        if "position_ids" not in batch:
+            return self.tokens(batch, icpc)
         return self._real_positions(batch, icpc).max(-1).values + 1
 
     # ------------------------------------------------------------------ pipeline

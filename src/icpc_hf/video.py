@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from .config import ICPCConfig
+from .geometry import VideoGeometry
 from .grid import axis_positions
 from .image import _pair, resize_images
 from .modality import GridModality, as_tensor, with_labels
@@ -32,8 +33,9 @@ class VideoModality(GridModality):
     task = "icpc-video-classification"
     axis_names = ("time", "height", "width")
     default_axes = ("time", "height", "width")
+    geometry_class = VideoGeometry
 
-    def geometry(self, model_config: Any) -> dict[str, Any]:
+    def geometry(self, model_config: Any) -> VideoGeometry:
         image_size = _pair(model_config.image_size)
         tubelet = model_config.tubelet_size
         if isinstance(tubelet, (list, tuple)):  # ViViT: one (frames, height, width) tubelet size
@@ -45,20 +47,17 @@ class VideoModality(GridModality):
             raise ValueError(f"The model's image size {image_size} is not a multiple of its patch size {patch_size}.")
         if num_frames % tubelet_size:
             raise ValueError(f"The model's {num_frames} frames are not a multiple of its tubelet size {tubelet_size}.")
-        return {
-            "num_frames": num_frames,
-            "tubelet_size": tubelet_size,
-            "image_size": list(image_size),
-            "patch_size": list(patch_size),
-            "num_channels": int(model_config.num_channels),
-            "full_grid": [num_frames // tubelet_size, image_size[0] // patch_size[0], image_size[1] // patch_size[1]],
-        }
+        return VideoGeometry(
+            num_frames=num_frames, tubelet_size=tubelet_size, image_size=image_size, patch_size=patch_size,
+            num_channels=int(model_config.num_channels),
+            full_grid=(num_frames // tubelet_size, image_size[0] // patch_size[0], image_size[1] // patch_size[1]),
+        )
 
     def shape(self, level: float, icpc: ICPCConfig) -> tuple[int, int, int]:
         """(frames, height, width) of a clip at `level`: its grid times the tubelet and patch sizes."""
         tubelets, rows, columns = self.grid(level, icpc)
-        patch = icpc.geometry["patch_size"]
-        return tubelets * icpc.geometry["tubelet_size"], rows * patch[0], columns * patch[1]
+        patch = self.geo(icpc).patch_size
+        return tubelets * self.geo(icpc).tubelet_size, rows * patch[0], columns * patch[1]
 
     # ------------------------------------------------------------------ inputs
     def _clip_tensor(self, value: Any, icpc: ICPCConfig) -> torch.Tensor:
@@ -75,7 +74,7 @@ class VideoModality(GridModality):
         clip = as_tensor(value)
         if clip.dim() == 5 and clip.shape[0] == 1:
             clip = clip[0]
-        channels = icpc.geometry["num_channels"]
+        channels = self.geo(icpc).num_channels
         if clip.dim() != 4 or clip.shape[1] != channels:
             hint = ""
             if clip.dim() == 4 and clip.shape[-1] == channels:
@@ -113,17 +112,17 @@ class VideoModality(GridModality):
 
     def _sample(self, clip: torch.Tensor, frames: int, icpc: ICPCConfig) -> torch.Tensor:
         """The clip's frames kept at a level of `frames` frames, with a clear error for clips that can't give them."""
-        tubelet_size = icpc.geometry["tubelet_size"]
+        tubelet_size = self.geo(icpc).tubelet_size
         count = clip.shape[0]
         if count % tubelet_size:
             raise ValueError(
                 f"A clip of {count} frames is not a whole number of tubelets of {tubelet_size} frames: trim or pad "
-                f"clips to a multiple of {tubelet_size} (the model takes {icpc.geometry['num_frames']})."
+                f"clips to a multiple of {tubelet_size} (the model takes {self.geo(icpc).num_frames})."
             )
         if count < frames:
             raise ValueError(
                 f"A clip of {count} frames is shorter than the {frames} frames this level needs: give clips of at "
-                f"least the model's {icpc.geometry['num_frames']} frames, or use only levels of at most {count} frames."
+                f"least the model's {self.geo(icpc).num_frames} frames, or use only levels of at most {count} frames."
             )
         if count == frames:
             return clip
@@ -136,7 +135,7 @@ class VideoModality(GridModality):
         if too_small:
             raise ValueError(
                 f"A clip with {too_small[0][0]}x{too_small[0][1]} frames is smaller than the level's {height}x{width}: "
-                f"resize frames to the model's {tuple(icpc.geometry['image_size'])} with its video/image processor "
+                f"resize frames to the model's {self.geo(icpc).image_size} with its video/image processor "
                 "first."
             )
         if all(clip.shape == clips[0].shape for clip in clips):  # the usual batch: one frame index for all clips
@@ -151,12 +150,12 @@ class VideoModality(GridModality):
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
         """t * h * w tubelet patches per clip, plus the CLS token of models that have one (ViViT; not VideoMAE)."""
         batch_size, frames, _, height, width = batch["pixel_values"].shape
-        patch = icpc.geometry["patch_size"]
-        count = (frames // icpc.geometry["tubelet_size"]) * (height // patch[0]) * (width // patch[1])
+        patch = self.geo(icpc).patch_size
+        count = (frames // self.geo(icpc).tubelet_size) * (height // patch[0]) * (width // patch[1])
         return self.sample_tokens(count, batch_size, icpc)
 
     def full_tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
-        tubelets, rows, columns = icpc.geometry["full_grid"]
+        tubelets, rows, columns = self.geo(icpc).full_grid
         return self.sample_tokens(tubelets * rows * columns, batch["pixel_values"].shape[0], icpc)
 
     # ------------------------------------------------------------------ pipeline
