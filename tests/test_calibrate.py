@@ -40,6 +40,17 @@ def test_targets_pick_the_cheapest_or_most_accurate_setting(setup):
     assert all(a.cost <= b.cost and a.accuracy < b.accuracy for a, b in zip(frontier, frontier[1:]))
 
 
+def test_min_accuracy_picks_the_cheapest_setting_at_least_that_accurate(setup):
+    model, features, labels = setup
+    singles = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0).level_accuracies
+    floor = sorted(singles)[len(singles) // 2]  # an accuracy some settings reach and some do not
+    calibration = calibrate_thresholds(model, features, None, labels, min_accuracy=floor)
+    assert calibration.chosen.accuracy >= floor
+    assert all(p.cost >= calibration.chosen.cost for p in calibration.points if p.accuracy >= floor)
+    perfect = calibrate_thresholds(model, features, None, labels, min_accuracy=1.0)
+    assert perfect.chosen is None or perfect.chosen.accuracy == 1.0
+
+
 def test_a_target_is_required(setup):
     model, features, labels = setup
     with pytest.raises(ValueError, match="exactly one target"):
@@ -111,6 +122,9 @@ def test_best_level_reference_is_the_most_accurate_single_level(setup):
     (dict(levels=[1.0], max_accuracy_loss=0.0), "at least two cascade levels"),
     (dict(max_accuracy_loss=0.0, reference="median"), "Unknown `reference`"),
     (dict(target_speedup=2.0, reference="best_level"), "applies to `max_accuracy_loss` only"),
+    (dict(min_accuracy=0.9, reference="best_level"), "applies to `max_accuracy_loss` only"),
+    (dict(min_accuracy=1.5), "accuracy in \\[0, 1\\]"),
+    (dict(min_accuracy=0.5, target_speedup=2.0), "exactly one target"),
 ])
 def test_impossible_calibrations_are_refused(setup, kwargs, message):
     model, features, labels = setup

@@ -79,6 +79,13 @@ def test_a_speedup_target_is_passed_to_the_calibration(tmp_path):
     assert trainer.model.config.icpc["cascade_levels"] == callback.calibration.chosen.levels
 
 
+def test_an_accuracy_floor_is_passed_to_the_calibration(tmp_path):
+    callback = ICPCCallback(calibrate={"min_accuracy": 0.0})  # every setting qualifies: the cheapest is chosen
+    trainer = make_trainer(tmp_path, callback, eval_dataset=dataset(12, seed=2))
+    trainer.train()
+    assert callback.calibration.chosen.cost == min(p.cost for p in callback.calibration.points)
+
+
 def test_attach_calibrates_without_evaluations_during_training(tmp_path):
     evaluation = dataset(12, seed=3)
     callback = ICPCCallback()
@@ -136,7 +143,8 @@ def test_a_full_size_cascade_is_calibrated_over_the_training_levels(tmp_path):
 
 
 @pytest.mark.parametrize("target", ["fastest", {"max_accuracy_loss": 0.01, "speed": 2}, None,
-                                    {"max_accuracy_loss": 0.01, "target_speedup": 2.0}, {"target_speedup": -1}])
+                                    {"max_accuracy_loss": 0.01, "target_speedup": 2.0}, {"target_speedup": -1},
+                                    {"min_accuracy": 1.2}])
 def test_unknown_or_impossible_targets_are_refused(target):
-    with pytest.raises(ValueError, match="calibrat|target|must be positive"):
+    with pytest.raises(ValueError, match="calibrat|target|must be positive|accuracy in"):
         ICPCCallback(calibrate=target)

@@ -112,11 +112,15 @@ REFERENCES = ("full", "best_level")
 
 
 def check_target(
-    max_accuracy_loss: float | None = None, target_speedup: float | None = None, reference: str = "full"
+    max_accuracy_loss: float | None = None, target_speedup: float | None = None, reference: str = "full",
+    min_accuracy: float | None = None,
 ) -> None:
     """Refuse a calibration target that names no target, two targets, or impossible values, before any pass."""
-    if (max_accuracy_loss is None) == (target_speedup is None):
-        raise ValueError("Give exactly one target: `max_accuracy_loss` (e.g. 0.003) or `target_speedup` (e.g. 2.0).")
+    if sum(target is not None for target in (max_accuracy_loss, target_speedup, min_accuracy)) != 1:
+        raise ValueError("Give exactly one target: `max_accuracy_loss` (e.g. 0.003), `target_speedup` (e.g. 2.0) or "
+                         "`min_accuracy` (e.g. 0.92).")
+    if min_accuracy is not None and not 0.0 <= min_accuracy <= 1.0:
+        raise ValueError(f"`min_accuracy` is an accuracy in [0, 1], got {min_accuracy}.")
     if max_accuracy_loss is not None and not max_accuracy_loss >= 0:
         raise ValueError(f"`max_accuracy_loss` must be non-negative, got {max_accuracy_loss}.")
     if target_speedup is not None and not target_speedup > 0:
@@ -124,9 +128,9 @@ def check_target(
     if reference not in REFERENCES:
         raise ValueError(f"Unknown `reference` {reference!r}: use 'full' (full-size accuracy) or 'best_level' (the "
                          "most accurate single level).")
-    if target_speedup is not None and reference != "full":
+    if max_accuracy_loss is None and reference != "full":
         raise ValueError(f"`reference={reference!r}` applies to `max_accuracy_loss` only: drop it, or give "
-                         "`max_accuracy_loss` instead of `target_speedup`.")
+                         "`max_accuracy_loss` as the target.")
 
 
 def calibrate_thresholds(
@@ -141,12 +145,14 @@ def calibrate_thresholds(
     batch_size: int = 64,
     reference: str = "full",
     max_steps: int = 3,
+    min_accuracy: float | None = None,
 ) -> Calibration:
     """Thresholds (one per level but the last) meeting the target at the lowest cost.
 
     `max_accuracy_loss`: the cheapest setting whose accuracy is at most this much below full-size inference
     (absolute, e.g. 0.003 for 0.3 points). `target_speedup`: the most accurate setting whose estimated cost is at
-    most 1 / target_speedup of a full-size pass. Exactly one target must be given.
+    most 1 / target_speedup of a full-size pass. `min_accuracy`: the cheapest setting at least this accurate, e.g.
+    the accuracy of the model it replaces. Exactly one target must be given.
 
     `reference="best_level"` measures `max_accuracy_loss` against the most accurate single level instead of full
     size: a model trained with ICPC is often best below full size, and `max_accuracy_loss=0.0,
@@ -156,7 +162,7 @@ def calibrate_thresholds(
     default cascade skips); a cascade of at most `max_steps` of them is searched, the largest always last, which
     keeps the search to thousands of replays however many levels there are.
     """
-    check_target(max_accuracy_loss, target_speedup, reference)
+    check_target(max_accuracy_loss, target_speedup, reference, min_accuracy)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive integer (levels in one cascade), got {max_steps!r}.")
     if levels is None:
@@ -188,10 +194,12 @@ def calibrate_thresholds(
                 points.append(CascadePoint([float(t) for t in thresholds],
                                            float((predictions == labels).float().mean()), float(spent.mean()),
                                            [levels[i] for i in steps]))
-    reference_accuracy = None
+    reference_accuracy = min_accuracy
     if max_accuracy_loss is not None:
         reference_accuracy = max(level_accuracies) if reference == "best_level" else full_accuracy
-        eligible = [p for p in points if p.accuracy >= reference_accuracy - max_accuracy_loss - 1e-12]
+    if reference_accuracy is not None:
+        floor = reference_accuracy - (max_accuracy_loss or 0.0) - 1e-12
+        eligible = [p for p in points if p.accuracy >= floor]
         chosen = min(eligible, key=lambda p: (p.cost, -p.accuracy)) if eligible else None
     else:
         eligible = [p for p in points if p.cost <= 1.0 / target_speedup + 1e-12]
@@ -210,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--max-accuracy-loss", type=float, help="absolute, e.g. 0.003 for 0.3 points")
     target.add_argument("--target-speedup", type=float)
+    target.add_argument("--min-accuracy", type=float, help="the cheapest setting at least this accurate")
     parser.add_argument("--levels", type=float, nargs="+", default=None)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--plot", default=None, help="write the accuracy/cost frontier to this PNG")
@@ -232,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     processor = AutoProcessor.from_pretrained(args.model)
     result = calibrate_thresholds(
         model, data, processor, data[args.label_column], levels=args.levels, max_accuracy_loss=args.max_accuracy_loss,
-        target_speedup=args.target_speedup, batch_size=args.batch_size,
+        target_speedup=args.target_speedup, min_accuracy=args.min_accuracy, batch_size=args.batch_size,
     )
     report = {"levels": result.levels, "full_accuracy": result.full_accuracy,
               "chosen": None if result.chosen is None else vars(result.chosen),

@@ -85,7 +85,8 @@ def calibration_target(calibrate: Any) -> dict[str, Any] | None:
     if not isinstance(calibrate, dict):
         raise ValueError(
             f"Unknown calibration target {calibrate!r}: use 'best_level', a dict such as "
-            "{'max_accuracy_loss': 0.003} or {'target_speedup': 2.0}, or False to keep the cascade as configured."
+            "{'max_accuracy_loss': 0.003}, {'target_speedup': 2.0} or {'min_accuracy': 0.92}, or False to keep the "
+            "cascade as configured."
         )
     unknown = sorted(set(calibrate) - set(CALIBRATION_KEYS))
     if unknown:
@@ -94,7 +95,7 @@ def calibration_target(calibrate: Any) -> dict[str, Any] | None:
             f"`icpc_hf.calibrate.calibrate_thresholds` ({', '.join(CALIBRATION_KEYS)})."
         )
     check_target(calibrate.get("max_accuracy_loss"), calibrate.get("target_speedup"),
-                 calibrate.get("reference", "full"))
+                 calibrate.get("reference", "full"), calibrate.get("min_accuracy"))
     return dict(calibrate)
 
 
