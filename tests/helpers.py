@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+from transformers import TrainerCallback, ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from icpc_hf import ICPCDataCollator
 
@@ -46,6 +46,17 @@ class InputRecorder:
     @property
     def sides(self):
         return [side for side, _ in self.batches]
+
+
+class StopAt(TrainerCallback):
+    """Stops training after optimizer step `step`, as an interrupted run would."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
 
 
 def tiny_vit(image_size: int = 32, patch_size: int = 4, num_channels: int = 3, num_labels: int = 3, **kwargs):

@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
-from helpers import InputRecorder, tiny_vit
+from helpers import InputRecorder, StopAt, tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,15 +60,6 @@ def test_fsdp2_fully_shard_on_cpu_computes_what_the_unsharded_patched_model_comp
         assert record["losses"] == pytest.approx(record["reference"], abs=1e-5)
     assert records[0]["losses"] != records[1]["losses"]
     assert records[0]["grad_norm"] == pytest.approx(records[1]["grad_norm"])  # gradients reduced across ranks
-
-
-class StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
 
 
 def run(tmp_path, icpc, callbacks=(), resume=None, save_steps=None, workers=0, data=None, max_steps=-1):

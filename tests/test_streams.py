@@ -5,9 +5,9 @@ import pytest
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
-from helpers import InputRecorder, tiny_vit
+from helpers import InputRecorder, StopAt, tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, LevelPlan, patch_model
 
 datasets = pytest.importorskip("datasets")
@@ -26,15 +26,6 @@ def stream(count, shards=4):
 def planned(plan, steps_per_pass, passes):
     """A stream's levels: stage = the optimizer step the batch belongs to, drawn per (pass, position)."""
     return [plan.level(epoch * steps_per_pass + p, epoch, p) for epoch in range(passes) for p in range(steps_per_pass)]
-
-
-class StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
 
 
 def train(tmp_path, data, icpc, workers=0, max_steps=12, callbacks=(), resume=None, save_steps=None):

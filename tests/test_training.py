@@ -40,17 +40,24 @@ def test_trainer_trains_on_per_batch_levels_logs_savings_and_evaluates_uncompres
     assert collator.batches and set(collator.sides) == {32}
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_trainer_batches_follow_the_level_plan_with_and_without_workers(tmp_path, workers):
+def train_two_epochs(tmp_path, workers, wrap=lambda collator: collator, **trainer_args):
+    """Two epochs of 10 batches with ICPCCallback and the collator (as `wrap` returns it); returns the trainer, the
+    callback, what the model trained on and the plan's level of each of those batches."""
     icpc = ICPCConfig(levels=[0.5, 1.0], seed=5)
     model = patch_model(tiny_vit(), icpc)
     trained = InputRecorder(model)
     callback = ICPCCallback()
     trainer = Trainer(model=model, args=args(tmp_path, num_train_epochs=2, dataloader_num_workers=workers),
-                      train_dataset=dataset(), eval_dataset=dataset(8), data_collator=ICPCDataCollator(None, icpc),
-                      callbacks=[callback])
+                      train_dataset=dataset(), data_collator=wrap(ICPCDataCollator(None, icpc)), callbacks=[callback],
+                      **trainer_args)
     trainer.train()
     planned = [lv for epoch in range(2) for lv in callback.levels.plan.epoch_levels(epoch, 10)]
+    return trainer, callback, trained, planned
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_trainer_batches_follow_the_level_plan_with_and_without_workers(tmp_path, workers):
+    trainer, callback, trained, planned = train_two_epochs(tmp_path, workers, eval_dataset=dataset(8))
     assert [side / 32 for side in trained.sides] == planned and len(set(planned)) == 2
     logged = [h for h in trainer.state.log_history if "icpc/token_ratio" in h]  # counted where the model trains
     assert logged and min(h["icpc/token_ratio"] for h in logged) < 1
@@ -58,31 +65,21 @@ def test_trainer_batches_follow_the_level_plan_with_and_without_workers(tmp_path
 
 
 class WrappingCollate:
-    """A user's collate function around ICPCDataCollator: adds a field and records the batches it made."""
+    """A user's collate function around ICPCDataCollator, computing a field of the batch itself."""
 
     def __init__(self, collator):
         self.collator = collator
-        self.count = 0
 
     def __call__(self, features):
         batch = self.collator(features)
-        self.count += 1
         batch["labels"] = batch["labels"] * 1  # a field the user computes
         return batch
 
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_users_collate_around_the_collator_gets_the_levels(tmp_path, workers):
-    icpc = ICPCConfig(levels=[0.5, 1.0], seed=5)
-    model = patch_model(tiny_vit(), icpc)
-    trained = InputRecorder(model)
-    callback = ICPCCallback()
-    trainer = Trainer(model=model, args=args(tmp_path, num_train_epochs=2, dataloader_num_workers=workers),
-                      train_dataset=dataset(), data_collator=WrappingCollate(ICPCDataCollator(None, icpc)),
-                      callbacks=[callback])
-    trainer.train()
-    assert [side / 32 for side in trained.sides] == [
-        lv for epoch in range(2) for lv in callback.levels.plan.epoch_levels(epoch, 10)]
+    _, _, trained, planned = train_two_epochs(tmp_path, workers, WrappingCollate)
+    assert [side / 32 for side in trained.sides] == planned
 
 
 def test_trainer_with_an_unpatched_model_says_how_to_fix_it(tmp_path):

@@ -300,11 +300,10 @@ class ICPCCallback(TrainerCallback, ExportableState):
             )
         self.levels = install_levels(train_dataloader, icpc, steps if stream else epochs)
         self._resumed_step = state.global_step if state.global_step > 0 else None
-        self._count_from(model, icpc)
+        self._count_from(model, icpc, modality)
 
-    def _count_from(self, model: Any, icpc: ICPCConfig) -> None:
+    def _count_from(self, model: Any, icpc: ICPCConfig, modality: Any) -> None:
         """Count what the model trains on, in the process that trains it (batches may be collated in workers)."""
-        modality = family_for(icpc.model_type).modality
         config = self._model_config
 
         def count(module, args, inputs):

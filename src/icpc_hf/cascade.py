@@ -140,11 +140,12 @@ class CascadePolicy:
 class _Answers:
     """What a cascade knows about every sample so far: its (combined) probabilities, the levels run, their cost."""
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, num_levels: int):
         self.summed: torch.Tensor | None = None
+        """(samples, classes), allocated at the first pass, which tells the number of classes."""
         self.weights = torch.zeros(count, dtype=torch.float64)
         self.answered = torch.full((count,), -1, dtype=torch.long)
-        self.used: torch.Tensor | None = None
+        self.used = torch.zeros(count, num_levels, dtype=torch.bool)
         self.tokens = torch.zeros(count, dtype=torch.long)
         self.spent_tokens = torch.zeros(count, dtype=torch.long)
         self.spent_flops = torch.zeros(count, dtype=torch.float64)
@@ -152,10 +153,8 @@ class _Answers:
 
     def record(self, run: torch.Tensor, step: int, probabilities: torch.Tensor, policy: CascadePolicy,
                tokens: torch.Tensor, flops: torch.Tensor) -> None:
-        count = len(self.weights)
         if self.summed is None:
-            self.summed = torch.zeros(count, probabilities.shape[-1], dtype=torch.float64)
-            self.used = torch.zeros(count, len(policy.levels), dtype=torch.bool)
+            self.summed = torch.zeros(len(self.weights), probabilities.shape[-1], dtype=torch.float64)
         if policy.combine == "last":
             self.summed[run], self.weights[run] = probabilities.double(), 1.0
         else:
@@ -177,31 +176,44 @@ class _Answers:
                              self.spent_flops, self.full_flops)
 
 
-def _run_step(model: nn.Module, features: Sequence[dict[str, Any]], processor: Any, icpc: ICPCConfig,
-              policy: CascadePolicy, answers: _Answers, step: int, chunk: torch.Tensor) -> torch.Tensor:
-    """Run the samples of `chunk` at the policy's `step`; returns those that go on to the next level."""
-    level = policy.levels[step]
-    modality = family_for(icpc.model_type).modality
-    config = base_model_of(model).config
-    batch = modality.collate(processor, [features[i] for i in chunk.tolist()], level, icpc)
-    batch.pop("labels", None)
-    tokens = modality.tokens(batch, icpc)
-    flops = encoder_flops(tokens, config)
-    if step == 0:
-        answers.full_flops[chunk] = encoder_flops(modality.full_tokens(batch, icpc), config)
-    fits = policy.within_budget(answers, chunk, tokens, flops)
-    if step == 0 and not bool(fits.all()):
-        raise ValueError(
-            f"A budget of {policy.budget} {policy.budget_unit} is smaller than the cheapest cascade level ({level}) "
-            "costs: raise the budget or add a cheaper level."
-        )
-    run = chunk[fits]
-    if len(run):
-        device = next(model.parameters()).device
-        probabilities = model(**_to_device(_rows(batch, fits), device)).logits.float().softmax(-1).cpu()
-        answers.record(run, step, probabilities, policy, tokens[fits], flops[fits])
-    accept = ~fits | policy.accepts(answers.confidence(chunk), step)
-    return chunk[~accept]
+@dataclass
+class _CascadeRun:
+    """One call of `run_cascade`: what every step needs, looked up once."""
+
+    model: nn.Module
+    features: Sequence[dict[str, Any]]
+    processor: Any
+    icpc: ICPCConfig
+    policy: CascadePolicy
+
+    def __post_init__(self) -> None:
+        self.modality = family_for(self.icpc.model_type).modality
+        self.config = base_model_of(self.model).config
+        self.device = next(self.model.parameters()).device
+        self.answers = _Answers(len(self.features), len(self.policy.levels))
+
+    def step(self, step: int, chunk: torch.Tensor) -> torch.Tensor:
+        """Run the samples of `chunk` at the policy's `step`; returns those that go on to the next level."""
+        policy, answers, modality, icpc = self.policy, self.answers, self.modality, self.icpc
+        level = policy.levels[step]
+        batch = modality.collate(self.processor, [self.features[i] for i in chunk.tolist()], level, icpc)
+        batch.pop("labels", None)
+        tokens = modality.tokens(batch, icpc)
+        flops = encoder_flops(tokens, self.config)
+        if step == 0:
+            answers.full_flops[chunk] = encoder_flops(modality.full_tokens(batch, icpc), self.config)
+        fits = policy.within_budget(answers, chunk, tokens, flops)
+        if step == 0 and not bool(fits.all()):
+            raise ValueError(
+                f"A budget of {policy.budget} {policy.budget_unit} is smaller than the cheapest cascade level ({level}) "
+                "costs: raise the budget or add a cheaper level."
+            )
+        run = chunk[fits]
+        if len(run):
+            probabilities = self.model(**_to_device(_rows(batch, fits), self.device)).logits.float().softmax(-1).cpu()
+            answers.record(run, step, probabilities, policy, tokens[fits], flops[fits])
+        accept = ~fits | policy.accepts(answers.confidence(chunk), step)
+        return chunk[~accept]
 
 
 @torch.inference_mode()
@@ -233,16 +245,15 @@ def run_cascade(
         raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
     if len(features) == 0:
         raise ValueError("The cascade got no samples to classify.")
-    answers = _Answers(len(features))
+    cascade = _CascadeRun(model, features, processor, icpc, policy)
     was_training = model.training
     model.eval()
     try:
         pending = torch.arange(len(features))
         for step in range(len(policy.levels)):
-            pending = torch.cat([_run_step(model, features, processor, icpc, policy, answers, step, chunk)
-                                 for chunk in pending.split(batch_size)])
+            pending = torch.cat([cascade.step(step, chunk) for chunk in pending.split(batch_size)])
             if len(pending) == 0:
                 break
     finally:
         model.train(was_training)
-    return answers.result(policy.levels)
+    return cascade.answers.result(policy.levels)

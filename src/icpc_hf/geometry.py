@@ -72,5 +72,8 @@ class TextGeometry(Geometry):
     """0 for models without token types (DistilBERT, ModernBERT)."""
     position_offset: int = 0
     """Where positions start: `pad_token_id + 1` for RoBERTa-style tables, 0 otherwise (set by the patch)."""
-    max_tokens: int
-    """The longest text the positions allow: `max_position_embeddings - position_offset`."""
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest text the positions allow."""
+        return self.max_position_embeddings - self.position_offset

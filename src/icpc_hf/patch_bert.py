@@ -38,7 +38,7 @@ class TextPositionsPatch(NativePositionsPatch):
 
     def geometry(self, model_config: Any) -> dict[str, Any]:
         offset = (getattr(model_config, "pad_token_id", None) or 0) + 1 if self.offset_from_padding else 0
-        return {"position_offset": offset, "max_tokens": int(model_config.max_position_embeddings) - offset}
+        return {"position_offset": offset}
 
     def apply(self, model: nn.Module, icpc: ICPCConfig) -> int:
         found = [m for m in model.modules() if isinstance(m, self.embeddings)]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch.utils.data
 
-from .budget import weights_for_speedup  # noqa: F401  (importable from here, where schedules live)
 from .config import SCHEDULES, ICPCConfig
 
 logger = logging.getLogger(__name__)
@@ -149,8 +149,6 @@ class LevelledCollate:
         self._collated = 0
 
     def next_position(self) -> int:
-        import torch.utils.data
-
         info = torch.utils.data.get_worker_info()
         workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
         position = self.first_position + self._collated * workers + worker

@@ -34,10 +34,10 @@ class TextModality(Modality):
                 f"This {model_config.model_type} config has no `max_position_embeddings`/`vocab_size`: icpc_hf "
                 "text pruning needs a model with an absolute position table."
             )
-        icpc.geometry = TextGeometry(  # the patch adds where its positions start, and so `max_tokens`
+        icpc.geometry = TextGeometry(  # the patch adds where its positions start (`position_offset`)
             max_position_embeddings=int(max_positions), vocab_size=int(vocab_size),
             pad_token_id=getattr(model_config, "pad_token_id", None),
-            type_vocab_size=int(getattr(model_config, "type_vocab_size", 0) or 0), max_tokens=int(max_positions),
+            type_vocab_size=int(getattr(model_config, "type_vocab_size", 0) or 0),
         ).to_dict()
         if icpc.axes is not None:
             raise ValueError("Text is pruned word by word and has no axes: leave `axes` as None for text models.")
