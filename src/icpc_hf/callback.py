@@ -165,9 +165,9 @@ class ICPCCallback(TrainerCallback, ExportableState):
     `calibrate_thresholds`) and stores it in `config.icpc`, so saving or serving the model needs no extra step.
     `calibrate`: `"best_level"` (default: the cheapest cascade no less accurate than the model's best single
     level), a dict of `calibrate_thresholds` keywords such as `{"target_speedup": 2.0}`, or False to keep the
-    cascade as configured. The evaluation set is the one the Trainer evaluated during training, or, without
-    evaluations, the Trainer's `eval_dataset` after `attach(trainer)`. Without one the served cascade becomes
-    full size alone, because an uncalibrated cascade can be slower than plain inference.
+    cascade as configured. The evaluation set is the Trainer's `eval_dataset`, with or without evaluations during
+    training: the callback finds the Trainer that calls it and attaches itself (`attach`). Without one the served
+    cascade becomes full size alone, because an uncalibrated cascade can be slower than plain inference.
 
     `publish` (default True) makes the Trainer's own saves servable (docs/hub.md): the model's config gets the
     `custom_pipelines` entry, and the processor, the pipeline code and a model card with what this callback
@@ -203,7 +203,9 @@ class ICPCCallback(TrainerCallback, ExportableState):
     def attach(self, trainer: Any) -> Any:
         """Put the callback first in the trainer's callbacks and let it read `trainer.eval_dataset`; returns the trainer.
 
-        Two things need it, both because callback events carry neither the Trainer nor its other callbacks:
+        The callback does this by itself when the Trainer first calls it (`on_init_end`, or `on_train_begin` for a
+        callback added later); calling it by hand stays harmless. Two things need it, both because callback events
+        carry neither the Trainer nor its other callbacks:
         reporting (`report_to`: TensorBoard, W&B...) sees the `icpc/` figures only when this callback adds them to
         the logs before the reporting callbacks, which the Trainer places ahead of the user's; and calibration with
         `eval_strategy="no"` needs the evaluation set, which events carry only once an evaluation has run.
@@ -216,17 +218,46 @@ class ICPCCallback(TrainerCallback, ExportableState):
         self._trainer_ref = weakref.ref(trainer)
         return trainer
 
+    def _find_trainer(self) -> None:
+        """Attach to the Trainer that is calling this callback, found on the call stack.
+
+        Callback events carry neither the Trainer nor its evaluation set, yet a user who passes
+        `Trainer(eval_dataset=val, callbacks=[ICPCCallback()])` without an evaluation schedule expects the served
+        cascade to be calibrated on `val`: the README's snippet does exactly that. The Trainer calls its callbacks
+        from its own methods, so the nearest frame whose `self` is a Trainer holding this callback is the one.
+        """
+        if self._trainer_ref is not None:
+            return
+        from transformers import Trainer
+
+        frame = inspect.currentframe()
+        try:
+            while frame is not None:
+                owner = frame.f_locals.get("self")
+                if isinstance(owner, Trainer) and any(
+                    c is self for c in getattr(getattr(owner, "callback_handler", None), "callbacks", ())
+                ):
+                    self.attach(owner)
+                    return
+                frame = frame.f_back
+        finally:
+            del frame
+
+    def on_init_end(self, args, state, control, **kwargs):
+        self._find_trainer()
+
     def _eval_features(self, eval_dataloader: Any) -> Any:
         """The evaluation samples, as the data collator takes them; None when the callback can see none."""
         trainer = self._trainer_ref() if self._trainer_ref is not None else None
         if trainer is not None and trainer.eval_dataset is not None:
-            if isinstance(trainer.eval_dataset, dict):
+            if not isinstance(trainer.eval_dataset, dict):
+                eval_dataloader = trainer.get_eval_dataloader()  # with the columns the Trainer would pass
+            elif eval_dataloader is None:  # several sets, none evaluated (else: the last one evaluated)
                 raise ValueError(
                     f"The Trainer has several evaluation sets ({', '.join(map(str, trainer.eval_dataset))}) and "
                     "the cascade is calibrated on one: set `trainer.eval_dataset` to the one to calibrate on "
                     "before `train()`, or pass `ICPCCallback(calibrate=False)`."
                 )
-            eval_dataloader = trainer.get_eval_dataloader()  # with the columns the Trainer would pass
         if eval_dataloader is None:
             return None
         features = eval_dataloader.dataset
@@ -247,6 +278,7 @@ class ICPCCallback(TrainerCallback, ExportableState):
             )
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        self._find_trainer()  # a callback added after the Trainer was built saw no on_init_end
         icpc = icpc_settings(model)
         self._model_config = base_model_of(model).config
         if train_dataloader is None:
