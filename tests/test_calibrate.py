@@ -34,7 +34,7 @@ def test_targets_pick_the_cheapest_or_most_accurate_setting(setup):
     lossless = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0)
     assert lossless.chosen.accuracy >= lossless.full_accuracy
     assert all(p.cost >= lossless.chosen.cost for p in lossless.points if p.accuracy >= lossless.full_accuracy)
-    fast = calibrate_thresholds(model, features, None, labels, target_speedup=2.0)
+    fast = calibrate_thresholds(model, features, None, labels, target_speedup=2.0, cost="flops")  # reachable
     assert fast.chosen.cost <= 0.5
     frontier = fast.frontier()
     assert all(a.cost <= b.cost and a.accuracy < b.accuracy for a, b in zip(frontier, frontier[1:]))
@@ -66,16 +66,16 @@ def test_cli_calibrates_a_saved_model_on_a_saved_dataset(setup, tmp_path, capsys
                                        "label": labels}).with_format("torch")
     data.save_to_disk(str(tmp_path / "data"))
     main([str(tmp_path / "model"), str(tmp_path / "data"), "--target-speedup", "1.5", "--plot",
-          str(tmp_path / "frontier.png"), "--save"])
+          str(tmp_path / "frontier.png"), "--save", "--cost", "flops"])
     report = json.loads(capsys.readouterr().out)
-    assert report["chosen"]["cost"] <= 1 / 1.5 and (tmp_path / "frontier.png").stat().st_size > 1000
+    assert report["cost_unit"] == "flops" and report["chosen"]["cost"] <= 1 / 1.5 and (tmp_path / "frontier.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "model" / "config.json").read_text())
     assert saved["icpc"]["thresholds"] == report["chosen"]["thresholds"]
 
 
 def test_level_subsets_are_searched_and_full_size_alone_is_a_candidate(setup):
     model, features, labels = setup
-    calibration = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0)
+    calibration = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0, cost="flops")
     full_only = [p for p in calibration.points if p.levels == [1.0]]
     assert len(full_only) == 1 and full_only[0].cost == pytest.approx(1.0)
     assert full_only[0].accuracy == pytest.approx(calibration.full_accuracy)
@@ -147,3 +147,38 @@ def test_default_levels_include_every_training_level_and_cascades_stay_short():
     assert max(len(p.levels) for p in two.points) == 2
     with pytest.raises(ValueError, match="max_steps"):
         calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0, max_steps=0)
+
+
+def test_measured_time_sets_the_cost_a_calibration_minimises(setup, monkeypatch):
+    """Small levels cost what their passes took, not their share of FLOPs: level 0.5 (a quarter of the patches)
+    measured at 0.8 of a full pass costs 0.8, so a cascade through it no longer looks 4x cheaper than it is."""
+    import icpc_hf.calibrate as calibrate
+
+    model, features, labels = setup
+    monkeypatch.setattr(calibrate, "level_seconds", lambda run, levels, warmup: [
+        (run(lv), {0.5: 0.8, 0.75: 0.9, 1.0: 1.0}[lv])[1] for lv in levels])
+    measured = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0)
+    estimated = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0, cost="flops")
+    assert measured.cost_unit == "time" and estimated.cost_unit == "flops"
+    def alone(calibration):  # every sample answered by the first level (threshold 0), or full size alone
+        return {p.levels[0]: p.cost for p in calibration.points if len(p.levels) == 1 or p.thresholds == [0.0]}
+
+    assert alone(measured) == pytest.approx({0.5: 0.8, 0.75: 0.9, 1.0: 1.0})
+    assert alone(estimated)[0.5] < 0.5 < alone(measured)[0.5]
+    with pytest.raises(ValueError, match="Unknown `cost`"):
+        calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0, cost="watts")
+
+
+def test_level_seconds_times_each_level_after_a_warm_up(monkeypatch):
+    import icpc_hf.calibrate as calibrate
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(calibrate.time, "perf_counter", lambda: clock["now"])
+    ran = []
+
+    def run_level(level):
+        ran.append(level)
+        clock["now"] += 3.0 * level
+
+    seconds = calibrate.level_seconds(run_level, [0.5, 1.0], warmup=lambda: ran.append("warm-up"))
+    assert ran == ["warm-up", 0.5, 1.0] and seconds == pytest.approx([1.5, 3.0])

@@ -88,7 +88,10 @@ def test_card_reports_accuracy_cost_and_training_saving_in_the_hub_metadata(tmp_
     metrics = {result.metric_name: result.metric_value for result in card.data.eval_results}
     assert metrics["Accuracy (full size)"] == pytest.approx(calibration.full_accuracy, abs=1e-6)
     assert metrics["Accuracy (served by the ICPC cascade)"] == pytest.approx(calibration.chosen.accuracy, abs=1e-6)
-    assert metrics["Cascade cost (share of full-size FLOPs)"] == pytest.approx(calibration.chosen.cost, abs=1e-6)
+    assert calibration.cost_unit == "time"  # the default: what a user waits for
+    assert metrics["Cascade cost (share of full-size time)"] == pytest.approx(calibration.chosen.cost, abs=1e-6)
+    front = calibration.frontier()
+    assert "Served frontier" in card.text and f"| {front[-1].accuracy:.4f} | {front[-1].cost:.3g} |" in card.text
     assert "model-index" in card.content
     totals = callback.train_totals
     assert f"{totals['tokens']:,.0f} of {totals['full_tokens']:,.0f}" in card.text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -25,7 +26,8 @@ class CascadePoint:
     thresholds: list[float]
     accuracy: float
     cost: float
-    """Mean estimated FLOPs per sample, as a fraction of one uncompressed pass."""
+    """Mean cost per sample as a fraction of one uncompressed pass: measured time or estimated FLOPs
+    (`Calibration.cost_unit`)."""
     levels: list[float] = field(default_factory=list)
     """The cascade levels of this setting, cheapest first (a subset of the calibrated levels)."""
 
@@ -41,6 +43,8 @@ class Calibration:
     """Accuracy of each level of `levels` alone, on the calibration set."""
     reference_accuracy: float | None = None
     """The accuracy `max_accuracy_loss` was measured against: full size's, or the best single level's."""
+    cost_unit: str = "flops"
+    """What `CascadePoint.cost` counts: `time` (seconds measured per level on this machine) or `flops` (estimated)."""
 
     @property
     def best_level_accuracy(self) -> float:
@@ -80,7 +84,8 @@ class Calibration:
         axes.axhline(self.full_accuracy, color="grey", linestyle="--", label="full size")
         if self.chosen is not None:
             axes.scatter([self.chosen.cost], [self.chosen.accuracy], marker="*", s=150, color="C3", label="chosen")
-        axes.set_xlabel("cost (fraction of one full-size pass, est. FLOPs)")
+        unit = "measured time" if self.cost_unit == "time" else "est. FLOPs"
+        axes.set_xlabel(f"cost (fraction of one full-size pass, {unit})")
         axes.set_ylabel("accuracy")
         axes.legend(fontsize=7)
         figure.tight_layout()
@@ -105,6 +110,27 @@ def replay_cascade(
         predictions[accept] = probs[accept].argmax(-1)
         pending &= ~accept
     return predictions, spent
+
+
+COST_UNITS = ("time", "flops")
+"""What calibration minimises: `time`, each level's cost measured on the calibration passes (what a user waits
+for: small levels cost more than their FLOPs on small batches and small models), or `flops`, estimated from the
+token counts (the same on every machine and every run)."""
+
+
+def level_seconds(run_level, levels: Sequence[float], warmup: Any) -> list[float]:
+    """Seconds each level's pass took; under torch.distributed, rank 0's, so every rank chooses the same cascade."""
+    warmup()  # the first pass of a process pays for allocations and kernel selection: not a level's cost
+    seconds = []
+    for level in levels:
+        start = time.perf_counter()
+        run_level(level)
+        seconds.append(time.perf_counter() - start)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        shared = torch.tensor(seconds, dtype=torch.float64)
+        torch.distributed.broadcast(shared, src=0)
+        seconds = shared.tolist()
+    return seconds
 
 
 REFERENCES = ("full", "best_level")
@@ -146,6 +172,7 @@ def calibrate_thresholds(
     reference: str = "full",
     max_steps: int = 3,
     min_accuracy: float | None = None,
+    cost: str = "time",
 ) -> Calibration:
     """Thresholds (one per level but the last) meeting the target at the lowest cost.
 
@@ -161,8 +188,14 @@ def calibrate_thresholds(
     `levels` default to every training and cascade level of the model (a model is often best at a level the
     default cascade skips); a cascade of at most `max_steps` of them is searched, the largest always last, which
     keeps the search to thousands of replays however many levels there are.
+
+    `cost`: what a cascade's cost counts (`COST_UNITS`). With `time` (default) each level's cost is the time its
+    pass over the calibration set took, relative to the largest level's (per sample, it follows the sample's
+    estimated FLOPs within the level), so a cascade chosen as cheaper is cheaper on this machine as measured.
     """
     check_target(max_accuracy_loss, target_speedup, reference, min_accuracy)
+    if cost not in COST_UNITS:
+        raise ValueError(f"Unknown `cost` {cost!r}: use 'time' (measured) or 'flops' (estimated).")
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive integer (levels in one cascade), got {max_steps!r}.")
     if levels is None:
@@ -176,11 +209,22 @@ def calibrate_thresholds(
             "`ICPCConfig(cascade_levels=[...])`."
         )
     labels = torch.as_tensor(list(labels))
-    runs = [run_cascade(model, features, processor, levels=[level], batch_size=batch_size) for level in levels]
+    runs = {}
+
+    def run_level(level: float) -> None:
+        runs[level] = run_cascade(model, features, processor, levels=[level], batch_size=batch_size)
+
+    first_batch = [features[i] for i in range(min(len(features), batch_size))]
+    seconds = level_seconds(run_level, levels, lambda: run_cascade(
+        model, first_batch, processor, levels=[levels[-1]], batch_size=batch_size))
+    runs = [runs[level] for level in levels]
     levels = [run.levels[0] for run in runs]
     full_flops = runs[0].full_flops
     probabilities = [run.probabilities for run in runs]
     costs = [run.spent_flops / full_flops for run in runs]
+    if cost == "time":  # rescale each level's FLOPs shares so that their mean is the level's measured time share
+        per_flop = [t / float(c.mean()) for t, c in zip(seconds, costs)]
+        costs = [c * (rate / per_flop[-1]) for c, rate in zip(costs, per_flop)]
     level_accuracies = [float((probs.argmax(-1) == labels).float().mean()) for probs in probabilities]
     full_accuracy = level_accuracies[-1]
     points = []
@@ -204,7 +248,7 @@ def calibrate_thresholds(
     else:
         eligible = [p for p in points if p.cost <= 1.0 / target_speedup + 1e-12]
         chosen = max(eligible, key=lambda p: (p.accuracy, -p.cost)) if eligible else None
-    return Calibration(levels, full_accuracy, points, chosen, level_accuracies, reference_accuracy)
+    return Calibration(levels, full_accuracy, points, chosen, level_accuracies, reference_accuracy, cost)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -221,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     target.add_argument("--min-accuracy", type=float, help="the cheapest setting at least this accurate")
     parser.add_argument("--levels", type=float, nargs="+", default=None)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--cost", choices=COST_UNITS, default="time",
+                        help="what a cascade's cost counts: measured time on this machine, or estimated FLOPs")
     parser.add_argument("--plot", default=None, help="write the accuracy/cost frontier to this PNG")
     parser.add_argument("--save", action="store_true", help="write the chosen thresholds into the model's config")
     args = parser.parse_args(argv)
@@ -242,8 +288,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     result = calibrate_thresholds(
         model, data, processor, data[args.label_column], levels=args.levels, max_accuracy_loss=args.max_accuracy_loss,
         target_speedup=args.target_speedup, min_accuracy=args.min_accuracy, batch_size=args.batch_size,
+        cost=args.cost,
     )
-    report = {"levels": result.levels, "full_accuracy": result.full_accuracy,
+    report = {"levels": result.levels, "full_accuracy": result.full_accuracy, "cost_unit": result.cost_unit,
               "chosen": None if result.chosen is None else vars(result.chosen),
               "frontier": [vars(p) for p in result.frontier()]}
     print(json.dumps(report, indent=2))

@@ -120,18 +120,28 @@ def results_of(measured: Measured | None, task: str, pipeline_tag: str) -> tuple
     lines.append(f"| accuracy at full size | {calibration.full_accuracy:.4f} |")
     served = f"levels {', '.join(f'{lv:g}' for lv in chosen.levels)}" if chosen else "full size alone"
     lines.append(f"| accuracy as served by the cascade ({served}) | {served_accuracy:.4f} |")
-    lines.append(f"| cascade cost | {cost:.3g} of a full-size pass ({1 / cost:.2f}x fewer FLOPs) |")
+    unit = "time" if calibration.cost_unit == "time" else "FLOPs"
+    lines.append(f"| cascade cost | {cost:.3g} of a full-size pass ({1 / cost:.2f}x less {unit}) |")
     dataset = dict(dataset_type=measured.dataset_type, dataset_name=measured.dataset_name,
                    dataset_config=measured.dataset_config, dataset_split=measured.dataset_split)
     metrics = [("accuracy", "Accuracy (full size)", calibration.full_accuracy),
                ("accuracy", "Accuracy (served by the ICPC cascade)", served_accuracy),
-               ("cost", "Cascade cost (share of full-size FLOPs)", cost)]
+               ("cost", f"Cascade cost (share of full-size {unit})", cost)]
     evals = [EvalResult(task_type=pipeline_tag, task_name=task, metric_type=kind, metric_name=name,
                         metric_value=round(float(value), 6), **dataset) for kind, name, value in metrics]
     where = "Measured on " + (f"{measured.dataset_name}" if measured.dataset_type != "custom" else "the evaluation set")
     where += f" ({measured.dataset_split})" if measured.dataset_split else ""
     table = "| measure | value |\n|---|---|\n" + "\n".join(lines)
-    return evals, f"{where} at the end of training.\n\n{table}"
+    return evals, f"{where} at the end of training.\n\n{table}\n\n{frontier_table(calibration)}"
+
+
+def frontier_table(calibration: Any) -> str:
+    """Every cascade no other beats on both accuracy and cost: what a user may serve instead, and its price."""
+    unit = "measured time" if calibration.cost_unit == "time" else "estimated FLOPs"
+    rows = [f"| {', '.join(f'{lv:g}' for lv in p.levels)} | {', '.join(f'{t:g}' for t in p.thresholds) or '-'} | "
+            f"{p.accuracy:.4f} | {p.cost:.3g} | {1 / p.cost:.2f}x |" for p in calibration.frontier()]
+    return (f"Served frontier (cost: share of a full-size pass, {unit}):\n\n"
+            "| levels | thresholds | accuracy | cost | speedup |\n|---|---|---|---|---|\n" + "\n".join(rows))
 
 
 def render_model_card(
