@@ -120,6 +120,24 @@ def test_progressive_schedule_raises_the_smallest_level_and_ends_on_large_levels
     assert levels == SIX[2:] and weights == [4, 3, 2, 1]  # weights follow their levels
 
 
+def test_anchored_schedule_rises_like_progressive_but_keeps_the_cascade_levels():
+    anchors = [4 / 8, 6 / 8, 1.0]
+    for epoch in range(12):
+        progressive, _ = epoch_distribution(SIX, None, "progressive", epoch, 12)
+        anchored, _ = epoch_distribution(SIX, None, "anchored", epoch, 12, anchors=anchors)
+        assert anchored == sorted(set(progressive) | set(anchors))
+    assert epoch_distribution(SIX, None, "anchored", 11, 12, anchors=anchors)[0] == anchors  # the end: served levels
+    levels, weights = epoch_distribution(SIX, [6, 5, 4, 3, 2, 1], "anchored", 11, 12, anchors=anchors)
+    assert levels == anchors and weights == [5, 3, 1]  # weights follow their levels
+    from helpers import tiny_vit
+    from icpc_hf import patch_model
+    from icpc_hf.patching import icpc_settings
+
+    model = patch_model(tiny_vit(), ICPCConfig(levels=SIX[1:], cascade_levels=[0.5, 1.0], schedule="anchored"))
+    plan = LevelPlan(icpc_settings(model), num_epochs=4)
+    assert set(plan.epoch_levels(3, 400)) == {0.5, 7 / 8, 1.0}  # the floor at 7/8, and the cascade's 0.5
+
+
 def test_progressive_resizing_grows_one_level_per_epoch_and_ends_at_full_size():
     drawn = [epoch_distribution(SIX, None, "progressive_resizing", e, 10)[0] for e in range(10)]
     assert all(len(levels) == 1 for levels in drawn)
@@ -129,7 +147,7 @@ def test_progressive_resizing_grows_one_level_per_epoch_and_ends_at_full_size():
 
 
 def test_uncompressed_last_epochs_override_any_schedule():
-    for schedule in ("constant", "progressive", "progressive_resizing"):
+    for schedule in ("constant", "progressive", "anchored", "progressive_resizing"):
         assert epoch_distribution(SIX, None, schedule, 9, 10, uncompressed_last_epochs=1) == ([1.0], None)
         assert epoch_distribution(SIX, None, schedule, 0, 10, uncompressed_last_epochs=1)[0] != [1.0]
 

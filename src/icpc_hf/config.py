@@ -12,7 +12,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 POSITION_STRATEGIES = ("crop", "stride", "interpolate")
-SCHEDULES = ("constant", "progressive", "progressive_resizing")
+SCHEDULES = ("constant", "progressive", "anchored", "progressive_resizing")
 CONFIG_KEY = "icpc"
 
 
@@ -50,7 +50,9 @@ class ICPCConfig:
     schedule: str = "progressive"
     """How the level draw moves over the run: `progressive` (default: the smallest level allowed rises, so the run
     ends on large levels; fastest to the plain Trainer's best accuracy and most accurate in docs/convergence.md),
-    `constant` (every epoch alike), or `progressive_resizing` (the peer method: one growing level per epoch)."""
+    `constant` (every epoch alike), `anchored` (as progressive, but the cascade's levels stay in every epoch's draw,
+    so the model still answers well at the levels it serves at), or `progressive_resizing` (the peer method: one
+    growing level per epoch)."""
     target_speedup: float | None = None
     """A training budget instead of hand-picked weights: `level_weights` are derived so that the mean cost of a
     training sample is 1 / target_speedup of a full-size one (estimated from the token counts of the levels)."""

@@ -42,12 +42,14 @@ RESIZING_FULL_SIZE_SHARE = 0.2
 
 def epoch_distribution(
     levels: Sequence[float], weights: Sequence[float] | None, schedule: str, epoch: int, num_epochs: int | None,
-    uncompressed_last_epochs: int = 0,
+    uncompressed_last_epochs: int = 0, anchors: Sequence[float] = (),
 ) -> tuple[list[float], list[float] | None]:
     """The levels (and weights) an epoch draws from under a schedule over the run.
 
     `constant`: every epoch alike. `progressive`: the smallest level allowed rises with training, one level per
-    equal share of the epochs, so a run ends on the larger levels. `progressive_resizing` (the peer, not ICPC):
+    equal share of the epochs, so a run ends on the larger levels. `anchored`: as `progressive`, but the levels in
+    `anchors` (the cascade's) are drawn in every epoch: a progressive run forgets its small levels, and a cascade
+    then has nothing cheap to answer with. `progressive_resizing` (the peer, not ICPC):
     one level for every sample of an epoch, growing from the smallest to full size, full size for the last fifth.
     Without a known number of epochs a schedule cannot move, and the epoch draws from every level.
     """
@@ -60,12 +62,14 @@ def epoch_distribution(
     if uncompressed_last_epochs and epoch >= num_epochs - uncompressed_last_epochs:
         return [1.0], None
     progress = min(1.0, max(0.0, epoch / num_epochs))
-    if schedule == "progressive":
+    if schedule in ("progressive", "anchored"):
         if weights is not None:  # the floor rises through the levels that are drawn at all
             drawn = [(lv, w) for lv, w in zip(levels, weights) if w > 0]
             levels, weights = [lv for lv, _ in drawn], [w for _, w in drawn]
         first = min(len(levels) - 1, int(progress * len(levels)))
-        return levels[first:], None if weights is None else weights[first:]
+        kept = [i for i, lv in enumerate(levels)
+                if i >= first or (schedule == "anchored" and any(abs(lv - a) < 1e-9 for a in anchors))]
+        return [levels[i] for i in kept], None if weights is None else [weights[i] for i in kept]
     if schedule == "progressive_resizing":
         ramp = progress / (1.0 - RESIZING_FULL_SIZE_SHARE)
         target = levels[0] + (1.0 - levels[0]) * ramp
@@ -96,7 +100,7 @@ class LevelPlan:
     def distribution(self, stage: int) -> tuple[list[float], list[float] | None]:
         icpc = self.icpc
         return epoch_distribution(icpc.levels, icpc.level_weights, icpc.schedule, stage, self.num_stages,
-                                  icpc.uncompressed_last_epochs)
+                                  icpc.uncompressed_last_epochs, icpc.cascade_levels or ())
 
     def level(self, stage: int, epoch: int, position: int) -> float:
         """The level of the batch at `position` of pass `epoch`, which belongs to training stage `stage`."""
