@@ -331,8 +331,8 @@ SERVED_RULES = {
     "file writes": r"open\([^)]*[\"'][wax]\+?b?[\"']|\.write\(|torch\.save\(|save_pretrained\(",
     "imports by name": r"\bimportlib\b|__import__\(",
 }
-TRAINING_ONLY = {"callback.py", "schedule.py", "collator.py", "hub.py", "model_card.py", "calibrate.py"}
-MODALITY_FILES = {"image": {"image.py"}, "text": {"text.py", "pruning.py"}, "audio": {"audio.py", "wav.py"},
+TRAINING_ONLY = {"callback.py", "schedule.py", "collator.py", "hub.py", "model_card.py", "calibrate.py", "word_scores.py"}
+MODALITY_FILES = {"image": {"image.py"}, "text": {"text.py", "pruning.py", "word_importance.py"}, "audio": {"audio.py", "wav.py"},
                   "video": {"video.py"}}
 
 
@@ -350,4 +350,5 @@ def test_served_code_is_its_familys_alone_and_does_nothing_but_serve(model_type,
     assert f"family_{name}.py" in served and not (set(served) & (others | TRAINING_ONLY))
     for rule, pattern in SERVED_RULES.items():
         assert not [file for file, text in served.items() if re.search(pattern, text)], rule
-    assert sum(len(text.encode()) for text in served.values()) < 100_000  # measured: 70-87 KB (docs/hub.md)
+    # measured: 70-89 KB (docs/hub.md), 105 KB for text with device.py and the importance scorer (word_importance.py)
+    assert sum(len(text.encode()) for text in served.values()) < 110_000

@@ -16,6 +16,7 @@ from .family_video import ICPCVideoClassificationPipeline  # isort: skip
 from .pipelines import ICPCPipeline
 from .registry import FAMILIES, REGISTRY, ModelFamily, family_for, register
 from .schedule import LevelledCollate, LevelPlan
+from .word_scores import fit_word_scores
 
 __version__ = "0.1.0"
 
@@ -43,6 +44,7 @@ __all__ = [
     "LevelledCollate",
     "build_pipeline",
     "encoder_flops",
+    "fit_word_scores",
     "icpc_settings",
     "install_levels",
     "is_patched",

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .config import ICPCConfig
 from .geometry import AudioGeometry
 from .grid import conv_input_size, conv_output_size
-from .modality import GridModality, as_tensor, with_labels
+from .modality import GRID_KEY, GridModality, as_tensor, grid_marker, with_labels
 from .wav import mono_waveform
 
 def resize_spectrograms(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -53,6 +53,7 @@ class AudioModality(GridModality):
     axis_names = ("frequency", "time")
     default_axes = ("time",)
     geometry_class = AudioGeometry
+    input_key = "input_values"
 
     def geometry(self, model_config: Any) -> AudioGeometry:
         patch = model_config.patch_size
@@ -178,19 +179,54 @@ class AudioModality(GridModality):
         hiding from each clip the padding patches it does not need, so its answer does not depend on its batch."""
         spectrograms = self.spectrograms(processor, features, icpc)
         grid = self.grid(level, icpc)
-        frames, bins = self.input_size(grid, icpc)
-        values = resize_spectrograms(spectrograms, (frames, bins))
-        batch = {}
-        if icpc.trim_padding:
-            needed = self.content_time_patches(spectrograms, processor, frames, grid[1], icpc)
-            kept = int(needed.max())
-            if kept < grid[1]:
-                geo = self.geo(icpc)
-                values = values[:, : conv_input_size(kept, geo.patch_size, geo.time_stride)].contiguous()
-            patch_mask = (torch.arange(kept) < needed[:, None]).repeat(1, grid[0])
-            batch["attention_mask"] = torch.cat([patch_mask.new_ones(len(needed), 2), patch_mask], dim=1).long()
-        batch["input_values"] = values
+        batch = self.padding_mask(spectrograms, processor, grid, icpc)
+        batch["input_values"] = spectrograms
+        self.compress(batch, grid, icpc)
         return with_labels(batch, features)
+
+    def padding_mask(self, spectrograms: torch.Tensor, processor: Any, grid: Sequence[int], icpc: ICPCConfig) -> dict:
+        """With `trim_padding`, the attention mask of a level's batch (its width sets the time patches kept)."""
+        if not icpc.trim_padding:
+            return {}
+        frames, _ = self.input_size(grid, icpc)
+        needed = self.content_time_patches(spectrograms, processor, frames, grid[1], icpc)
+        kept = int(needed.max())
+        patch_mask = (torch.arange(kept) < needed[:, None]).repeat(1, grid[0])
+        special = self.geo(icpc).special_tokens
+        return {"attention_mask": torch.cat([patch_mask.new_ones(len(needed), special), patch_mask], dim=1).long()}
+
+    def kept_time_patches(self, batch: dict[str, Any], grid: Sequence[int], icpc: ICPCConfig) -> int:
+        """Time patches a batch keeps at `grid`: all of them, or with `trim_padding` what its attention mask covers."""
+        mask = batch.get("attention_mask")
+        if not icpc.trim_padding or mask is None:
+            return grid[1]
+        return (mask.shape[1] - self.geo(icpc).special_tokens) // grid[0]
+
+    def compress(self, batch: dict[str, Any], grid: Sequence[int], icpc: ICPCConfig) -> None:
+        frames, bins = self.input_size(grid, icpc)
+        values = resize_spectrograms(batch["input_values"], (frames, bins))
+        kept = self.kept_time_patches(batch, grid, icpc)
+        if kept < grid[1]:
+            geo = self.geo(icpc)
+            values = values[:, : conv_input_size(kept, geo.patch_size, geo.time_stride)].contiguous()
+        batch["input_values"] = values
+
+    def arrives_full_size(self, features: Sequence[dict[str, Any]], icpc: ICPCConfig) -> bool:
+        return True  # spectrograms are cut or padded to the model's length, never resampled, before a level
+
+    def collate_deferred(self, processor: Any, features: Sequence[dict[str, Any]], level: float,
+                         icpc: ICPCConfig) -> dict:
+        """Full-size spectrograms with the level's grid and, with `trim_padding`, its attention mask (cheap here)."""
+        spectrograms = self.spectrograms(processor, features, icpc)
+        grid = self.grid(level, icpc)
+        batch = self.padding_mask(spectrograms, processor, grid, icpc)
+        batch["input_values"] = spectrograms
+        if tuple(grid) != tuple(self.geo(icpc).full_grid) or self.kept_time_patches(batch, grid, icpc) < grid[1]:
+            batch[GRID_KEY] = grid_marker(len(spectrograms), grid)
+        return with_labels(batch, features)
+
+    def grid_tokens(self, batch: dict[str, Any], grid: Sequence[int], icpc: ICPCConfig) -> torch.Tensor:
+        return self.sample_tokens(grid[0] * self.kept_time_patches(batch, grid, icpc), len(batch["input_values"]), icpc)
 
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
         frequency, time = self.grid_of(batch["input_values"], icpc)

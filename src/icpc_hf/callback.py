@@ -10,11 +10,13 @@ import os
 import weakref
 from typing import Any
 
+import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .calibrate import Calibration, calibrate_thresholds, check_target
+from .collator import tell_collators
 from .config import ICPCConfig
 from .costs import encoder_flops
 from .hub import check_processor, mark_servable, write_serving_files
@@ -22,6 +24,7 @@ from .model_card import Measured
 from .patching import base_model_of, icpc_settings, patch_model
 from .registry import family_for
 from .schedule import LevelledCollate, LevelPlan
+from .word_scores import fit_for_training
 
 logger = logging.getLogger(__name__)
 
@@ -330,7 +333,9 @@ class ICPCCallback(TrainerCallback, ExportableState):
                 "batch: set `TrainingArguments(train_sampling_strategy='group_by_length')` so that the pruning shortens "
                 "the padded batches (docs/text.md)."
             )
+        fit_for_training(model, train_dataloader, processor_of(train_dataloader, kwargs.get("processing_class")))
         self.levels = install_levels(train_dataloader, icpc, steps if stream else epochs)
+        tell_collators(train_dataloader, model)  # `resize_on_device=None` resamples on an accelerator
         self._resumed_step = state.global_step if state.global_step > 0 else None
         self._count_from(model, icpc, modality)
 
@@ -342,7 +347,7 @@ class ICPCCallback(TrainerCallback, ExportableState):
             if not module.training or args:
                 return
             try:
-                tokens, full_tokens = modality.tokens(inputs, icpc), modality.full_tokens(inputs, icpc)
+                tokens, full_tokens = modality.batch_tokens(inputs, icpc), modality.full_tokens(inputs, icpc)
             except KeyError:  # not a batch of this modality (e.g. a model called on embeddings)
                 return
             totals = self.train_totals
@@ -354,7 +359,8 @@ class ICPCCallback(TrainerCallback, ExportableState):
 
         if self._counting is not None:
             self._counting.remove()
-        self._counting = model.register_forward_pre_hook(count, with_kwargs=True)
+        # Bookkeeping in Python, not model code: under torch.compile it runs eagerly rather than break the graph.
+        self._counting = model.register_forward_pre_hook(torch.compiler.disable(count), with_kwargs=True)
 
     def state(self) -> dict[str, Any]:
         return {"args": {}, "attributes": {"schedule": self.schedule}}

@@ -10,6 +10,8 @@ from torch import nn
 
 from .config import ICPCConfig
 from .costs import encoder_flops
+from .device import ACCELERATORS
+from .modality import GridModality
 from .patching import base_model_of, icpc_settings
 from .registry import family_for
 
@@ -191,14 +193,20 @@ class _CascadeRun:
         self.config = base_model_of(self.model).config
         self.device = next(self.model.parameters()).device
         self.answers = _Answers(len(self.features), len(self.policy.levels))
+        self.on_device = isinstance(self.modality, GridModality) and self.device.type in ACCELERATORS
+        """Resample each level on the model's accelerator (its patched hook), as training does (docs/device.md)."""
 
     def step(self, step: int, chunk: torch.Tensor) -> torch.Tensor:
         """Run the samples of `chunk` at the policy's `step`; returns those that go on to the next level."""
         policy, answers, modality, icpc = self.policy, self.answers, self.modality, self.icpc
         level = policy.levels[step]
-        batch = modality.collate(self.processor, [self.features[i] for i in chunk.tolist()], level, icpc)
+        features = [self.features[i] for i in chunk.tolist()]
+        if self.on_device and modality.arrives_full_size(features, icpc):
+            batch = modality.collate_deferred(self.processor, features, level, icpc)
+        else:
+            batch = modality.collate(self.processor, features, level, icpc)
         batch.pop("labels", None)
-        tokens = modality.tokens(batch, icpc)
+        tokens = modality.batch_tokens(batch, icpc)
         flops = encoder_flops(tokens, self.config)
         if step == 0:
             answers.full_flops[chunk] = encoder_flops(modality.full_tokens(batch, icpc), self.config)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import torch.utils.data
+
+from .device import ACCELERATORS, device_type, has_receiver
 from .config import ICPCConfig, as_icpc_config
-from .modality import check_finite
+from .modality import GridModality, check_finite
 from .registry import REGISTRY
 from .schedule import current_batch
 
@@ -18,14 +21,28 @@ class ICPCDataCollator:
     whose collate function is `LevelPlan(icpc, num_epochs).bind(collator)`, each training batch is compressed to
     its drawn level (in the main process or a DataLoader worker alike); anywhere else (evaluation, prediction) it
     is collated uncompressed, or at `level` when one is given.
+
+    `resize_on_device`: where image, video and audio batches are resampled to their level (docs/device.md).
+    False: here, on the CPU (in DataLoader workers when there are any). True: the batch leaves at full size with
+    its level's patch grid (`icpc_grid`), and the patched model resamples it on its device before its embeddings,
+    with the same function, so the CPU does no more than for a plain Trainer. None (default): on the device when
+    ICPCCallback reports the model on an accelerator and the batch's inputs arrive at the model's size; on the
+    CPU otherwise, where both paths cost the same work and DataLoader workers can run it in parallel, and for
+    inputs of other sizes, which the CPU path resamples once rather than twice. Text is always pruned here.
     """
 
-    def __init__(self, processor: Any, icpc: ICPCConfig | dict | None = None, level: float | None = None):
+    def __init__(self, processor: Any, icpc: ICPCConfig | dict | None = None, level: float | None = None,
+                 resize_on_device: bool | None = None):
         self.processor = processor
         self.icpc = as_icpc_config(icpc)
         if level is not None and not 0.0 < level <= 1.0:
             raise ValueError(f"`level` must be in (0, 1], got {level!r}.")
         self.level = level
+        if resize_on_device not in (None, True, False):
+            raise ValueError(f"`resize_on_device` must be None, True or False, got {resize_on_device!r}.")
+        self.resize_on_device = resize_on_device
+        self.model_device: str | None = None
+        """Where the model trains ('cuda', 'cpu'...), as ICPCCallback tells it: decides `resize_on_device=None`."""
 
     @property
     def modality(self):
@@ -43,6 +60,50 @@ class ICPCDataCollator:
         context = current_batch()
         if level is None:
             level = self.level if self.level is not None else (context.level if context is not None else 1.0)
-        batch = modality.collate(self.processor, features, level, self.icpc)
+        if self.on_device(modality, features):
+            batch = modality.collate_deferred(self.processor, features, level, self.icpc)
+        else:
+            batch = modality.collate(self.processor, features, level, self.icpc)
         check_finite(batch)
         return batch
+
+    def on_device(self, modality: Any, features: Sequence[dict[str, Any]]) -> bool:
+        """Whether this batch is left at full size for the patched model to compress on its device."""
+        choice = self.resize_on_device
+        if choice is False:
+            return False
+        is_grid = isinstance(modality, GridModality)
+        if choice is None:
+            return (is_grid and self.model_device in ACCELERATORS
+                    and modality.arrives_full_size(features, self.icpc))
+        if not is_grid:
+            raise ValueError(
+                f"`resize_on_device=True` applies to image, video and audio inputs; {modality.name} compression "
+                "(word pruning) runs in the collator: leave `resize_on_device` at None or False."
+            )
+        if torch.utils.data.get_worker_info() is None and not has_receiver(self.icpc.model_type):
+            raise ValueError(
+                f"`resize_on_device=True` leaves batches at full size for a patched {self.icpc.model_type} model to "
+                "compress, but no such model is patched in this process: call `icpc_hf.patch_model(model)` first "
+                "(a model loaded with `config.icpc` needs it too), or collate with `resize_on_device=False`."
+            )
+        return True
+
+
+def collators_in(collate: Any) -> list[ICPCDataCollator]:
+    """The ICPCDataCollators inside a DataLoader's collate function (LevelledCollate, Trainer's wrappers)."""
+    found = []
+    for _ in range(6):
+        if isinstance(collate, ICPCDataCollator):
+            found.append(collate)
+        collate = getattr(collate, "collate_fn", None) or getattr(collate, "data_collator", None)
+        if collate is None:
+            break
+    return found
+
+
+def tell_collators(dataloader: Any, model: Any) -> None:
+    """Tell the train DataLoader's ICPCDataCollators where the model is (for `resize_on_device=None`)."""
+    loader = getattr(dataloader, "base_dataloader", dataloader)
+    for collator in collators_in(getattr(loader, "collate_fn", None)):
+        collator.model_device = device_type(model)

@@ -13,6 +13,7 @@ logger = logging.getLogger(__name__)
 
 POSITION_STRATEGIES = ("crop", "stride", "interpolate")
 SCHEDULES = ("constant", "progressive", "anchored", "progressive_resizing")
+TEXT_SCORERS = ("stop_words", "importance")
 CONFIG_KEY = "icpc"
 
 
@@ -66,6 +67,13 @@ class ICPCConfig:
     """Audio: drop the trailing padding frames a batch's longest clip does not need (whole patches; `crop` positions)."""
     stop_words: list[str] | None = None
     """Text: the words counted as insignificant besides punctuation. `None`: the built-in English list."""
+    text_scorer: str = "stop_words"
+    """Text: which words a level drops. `stop_words` (default): a level is the share of the insignificant words
+    (`stop_words`, punctuation) kept. `importance`: a level is the share of ALL words kept, the least important
+    (by `word_scores`, fitted on the training texts) dropped first; negations and numbers are never dropped."""
+    word_scores: dict[str, Any] | None = None
+    """Text, `importance` scorer: what `icpc_hf.fit_word_scores` returns. `None`: ICPCCallback fits them on the
+    train dataset. Saved in `config.icpc`, so the pipeline prunes the same way."""
     model_type: str | None = None
     """Set by `patch_model`: the `config.model_type` these settings were resolved for."""
     geometry: dict[str, Any] | None = None
@@ -123,6 +131,29 @@ class ICPCConfig:
             if isinstance(self.axes, str) or not self.axes:
                 raise ValueError(f"`axes` must be a non-empty list of axis names, got {self.axes!r}.")
             self.axes = list(self.axes)
+        self._check_text_scorer()
+
+    def _check_text_scorer(self) -> None:
+        if self.text_scorer not in TEXT_SCORERS:
+            raise ValueError(f"Unknown `text_scorer` {self.text_scorer!r}: use one of {', '.join(TEXT_SCORERS)}.")
+        if self.text_scorer == "importance" and self.stop_words is not None:
+            raise ValueError(
+                "`stop_words` are the `stop_words` scorer's list and the `importance` scorer ranks every word: drop "
+                "`stop_words`, or use `text_scorer='stop_words'`."
+            )
+        if self.word_scores is not None:
+            if self.text_scorer != "importance":
+                raise ValueError(
+                    "`word_scores` are used by the importance scorer only: set `text_scorer='importance'`, or drop them."
+                )
+            words = self.word_scores.get("words") if isinstance(self.word_scores, dict) else None
+            if not isinstance(words, dict) or not isinstance(self.word_scores.get("vocabulary"), str) or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and math.isfinite(v) for k, v in words.items()
+            ):
+                raise ValueError(
+                    "`word_scores` must be what `icpc_hf.fit_word_scores(train_texts, tokenizer, labels)` returns "
+                    "(the tokenizer's `vocabulary` fingerprint and finite `words` scores): fit them again."
+                )
 
     @staticmethod
     def _check_levels(name: str, values: Any) -> list[float]:
@@ -219,4 +250,4 @@ def as_icpc_config(value: Any) -> ICPCConfig:
     )
 
 
-__all__ = ["ICPCConfig", "POSITION_STRATEGIES", "SCHEDULES", "as_icpc_config"]
+__all__ = ["ICPCConfig", "POSITION_STRATEGIES", "SCHEDULES", "TEXT_SCORERS", "as_icpc_config"]

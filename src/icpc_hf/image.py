@@ -83,9 +83,20 @@ class ImageModality(GridModality):
 
     def size(self, level: float, icpc: ICPCConfig) -> tuple[int, int]:
         """Pixel size of a level: its grid times the patch size."""
-        grid = self.grid(level, icpc)
+        return self.grid_size(self.grid(level, icpc), icpc)
+
+    def grid_size(self, grid: Sequence[int], icpc: ICPCConfig) -> tuple[int, int]:
         patch = self.geo(icpc).patch_size
         return grid[0] * patch[0], grid[1] * patch[1]
+
+    def compress(self, batch: dict[str, Any], grid: Sequence[int], icpc: ICPCConfig) -> None:
+        batch["pixel_values"] = resize_images(batch["pixel_values"], self.grid_size(grid, icpc))
+
+    def arrives_full_size(self, features: Sequence[dict[str, Any]], icpc: ICPCConfig) -> bool:
+        if "pixel_values" not in features[0]:
+            return True  # raw images: the image processor brings them to one size, as for a plain Trainer
+        full = tuple(self.geo(icpc).image_size)
+        return all(tuple(getattr(f["pixel_values"], "shape", ())[-2:]) == full for f in features)
 
     def pixel_values(self, processor: Any, features: Sequence[dict[str, Any]], icpc: ICPCConfig) -> list[torch.Tensor]:
         if "pixel_values" in features[0]:
@@ -136,10 +147,14 @@ class ImageModality(GridModality):
         return self.sample_tokens(grid[0] * grid[1], batch["pixel_values"].shape[0], icpc)
 
     def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
+        return self.prepare_many(processor, [raw], icpc)[0]
+
+    def prepare_many(self, processor: Any, raws: Sequence[Any], icpc: ICPCConfig) -> list[dict[str, Any]]:
         from transformers.image_utils import load_image
 
-        image = conform_image(load_image(raw) if isinstance(raw, str) else raw, self.geo(icpc).num_channels)
-        return {"pixel_values": processor(images=image, return_tensors="pt")["pixel_values"][0]}
+        channels = self.geo(icpc).num_channels
+        images = [conform_image(load_image(raw) if isinstance(raw, str) else raw, channels) for raw in raws]
+        return [{"pixel_values": pixels} for pixels in processor(images=images, return_tensors="pt")["pixel_values"]]
 
     def processor_of(self, pipeline: Any) -> Any:
         return pipeline.image_processor

@@ -109,6 +109,10 @@ class Modality:
         """Tokens each sample of a collated batch costs the Transformer."""
         raise NotImplementedError
 
+    def batch_tokens(self, batch: dict[str, Any], icpc: ICPCConfig) -> torch.Tensor:
+        """Tokens each sample costs, whether the batch is compressed already or will be on the model's device."""
+        return self.tokens(batch, icpc)
+
     def full_tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
         """Tokens each sample of a collated batch would cost uncompressed."""
         raise NotImplementedError
@@ -116,6 +120,11 @@ class Modality:
     def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
         """One pipeline input (an image, a text, a clip...) as a full-size feature dict for `collate`."""
         raise NotImplementedError
+
+    def prepare_many(self, processor: Any, raws: Sequence[Any], icpc: ICPCConfig) -> list[dict[str, Any]]:
+        """Pipeline inputs as features. Modalities whose processor takes a list override it: one processor call
+        per pipeline call rather than per input, which is most of what a cascade adds to a plain forward pass."""
+        return [self.prepare(processor, raw, icpc) for raw in raws]
 
     def processor_of(self, pipeline: Any) -> Any:
         raise NotImplementedError
@@ -191,3 +200,52 @@ class GridModality(Modality):
 
     def grid(self, level: float, icpc: ICPCConfig) -> tuple[int, ...]:
         return scaled_grid(self.geo(icpc).full_grid, level, self.compressed_axes(icpc))
+
+    # ------------------------------------------------------------------ compression on the model's device
+    input_key: str = "pixel_values"
+    """The batch key the resampling changes."""
+
+    def compress(self, batch: dict[str, Any], grid: Sequence[int], icpc: ICPCConfig) -> None:
+        """Resample a full-size batch's input to `grid`, in place, on the device it is on: the one resampling
+        function the collator's CPU path applies too, so both paths give the same batch."""
+        raise NotImplementedError
+
+    def arrives_full_size(self, features: Sequence[dict[str, Any]], icpc: ICPCConfig) -> bool:
+        """Whether the features' inputs already have the model's size (raw inputs do once processed), so that
+        collating at full size costs no resampling and the device path resamples once, as the CPU path does."""
+        raise NotImplementedError
+
+    def collate_deferred(self, processor: Any, features: Sequence[dict[str, Any]], level: float,
+                         icpc: ICPCConfig) -> dict:
+        """A full-size batch carrying its level's grid under GRID_KEY (no key when nothing is left to resample)."""
+        batch = self.collate(processor, features, 1.0, icpc)
+        grid = self.grid(level, icpc)
+        if tuple(grid) != tuple(self.geo(icpc).full_grid):
+            batch[GRID_KEY] = grid_marker(len(batch[self.input_key]), grid)
+        return batch
+
+    def grid_tokens(self, batch: dict[str, Any], grid: Sequence[int], icpc: ICPCConfig) -> torch.Tensor:
+        """Tokens each sample of a full-size batch will cost once compressed to `grid`."""
+        return self.sample_tokens(math.prod(grid), len(batch[self.input_key]), icpc)
+
+    def batch_tokens(self, batch: dict[str, Any], icpc: ICPCConfig) -> torch.Tensor:
+        if GRID_KEY in batch:
+            return self.grid_tokens(batch, grid_of_marker(batch[GRID_KEY]), icpc)
+        return self.tokens(batch, icpc)
+
+
+GRID_KEY = "icpc_grid"
+"""The batch key of a batch the model compresses on its device (`ICPCDataCollator(resize_on_device=...)`)."""
+
+
+def grid_marker(batch_size: int, grid: Sequence[int]) -> torch.Tensor:
+    """The level's patch grid, carried by the shape of a (batch, *grid) tensor of zeros.
+
+    A shape, not a value: reading it needs no device synchronisation, torch.compile guards on it as on any input
+    shape (one graph per level), and Accelerate concatenates and splits it along the batch like any input.
+    """
+    return torch.zeros((batch_size, *grid), dtype=torch.bool)
+
+
+def grid_of_marker(marker: torch.Tensor) -> tuple[int, ...]:
+    return tuple(int(size) for size in marker.shape[1:])

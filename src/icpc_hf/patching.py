@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .device import install as install_device_hook, remove as remove_device_hook
 from .config import CONFIG_KEY, ICPCConfig, as_icpc_config
 from .registry import family_for
 
@@ -76,6 +77,7 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
     if getattr(base, "_icpc_settings", None) is None and not patch.accepts_position_ids:
         base._icpc_guard = base.register_forward_pre_hook(_refuse_position_ids, with_kwargs=True)
     base._icpc_settings = icpc
+    install_device_hook(base, icpc)
     return model
 
 
@@ -87,5 +89,6 @@ def unpatch_model(model: nn.Module) -> nn.Module:
     if guard is not None:
         guard.remove()
         base._icpc_guard = None
+    remove_device_hook(base)
     base._icpc_settings = None
     return model

@@ -56,10 +56,10 @@ class ICPCPipeline(Pipeline):
         if not items:
             return []
         batch_size = kwargs.pop("batch_size", None) or self._batch_size or 32
-        preprocess_params, forward_params, postprocess_params = self._sanitize_parameters(**kwargs)
+        _, forward_params, postprocess_params = self._sanitize_parameters(**kwargs)
         forward_params = {**self._forward_params, **forward_params}
         postprocess_params = {**self._postprocess_params, **postprocess_params}
-        features = [self.preprocess(item, **{**self._preprocess_params, **preprocess_params}) for item in items]
+        features = self.modality.prepare_many(self.modality.processor_of(self), items, self.icpc)
         result = self._forward(features, batch_size=batch_size, **forward_params)
         answers = [self.postprocess((result, i), **postprocess_params) for i in range(len(items))]
         return answers[0] if single else answers

@@ -52,6 +52,8 @@ class TokenVocabulary:
         size = len(tokenizer)
         pieces = [p if isinstance(p, str) else "" for p in tokenizer.convert_ids_to_tokens(list(range(size)))]
         self.size = size
+        self.fingerprint = f"{size}-{zlib.crc32(chr(10).join(pieces).encode('utf-8')):08x}"
+        """Identifies the vocabulary (size and every piece), so fitted word scores can be matched to a tokenizer."""
         self.special = np.zeros(size, dtype=bool)
         special_ids = set(getattr(tokenizer, "all_special_ids", [])) - {getattr(tokenizer, "unk_token_id", None)}
         self.special[[i for i in special_ids if i is not None and 0 <= i < size]] = True
@@ -132,31 +134,49 @@ def _stop_set(stop_words: tuple[str, ...] | None) -> frozenset[str]:
     return STOP_WORDS if stop_words is None else frozenset(w.lower() for w in stop_words)
 
 
+class StopWordScorer:
+    """The default text scorer: a level is the share of the insignificant words (stop words, punctuation) kept,
+    and which of them go is drawn uniformly."""
+
+    def __init__(self, stop_words: frozenset[str]):
+        self.stop_words = stop_words
+
+    def droppable(self, texts: list[str], level: float) -> tuple[np.ndarray, int]:
+        """The words that may be removed and how many of them `level` removes."""
+        insignificant = [w for w, text in enumerate(texts) if text.lower() in self.stop_words or is_punctuation(text)]
+        return np.asarray(insignificant, dtype=np.int64), int(math.floor((1.0 - level) * len(insignificant) + 0.5))
+
+    def choose(self, texts: list[str], droppable: np.ndarray, count: int, rng: Any, training: bool) -> np.ndarray:
+        return rng.choice(droppable, size=count, replace=False)
+
+
 def kept_token_indices(
     ids: np.ndarray,
     words: np.ndarray,
     vocabulary: TokenVocabulary,
-    stop_words: frozenset[str],
+    scorer: Any,
     level: float,
     seed: int,
+    training: bool = False,
 ) -> np.ndarray:
     """Indices of the tokens of one sequence that survive pruning at `level` (all of them at 1.0).
 
-    Which insignificant words go is drawn from (seed, the sequence's token ids, level), so a sample collated
-    twice at one level is pruned the same way, on any process.
+    `scorer` (StopWordScorer, or word_importance.ImportanceScorer) says which words may go, how many go at `level`
+    and which; its draw comes from (seed, the sequence's token ids, level), so a sample collated twice at one level
+    is pruned the same way, on any process. `training` lets a scorer draw where inference must be exact.
     """
     everything = np.arange(len(ids))
     texts = word_texts(ids, words, vocabulary) if level < 1.0 else []
     word_count = len(texts)
     if word_count < 2:
         return everything
-    insignificant = [w for w, text in enumerate(texts) if text.lower() in stop_words or is_punctuation(text)]
-    remove_count = min(int(math.floor((1.0 - level) * len(insignificant) + 0.5)), word_count - 1)
+    droppable, remove_count = scorer.droppable(texts, level)
+    remove_count = min(remove_count, len(droppable), word_count - 1)
     if remove_count <= 0:
         return everything
     digest = zlib.crc32(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
     rng = np.random.default_rng([seed % 2**32, digest, int(round(level * 1_000_000))])
-    removed = rng.choice(np.asarray(insignificant), size=remove_count, replace=False)
+    removed = scorer.choose(texts, droppable, remove_count, rng, training)
     return everything[~np.isin(words, removed)]
 
 

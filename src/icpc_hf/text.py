@@ -1,4 +1,6 @@
-"""Text: insignificant word pruning. A level is the fraction of a text's insignificant words kept.
+"""Text: insignificant word pruning. A level is the fraction of a text's insignificant words kept (the default
+`stop_words` scorer; with `ICPCConfig(text_scorer="importance")` it is the fraction of all words kept, see
+word_importance.py).
 
 Whole words (every sub-word piece together) are removed among the insignificant ones: stop words and
 punctuation by default. Special tokens are never removed, a text keeps at least one word, and every kept token
@@ -8,6 +10,7 @@ natively; RoBERTa-style models count positions from `padding_idx + 1`, which `po
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,7 +19,15 @@ import torch
 from .config import ICPCConfig
 from .geometry import TextGeometry
 from .modality import Modality, as_tensor, with_labels
-from .pruning import _stop_set, kept_token_indices, token_vocabulary
+from .pruning import kept_token_indices, token_vocabulary
+from .word_importance import scorer_for
+
+
+def in_training_batch() -> bool:
+    """True while LevelledCollate collates a training batch at its drawn level. schedule.py is training code that the
+    served (Hub) copy does not ship, so it is looked up among the loaded modules rather than imported."""
+    schedule = sys.modules.get(f"{__package__}.schedule")
+    return schedule is not None and schedule.current_batch() is not None
 
 
 class TextModality(Modality):
@@ -127,10 +138,13 @@ class TextModality(Modality):
         self._check_ids(sequences, processor, geometry)
         if level < 1.0:
             vocabulary = token_vocabulary(processor)
-            stop_words = _stop_set(None if icpc.stop_words is None else tuple(icpc.stop_words))
+            scorer = scorer_for(icpc, vocabulary)
+            training = in_training_batch()  # a training draw; inference and evaluation prune exactly
             for seq in sequences:
                 words = seq["words"] if seq["words"] is not None else vocabulary.word_index(seq["ids"])
-                seq["positions"] = kept_token_indices(seq["ids"], words, vocabulary, stop_words, level, icpc.seed)
+                seq["positions"] = kept_token_indices(
+                    seq["ids"], words, vocabulary, scorer, level, icpc.seed, training
+                )
         length = max(len(seq.get("positions", seq["ids"])) for seq in sequences)
         count = len(sequences)
         pad_id = getattr(processor, "pad_token_id", None)

@@ -55,9 +55,25 @@ class VideoModality(GridModality):
 
     def shape(self, level: float, icpc: ICPCConfig) -> tuple[int, int, int]:
         """(frames, height, width) of a clip at `level`: its grid times the tubelet and patch sizes."""
-        tubelets, rows, columns = self.grid(level, icpc)
+        return self.grid_shape(self.grid(level, icpc), icpc)
+
+    def grid_shape(self, grid: Sequence[int], icpc: ICPCConfig) -> tuple[int, int, int]:
+        tubelets, rows, columns = grid
         patch = self.geo(icpc).patch_size
         return tubelets * self.geo(icpc).tubelet_size, rows * patch[0], columns * patch[1]
+
+    def compress(self, batch: dict[str, Any], grid: Sequence[int], icpc: ICPCConfig) -> None:
+        """Keep the grid's tubelets of (batch, frames, channels, height, width) clips, then resize their frames."""
+        frames, height, width = self.grid_shape(grid, icpc)
+        sampled = self._sample(batch["pixel_values"].transpose(0, 1), frames, icpc).transpose(0, 1).float()
+        batch["pixel_values"] = resize_images(sampled.flatten(0, 1), (height, width)).unflatten(0, sampled.shape[:2])
+
+    def arrives_full_size(self, features: Sequence[dict[str, Any]], icpc: ICPCConfig) -> bool:
+        if "pixel_values" not in features[0]:
+            return True  # raw clips: the processor brings them to one size, as for a plain Trainer
+        geo = self.geo(icpc)
+        full = (geo.num_frames, geo.num_channels, *geo.image_size)
+        return all(tuple(getattr(f["pixel_values"], "shape", ())[-4:]) == full for f in features)
 
     # ------------------------------------------------------------------ inputs
     def _clip_tensor(self, value: Any, icpc: ICPCConfig) -> torch.Tensor:
@@ -139,8 +155,9 @@ class VideoModality(GridModality):
                 "first."
             )
         if all(clip.shape == clips[0].shape for clip in clips):  # the usual batch: one frame index for all clips
-            stacked = self._sample(torch.stack(clips).transpose(0, 1), frames, icpc).transpose(0, 1).float()
-            pixel_values = resize_images(stacked.flatten(0, 1), (height, width)).unflatten(0, stacked.shape[:2])
+            batch = {"pixel_values": torch.stack(clips)}
+            self.compress(batch, self.grid(level, icpc), icpc)
+            pixel_values = batch["pixel_values"]
         else:
             sampled = [self._sample(clip, frames, icpc) for clip in clips]
             pixel_values = torch.stack([resize_images(clip.float(), (height, width)) for clip in sampled])
