@@ -79,20 +79,13 @@ def level_costs(model, levels: list[float]) -> dict[str, float]:
     return {f"{lv:g}": cost for lv, cost in zip(levels, costs)}
 
 
-def serving(model, spec: ConvergenceTask, levels: list[float]) -> dict[str, Any]:
-    """The trained model served by its cascade calibrated on validation, measured on test against its own
-    full-size inference (seconds timed alternately, median of 3)."""
-    from icpc_hf.calibrate import calibrate_thresholds
-
-    task, validation, test = spec.task, spec.validation, spec.test
+def serving(model, spec: ConvergenceTask) -> dict[str, Any]:
+    """The trained model as shipped, the cascade ICPCCallback calibrated on the validation half at the end of
+    training (full size alone for a plain model), measured on test against its own full-size inference (seconds
+    timed alternately, median of 3)."""
+    task, test = spec.task, spec.test
     labels = torch.tensor([f["label"] for f in test])
-    if len(levels) == 1:  # a full-size model serves at full size
-        return {"levels": levels, "thresholds": [], "full_accuracy": None, "cascade_accuracy": None, "speedup": 1.0}
-    # The recorded results calibrated over three candidate levels (smallest, middle, full); kept so reruns compare.
-    levels = sorted({levels[0], levels[len(levels) // 2], levels[-1]})
-    calibration = calibrate_thresholds(model, validation, task.processor, [f["label"] for f in validation],
-                                       levels=levels, max_accuracy_loss=0.0, batch_size=task.batch_size)
-    calibration.apply(model)
+    settings = icpc_settings(model)
 
     def full():
         return run_cascade(model, test, task.processor, levels=[1.0], batch_size=task.batch_size)
@@ -100,11 +93,13 @@ def serving(model, spec: ConvergenceTask, levels: list[float]) -> dict[str, Any]
     def cascade():
         return run_cascade(model, test, task.processor, batch_size=task.batch_size)
 
+    full_accuracy = float((full().predictions == labels).float().mean())
+    shipped = {"levels": list(settings.cascade_levels), "thresholds": settings.thresholds, "full_accuracy": full_accuracy}
+    if shipped["levels"] == [1.0]:  # the same path as full size: nothing to time
+        return {**shipped, "cascade_accuracy": full_accuracy, "speedup": 1.0}
     full_seconds, cascade_seconds = timed_pair(full, cascade)
-    full_result, result = full(), cascade()
-    return {"levels": calibration.chosen.levels, "thresholds": calibration.chosen.thresholds,
-            "full_accuracy": float((full_result.predictions == labels).float().mean()),
-            "cascade_accuracy": float((result.predictions == labels).float().mean()),
+    result = cascade()
+    return {**shipped, "cascade_accuracy": float((result.predictions == labels).float().mean()),
             "cascade_flops_ratio": result.summary()["flops_ratio"],
             "full_seconds": full_seconds, "cascade_seconds": cascade_seconds,
             "speedup": full_seconds / cascade_seconds}
@@ -116,7 +111,7 @@ def run_arm(spec: ConvergenceTask, name: str, arm: Arm, seed: int, work: str) ->
     evaluation = AccuracyOverTime(spec.validation, spec.test, task.processor, levels, task.batch_size,
                                   every=spec.eval_every)
     run = train_once(task, seed, arm.icpc, os.path.join(work, name, str(seed)), prepare=arm.prepare,
-                     callbacks=[evaluation])
+                     callbacks=[evaluation], eval_dataset=spec.validation)
     model = run["model"]
     if not is_patched(model):
         patch_model(model, ICPCConfig(levels=levels))
@@ -127,7 +122,7 @@ def run_arm(spec: ConvergenceTask, name: str, arm: Arm, seed: int, work: str) ->
             "test_size": len(spec.test),
             "train_seconds": evaluation.curve[-1]["train_seconds"],
             "token_ratio": arm.token_ratio or run["token_ratio"], "flops_saved": run["flops_saved"], "level_costs": costs,
-            "curve": evaluation.curve, "serving": serving(model, spec, levels)}
+            "curve": evaluation.curve, "serving": serving(model, spec)}
 
 
 def result_path(output: str, task: str, arm: str, seed: int) -> str:

@@ -179,6 +179,73 @@ def task_section(task: str, arms: dict[str, list[dict]], images: str, quick: boo
     return lines + ["", *notes, ""], rows
 
 
+def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
+    """docs/selection-rule.md, applied: the candidate it chooses (None: none eligible) and the lines that show how."""
+    from statistics import median
+
+    from suite import CANDIDATES, SUITE, TIE, TOLERANCE
+
+    def row(task: str, arm: str) -> dict | None:
+        return next((r for r in sections.get(task, []) if r["arm"] == arm), None)
+
+    def holds(task: str, arm: str) -> bool | None:
+        """Within a point of the baseline's best (under-trained: at the baseline's wall time); None: not run."""
+        mine, base = row(task, arm), row(task, BASELINE)
+        if mine is None or base is None:
+            return None
+        reached = mine["best_within_baseline_time"] if SUITE[task][1] == "under-trained" else mine["best_served"]
+        return reached >= base["best_served"] - TOLERANCE - 1e-12
+
+    choose = [t for t, (half, _) in SUITE.items() if half == "choose"]
+    confirm = [t for t, (half, _) in SUITE.items() if half == "confirm"]
+    lines = ["## The default, chosen by the rule", "",
+             "[selection-rule.md](selection-rule.md), written before these runs, applied by this script: choose on "
+             f"{', '.join(f'`{t}`' for t in choose)}; confirm on {', '.join(f'`{t}`' for t in confirm)}.", "",
+             "| half | task | seeds | baseline's best | " + " | ".join(CANDIDATES) + " |",
+             "|---|---|---|---|" + "---|" * len(CANDIDATES)]
+    for task in choose + confirm:
+        base = row(task, BASELINE)
+        if base is None:
+            lines.append(f"| {SUITE[task][0]} | {task} | 0 | not run | " + " | ".join("-" for _ in CANDIDATES) + " |")
+            continue
+        cells = []
+        for arm in CANDIDATES:
+            mine = row(task, arm)
+            if mine is None:
+                cells.append("not run")
+                continue
+            mark = "" if holds(task, arm) else " **(> 1 pt below)**"
+            cells.append(f"{mine['time_to_accuracy_speedup']:.2f}x, {mine['best_served']:.4f}{mark}, served "
+                         f"{mine['cascade_speedup']:.2f}x")
+        seeds = base["seeds"]
+        lines.append(f"| {SUITE[task][0]} | {task} | {seeds} | {base['best_served']:.4f} | " + " | ".join(cells) + " |")
+    lines += ["", "Each cell: time-to-accuracy speedup (median over seeds), best accuracy as served (mean), the "
+              "calibrated cascade's measured speed against full size (median).", ""]
+    scores = {}
+    for arm in CANDIDATES:
+        verdicts = [holds(t, arm) for t in choose if SUITE[t][1] == "data-limited"]
+        if None in verdicts or not all(verdicts):
+            reason = "not run on every choose-half task" if None in verdicts else "more than 1 point below"
+            lines.append(f"- {arm}: not eligible ({reason}).")
+            continue
+        scores[arm] = (median(row(t, arm)["time_to_accuracy_speedup"] for t in choose),
+                       median(row(t, arm)["cascade_speedup"] for t in choose))
+        lines.append(f"- {arm}: eligible; median time-to-accuracy speedup over the choose half "
+                     f"{scores[arm][0]:.2f}x (served {scores[arm][1]:.2f}x).")
+    if not scores:
+        lines += ["", "No candidate is eligible: the default stays as it is.", ""]
+        return None, lines
+    top = max(speed for speed, _ in scores.values())
+    tied = [arm for arm, (speed, _) in scores.items() if speed >= top - TIE]
+    chosen = max(tied, key=lambda arm: scores[arm][1])
+    failed = [t for t in confirm if holds(t, chosen) is False]
+    unrun = [t for t in confirm if holds(t, chosen) is None]
+    lines += ["", f"**Chosen: {chosen}.** Confirmation: " + (
+        f"it does not hold on {', '.join(failed)}" if failed else "it holds on every confirm-half task that ran")
+        + (f"; not run yet: {', '.join(unrun)}" if unrun else "") + ".", ""]
+    return chosen, lines
+
+
 def headline(sections: dict[str, list[dict]]) -> str:
     lines = ["| task (seeds) | baseline's best | arm | time-to-accuracy speedup | best accuracy as served | "
              "served by its calibrated cascade: accuracy, speedup |", "|---|---|---|---|---|---|"]
@@ -228,12 +295,15 @@ def main(argv: list[str] | None = None) -> None:
              "(a seed that never reaches it counts as 0; each seed's figure in brackets). *Best within the baseline's time*: the best an arm served in the seconds the "
              "baseline took to its best.", ""]
     sections = {}
+    suite_lines_at = len(lines)
     for task in sorted(runs):
         if BASELINE not in runs[task]:
             continue
         section, rows = task_section(task, runs[task], os.path.join(os.path.dirname(output), "images"), args.quick)
         lines += section
         sections[task] = rows
+    _, rule_lines = apply_rule(sections)
+    lines[suite_lines_at:suite_lines_at] = rule_lines
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -205,9 +205,11 @@ def training_args(task: Task, output_dir: str, seed: int, overrides: dict | None
 
 
 def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepare: Callable | None = None,
-               args: dict | None = None, callbacks: list | None = None) -> dict:
+               args: dict | None = None, callbacks: list | None = None, eval_dataset: list | None = None) -> dict:
     """Train one model; icpc=None is the baseline (every arm with `task.baseline_args` unless `args` replaces them);
-    `prepare` may add a peer method or an ablation hook to the fresh model; `callbacks` are added to the Trainer."""
+    `prepare` may add a peer method or an ablation hook to the fresh model; `callbacks` are added to the Trainer.
+    `eval_dataset` reaches the Trainer as a user's would (no evaluation schedule): ICPCCallback calibrates the
+    served cascade on it at the end of training."""
     set_seed(seed)
     model = task.new_model(seed)
     if prepare is not None:
@@ -225,7 +227,7 @@ def train_once(task: Task, seed: int, icpc: dict | None, output_dir: str, prepar
         icpc_callback = ICPCCallback()
         callbacks.append(icpc_callback)
     trainer = Trainer(model=model, args=training_args(task, output_dir, seed, args), train_dataset=task.train,
-                      data_collator=collator, callbacks=callbacks)
+                      eval_dataset=eval_dataset, data_collator=collator, callbacks=callbacks)
     with PeakMemory() as memory:
         start = time.perf_counter()
         trainer.train()
