@@ -3,7 +3,8 @@
 Trains a patched ViT for a number of steps on batches whose level follows the ICPC schedule, in three modes:
 eager, `torch.compile(model)` (recompiles when a new shape appears, then after a few marks shapes dynamic) and
 `torch.compile(model, dynamic=True)`. Reports wall time, steady-state step time (after every level has been
-seen once) and the number of graphs compiled. Results: docs/compile.md and benchmarks/results/compile.json.
+seen once), the compile time of each level (its first step less the steady step time) and the number of graphs
+compiled. Results: docs/benchmarks.md and benchmarks/results/compile.json.
 
     python benchmarks/compile_levels.py [--steps 120] [--repeats 3]
 """
@@ -19,8 +20,8 @@ import time
 import torch
 from transformers import ViTConfig, ViTForImageClassification
 
-from icpc_hf import ICPCConfig, patch_model
-from icpc_hf.schedule import draw_levels
+from icpc_hf import ICPCConfig, LevelPlan, patch_model
+from icpc_hf.patching import icpc_settings
 
 
 def make_model(seed: int) -> ViTForImageClassification:
@@ -35,17 +36,17 @@ def train_steps(mode: str, steps: int, batch_size: int, seed: int) -> dict:
 
     torch._dynamo.reset()
     counters.clear()
-    icpc = ICPCConfig(levels=[0.5, 0.625, 0.75, 0.875, 1.0], seed=seed)
+    icpc = ICPCConfig(levels=[0.5, 0.625, 0.75, 0.875, 1.0], seed=seed, schedule="constant")
     model = patch_model(make_model(seed), icpc)
+    levels = LevelPlan(icpc_settings(model)).epoch_levels(0, steps)  # one level per batch, as in training
     if mode == "compile":
         model = torch.compile(model)
     elif mode == "compile-dynamic":
         model = torch.compile(model, dynamic=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    levels = draw_levels(steps, icpc.levels, None, seed, 0)
-    step_times, seen = [], set()
+    step_times, first_steps = [], {}
     start = time.perf_counter()
-    for level in levels.tolist():
+    for level in levels:
         size = round(level * 8) * 4
         pixels = torch.randn(batch_size, 1, size, size)
         labels = torch.randint(0, 10, (batch_size,))
@@ -54,11 +55,14 @@ def train_steps(mode: str, steps: int, batch_size: int, seed: int) -> dict:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-        if level in seen:
+        if level in first_steps:
             step_times.append(time.perf_counter() - tick)
-        seen.add(level)
+        else:
+            first_steps[level] = time.perf_counter() - tick
     total = time.perf_counter() - start
-    return {"mode": mode, "total_seconds": total, "steady_step_seconds": statistics.median(step_times),
+    steady = statistics.median(step_times)
+    return {"mode": mode, "total_seconds": total, "steady_step_seconds": steady,
+            "compile_seconds_per_level": {f"{lv:g}": first - steady for lv, first in sorted(first_steps.items())},
             "graphs": int(counters["stats"].get("unique_graphs", 0))}
 
 
@@ -75,6 +79,9 @@ def main() -> None:
         rows.append({"mode": mode,
                      "total_seconds": statistics.median(r["total_seconds"] for r in runs),
                      "steady_step_seconds": statistics.median(r["steady_step_seconds"] for r in runs),
+                     "compile_seconds_per_level": {
+                         lv: statistics.median(r["compile_seconds_per_level"][lv] for r in runs)
+                         for lv in runs[0]["compile_seconds_per_level"]},
                      "graphs": max(r["graphs"] for r in runs)})
         print(rows[-1], flush=True)
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

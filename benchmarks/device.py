@@ -28,7 +28,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
 
 from icpc_hf import ICPCConfig, ICPCDataCollator, LevelPlan, patch_model, run_cascade  # noqa: E402
-from icpc_hf.registry import REGISTRY  # noqa: E402
 
 
 def models(quick: bool) -> dict:

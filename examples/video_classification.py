@@ -93,7 +93,7 @@ def new_model(seed: int) -> VideoMAEForVideoClassification:
     config = VideoMAEConfig(
         num_frames=NUM_FRAMES, tubelet_size=TUBELET, image_size=CANVAS, patch_size=PATCH, num_channels=1,
         hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, use_mean_pooling=True,
-        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)},
+        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)},
     )
     return VideoMAEForVideoClassification(config)
 
