@@ -209,15 +209,19 @@ def calibrate_thresholds(
             "`ICPCConfig(cascade_levels=[...])`."
         )
     labels = torch.as_tensor(list(labels))
-    runs = {}
+    by_level = {}
 
     def run_level(level: float) -> None:
-        runs[level] = run_cascade(model, features, processor, levels=[level], batch_size=batch_size)
+        by_level[level] = run_cascade(model, features, processor, levels=[level], batch_size=batch_size)
 
-    first_batch = [features[i] for i in range(min(len(features), batch_size))]
-    seconds = level_seconds(run_level, levels, lambda: run_cascade(
-        model, first_batch, processor, levels=[levels[-1]], batch_size=batch_size))
-    runs = [runs[level] for level in levels]
+    if cost == "time":
+        first_batch = [features[i] for i in range(min(len(features), batch_size))]
+        seconds = level_seconds(run_level, levels, lambda: run_cascade(
+            model, first_batch, processor, levels=[levels[-1]], batch_size=batch_size))
+    else:
+        for level in levels:
+            run_level(level)
+    runs = [by_level[level] for level in levels]
     levels = [run.levels[0] for run in runs]
     full_flops = runs[0].full_flops
     probabilities = [run.probabilities for run in runs]
