@@ -177,12 +177,18 @@ class AudioModality(GridModality):
     def collate(self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig) -> dict:
         """A level's batch; with `trim_padding`, cut after the longest clip's last patch, and an attention mask
         hiding from each clip the padding patches it does not need, so its answer does not depend on its batch."""
+        batch, grid = self.full_size_batch(processor, features, level, icpc)
+        self.compress(batch, grid, icpc)
+        return with_labels(batch, features)
+
+    def full_size_batch(self, processor: Any, features: Sequence[dict[str, Any]], level: float,
+                        icpc: ICPCConfig) -> tuple[dict, tuple[int, ...]]:
+        """The features' full-size spectrograms and, with `trim_padding`, the level's attention mask; the level's grid."""
         spectrograms = self.spectrograms(processor, features, icpc)
         grid = self.grid(level, icpc)
         batch = self.padding_mask(spectrograms, processor, grid, icpc)
         batch["input_values"] = spectrograms
-        self.compress(batch, grid, icpc)
-        return with_labels(batch, features)
+        return batch, grid
 
     def padding_mask(self, spectrograms: torch.Tensor, processor: Any, grid: Sequence[int], icpc: ICPCConfig) -> dict:
         """With `trim_padding`, the attention mask of a level's batch (its width sets the time patches kept)."""
@@ -217,12 +223,9 @@ class AudioModality(GridModality):
     def collate_deferred(self, processor: Any, features: Sequence[dict[str, Any]], level: float,
                          icpc: ICPCConfig) -> dict:
         """Full-size spectrograms with the level's grid and, with `trim_padding`, its attention mask (cheap here)."""
-        spectrograms = self.spectrograms(processor, features, icpc)
-        grid = self.grid(level, icpc)
-        batch = self.padding_mask(spectrograms, processor, grid, icpc)
-        batch["input_values"] = spectrograms
+        batch, grid = self.full_size_batch(processor, features, level, icpc)
         if tuple(grid) != tuple(self.geo(icpc).full_grid) or self.kept_time_patches(batch, grid, icpc) < grid[1]:
-            batch[GRID_KEY] = grid_marker(len(spectrograms), grid)
+            batch[GRID_KEY] = grid_marker(len(batch["input_values"]), grid)
         return with_labels(batch, features)
 
     def grid_tokens(self, batch: dict[str, Any], grid: Sequence[int], icpc: ICPCConfig) -> torch.Tensor:

@@ -16,7 +16,7 @@ from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .calibrate import Calibration, calibrate_thresholds, check_target
-from .collator import tell_collators
+from .collator import collate_layers, tell_collators
 from .config import ICPCConfig
 from .costs import encoder_flops
 from .hub import check_processor, mark_servable, write_serving_files
@@ -105,10 +105,9 @@ def calibration_target(calibrate: Any) -> dict[str, Any] | None:
 def processor_of(train_dataloader: Any, processing_class: Any) -> Any:
     """The processor the data collator uses (ICPCDataCollator.processor), else the Trainer's processing_class."""
     collate = getattr(getattr(train_dataloader, "base_dataloader", train_dataloader), "collate_fn", None)
-    for _ in range(4):  # LevelledCollate and Trainer's RemoveColumnsCollator wrap the user's collator
-        if hasattr(collate, "processor"):
-            return collate.processor
-        collate = getattr(collate, "collate_fn", None) or getattr(collate, "data_collator", None)
+    for layer in collate_layers(collate, depth=4):
+        if hasattr(layer, "processor"):
+            return layer.processor
     return processing_class
 
 

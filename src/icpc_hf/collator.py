@@ -90,16 +90,19 @@ class ICPCDataCollator:
         return True
 
 
-def collators_in(collate: Any) -> list[ICPCDataCollator]:
-    """The ICPCDataCollators inside a DataLoader's collate function (LevelledCollate, Trainer's wrappers)."""
-    found = []
-    for _ in range(6):
-        if isinstance(collate, ICPCDataCollator):
-            found.append(collate)
+def collate_layers(collate: Any, depth: int = 6) -> list[Any]:
+    """A DataLoader's collate function and what it wraps (LevelledCollate, Trainer's RemoveColumnsCollator, the
+    user's collator), outermost first."""
+    layers = []
+    while collate is not None and len(layers) < depth:
+        layers.append(collate)
         collate = getattr(collate, "collate_fn", None) or getattr(collate, "data_collator", None)
-        if collate is None:
-            break
-    return found
+    return layers
+
+
+def collators_in(collate: Any) -> list[ICPCDataCollator]:
+    """The ICPCDataCollators inside a DataLoader's collate function."""
+    return [layer for layer in collate_layers(collate) if isinstance(layer, ICPCDataCollator)]
 
 
 def tell_collators(dataloader: Any, model: Any) -> None:
