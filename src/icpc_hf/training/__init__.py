@@ -1,0 +1,1 @@
+"""What only training needs: never copied into a served model's folder on the Hub."""
