@@ -19,7 +19,7 @@ setup(
         "pillow",
         "jinja2",
     ],
-    entry_points={"console_scripts": ["icpc-calibrate = icpc_hf.calibrate:main"]},
+    entry_points={"console_scripts": ["icpc-calibrate = icpc_hf.training.calibrate:main"]},
     extras_require={
         "examples": ["datasets", "evaluate", "scikit-learn", "matplotlib"],
         "peft": ["peft"],

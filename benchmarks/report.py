@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         loss = next(iter(calibrations.values()))["max_accuracy_loss"]
         lines += ["## Calibrated cascades", "",
                   f"Thresholds chosen on the validation split of each task (seed 0's ICPC model) for the cheapest "
-                  f"cascade within {loss:.1%} of full-size validation accuracy (`icpc_hf.calibrate`), then measured "
+                  f"cascade within {loss:.1%} of full-size validation accuracy (`icpc_hf.training.calibrate`), then measured "
                   "on the test set against full-size inference of the same model, same batch size, median of 3 "
                   "timings taken alternately.", "",
                   "| modality | levels | thresholds | test accuracy full | test accuracy cascade | speedup | "

@@ -388,8 +388,8 @@ def ablations(task: Task, main_run: dict, output_dir: str) -> dict[str, Any]:
 
 
 def calibrate(task: Task, model, plots: str, max_accuracy_loss: float = 0.005) -> dict[str, Any] | None:
-    """Thresholds chosen on the validation split (`icpc_hf.calibrate`), the cascade then measured on test."""
-    from icpc_hf.calibrate import calibrate_thresholds
+    """Thresholds chosen on the validation split (`icpc_hf.training.calibrate`), the cascade then measured on test."""
+    from icpc_hf.training.calibrate import calibrate_thresholds
 
     if task.validation is None:
         return None

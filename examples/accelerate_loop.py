@@ -24,7 +24,7 @@ from _shared import accuracy  # noqa: E402
 from demo_digits import digits_features, new_model  # noqa: E402
 
 from icpc_hf import ICPCConfig, ICPCDataCollator, LevelPlan, patch_model, run_cascade  # noqa: E402
-from icpc_hf.calibrate import calibrate_thresholds  # noqa: E402
+from icpc_hf.training.calibrate import calibrate_thresholds  # noqa: E402
 
 
 def main() -> None:

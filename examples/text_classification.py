@@ -33,7 +33,7 @@ from _shared import (  # noqa: E402
 )
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, icpc_settings, patch_model  # noqa: E402
-from icpc_hf.calibrate import calibrate_thresholds  # noqa: E402
+from icpc_hf.training.calibrate import calibrate_thresholds  # noqa: E402
 
 FORTUNES = "/usr/share/games/fortunes"
 TOPICS = ("computers", "politics", "science", "songs-poems", "work", "men-women", "art")

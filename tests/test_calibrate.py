@@ -7,7 +7,7 @@ import torch
 
 from helpers import tiny_image_processor, tiny_vit
 from icpc_hf import ICPCConfig, patch_model, run_cascade
-from icpc_hf.calibrate import calibrate_thresholds, main, replay_cascade
+from icpc_hf.training.calibrate import calibrate_thresholds, main, replay_cascade
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_default_levels_include_every_training_level_and_cascades_stay_short():
 def test_measured_time_sets_the_cost_a_calibration_minimises(setup, monkeypatch):
     """Small levels cost what their passes took, not their share of FLOPs: level 0.5 (a quarter of the patches)
     measured at 0.8 of a full pass costs 0.8, so a cascade through it no longer looks 4x cheaper than it is."""
-    import icpc_hf.calibrate as calibrate
+    import icpc_hf.training.calibrate as calibrate
 
     model, features, labels = setup
     monkeypatch.setattr(calibrate, "level_seconds", lambda run, levels, warmup: [
@@ -170,7 +170,7 @@ def test_measured_time_sets_the_cost_a_calibration_minimises(setup, monkeypatch)
 
 
 def test_level_seconds_times_each_level_after_a_warm_up(monkeypatch):
-    import icpc_hf.calibrate as calibrate
+    import icpc_hf.training.calibrate as calibrate
 
     clock = {"now": 0.0}
     monkeypatch.setattr(calibrate.time, "perf_counter", lambda: clock["now"])

@@ -9,7 +9,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, ViTForImag
 
 from helpers import tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
-from icpc_hf.calibrate import calibrate_thresholds
+from icpc_hf.training.calibrate import calibrate_thresholds
 from icpc_hf.patching import icpc_settings
 
 LEVELS = [0.5, 0.75, 1.0]
@@ -41,10 +41,10 @@ class LogRecorder(TrainerCallback):
 
 
 def test_calibrated_cascade_is_stored_logged_and_saved(tmp_path, monkeypatch):
-    import icpc_hf.calibrate
+    import icpc_hf.training.calibrate
 
     # the default calibration times each level; a fixed clock makes the recomputed expectation below the same
-    monkeypatch.setattr(icpc_hf.calibrate, "level_seconds", lambda run, levels, warmup: [
+    monkeypatch.setattr(icpc_hf.training.calibrate, "level_seconds", lambda run, levels, warmup: [
         (run(lv), 0.2 + 0.8 * lv * lv)[1] for lv in levels])
     evaluation = dataset(12, seed=1)
     recorder = LogRecorder()
@@ -106,7 +106,7 @@ def test_attach_calibrates_without_evaluations_during_training(tmp_path):
 
 def test_without_an_eval_set_it_warns_once_and_serves_full_size(tmp_path, caplog):
     trainer = make_trainer(tmp_path, ICPCCallback())
-    with caplog.at_level(logging.WARNING, logger="icpc_hf.callback"):
+    with caplog.at_level(logging.WARNING, logger="icpc_hf.training.callback"):
         trainer.train()
         trainer.train()
     warnings = [r for r in caplog.records if "no evaluation set" in r.getMessage()]

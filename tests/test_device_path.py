@@ -129,7 +129,7 @@ def test_the_default_resamples_on_an_accelerator_and_for_inputs_at_the_models_si
 
 def train(tmp_path, resize_on_device, workers=0, accelerators=None, monkeypatch=None, peft=False):
     if accelerators is not None:  # the CPU standing in for an accelerator
-        monkeypatch.setattr("icpc_hf.collator.ACCELERATORS", accelerators)
+        monkeypatch.setattr("icpc_hf.training.collator.ACCELERATORS", accelerators)
     torch.manual_seed(0)
     model = patch_model(tiny_vit(), ICPCConfig(levels=[0.5, 0.75, 1.0]))
     if peft:

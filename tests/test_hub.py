@@ -7,8 +7,8 @@ from PIL import Image
 
 from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
 from icpc_hf import ICPCConfig, patch_model, push_to_hub, save_for_hub
-from icpc_hf.hub import build_pipeline
-from icpc_hf.model_card import render_model_card
+from icpc_hf.training.hub import build_pipeline
+from icpc_hf.training.model_card import render_model_card
 from icpc_hf.registry import FAMILIES
 
 
@@ -21,10 +21,10 @@ def saved_model(folder):
 def test_folder_holds_weights_processor_settings_card_and_pipeline_code(tmp_path):
     saved_model(tmp_path)
     files = set(os.listdir(tmp_path))
-    assert {"model.safetensors", "preprocessor_config.json", "config.json", "README.md", "family_image.py"} <= files
+    assert {"model.safetensors", "preprocessor_config.json", "config.json", "README.md", "image.py"} <= files
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["icpc"]["levels"] == [0.5, 0.75, 1.0]
-    assert config["custom_pipelines"]["icpc-image-classification-remote-code"]["impl"] == "family_image.ICPCImageClassificationPipeline"
+    assert config["custom_pipelines"]["icpc-image-classification-remote-code"]["impl"] == "image.ICPCImageClassificationPipeline"
     card = (tmp_path / "README.md").read_text()
     assert "library_name: transformers" in card and "- icpc" in card
     assert "0.5, 0.75, 1" in card and "trust_remote_code=True" in card
@@ -85,5 +85,5 @@ def test_push_to_hub_uploads_the_hub_folder(monkeypatch):
     model = patch_model(tiny_vit(), ICPCConfig())
     assert push_to_hub(model, tiny_image_processor(), "someone/icpc-vit") == "commit"
     assert uploaded["repo"] == "someone/icpc-vit"
-    assert {"model.safetensors", "config.json", "README.md", "family_image.py"} <= set(uploaded["files"])
+    assert {"model.safetensors", "config.json", "README.md", "image.py"} <= set(uploaded["files"])
     assert 'model="someone/icpc-vit"' in uploaded["card"]

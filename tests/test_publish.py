@@ -15,7 +15,7 @@ from transformers import Trainer, TrainingArguments, pipeline
 
 from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, save_for_hub
-from icpc_hf.hub import build_pipeline
+from icpc_hf.training.hub import build_pipeline
 
 LEVELS = [0.5, 0.75, 1.0]
 
@@ -61,7 +61,7 @@ def test_trainer_save_model_and_checkpoints_are_served_without_icpc_hf_with_the_
         assert {"model.safetensors", "preprocessor_config.json", "README.md", "pipelines.py"} <= set(os.listdir(folder))
         config = json.loads((folder / "config.json").read_text())
         assert config["custom_pipelines"]["icpc-image-classification-remote-code"]["impl"] == \
-            "family_image.ICPCImageClassificationPipeline"
+            "image.ICPCImageClassificationPipeline"
     inputs = images(tmp_path)
     expected = build_pipeline(trainer.model, tiny_image_processor())(inputs, top_k=1)
     remote = run_without_icpc_hf(f"""
@@ -122,7 +122,7 @@ def test_how_to_use_runs_as_written_and_needs_no_remote_code_where_icpc_hf_is_in
     assert not remote.startswith("icpc_hf")
     namespace = {}
     exec(with_icpc, namespace)  # the card's snippet, with icpc_hf imported: no trust_remote_code asked
-    assert type(namespace["classifier"]).__module__ == "icpc_hf.family_image"
+    assert type(namespace["classifier"]).__module__ == "icpc_hf.image"
     without_task = pytest.raises(ValueError, match="trust_remote_code")
     with without_task:  # the task is needed: `pipeline(model=folder)` alone picks the remote code
         pipeline(model=str(folder))

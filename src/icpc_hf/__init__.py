@@ -2,21 +2,21 @@
 
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .callback import ICPCCallback, install_levels
 from .cascade import CascadePolicy, CascadeResult, run_cascade
-from .collator import ICPCDataCollator
 from .config import ICPCConfig
 from .costs import encoder_flops
-from .hub import build_pipeline, load_adapter, push_adapter_to_hub, push_to_hub, save_adapter, save_for_hub
 from .patching import icpc_settings, is_patched, patch_model, unpatch_model
-from .family_image import ICPCImageClassificationPipeline  # isort: skip  (registration order: image, text, ...)
-from .family_text import ICPCTextClassificationPipeline  # isort: skip
-from .family_audio import ICPCAudioClassificationPipeline  # isort: skip
-from .family_video import ICPCVideoClassificationPipeline  # isort: skip
+from .image import ICPCImageClassificationPipeline  # isort: skip  (registration order: image, text, audio, video)
+from .text import ICPCTextClassificationPipeline  # isort: skip
+from .audio import ICPCAudioClassificationPipeline  # isort: skip
+from .video import ICPCVideoClassificationPipeline  # isort: skip
 from .pipelines import ICPCPipeline
 from .registry import FAMILIES, REGISTRY, ModelFamily, family_for, register
-from .schedule import LevelledCollate, LevelPlan
-from .word_scores import fit_word_scores
+from .training.callback import ICPCCallback, install_levels
+from .training.collator import ICPCDataCollator
+from .training.hub import build_pipeline, load_adapter, push_adapter_to_hub, push_to_hub, save_adapter, save_for_hub
+from .training.schedule import LevelledCollate, LevelPlan
+from .training.word_scores import fit_word_scores
 
 __version__ = "0.1.0"
 

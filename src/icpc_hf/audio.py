@@ -5,6 +5,9 @@ to the smallest size that still yields the level's grid of overlapping patches, 
 With `trim_padding`, the padding frames that the feature extractor appends after a short clip are dropped too
 (whole patches, after the batch's longest clip) and an attention mask hides from each clip the padding patches
 left in its batch, so a one-second clip costs what one second costs, whatever it is batched with.
+
+The audio family (the Audio Spectrogram Transformer) in one module: the modality, its pipeline and its
+registration.
 """
 
 from __future__ import annotations
@@ -14,12 +17,17 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers import AutoModelForAudioClassification
 
 from .config import ICPCConfig
+from .embeddings_ast import PATCH as AST_PATCH
 from .geometry import AudioGeometry
 from .grid import conv_input_size, conv_output_size
 from .modality import GRID_KEY, GridModality, as_tensor, grid_marker, with_labels
+from .pipelines import ICPCPipeline
+from .registry import ModelFamily, register
 from .wav import mono_waveform
+
 
 def resize_spectrograms(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Antialiased bilinear resize of (batch, frames, mel bins) spectrograms; identity at the same size."""
@@ -250,3 +258,22 @@ class AudioModality(GridModality):
 
 
 __all__ = ["AudioModality", "content_frames", "resize_spectrograms"]
+
+
+class ICPCAudioClassificationPipeline(ICPCPipeline):
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = True
+    _load_tokenizer = False
+
+
+FAMILY = register(ModelFamily(
+    modality=AudioModality(),
+    patches={"audio-spectrogram-transformer": AST_PATCH},
+    pipeline_class=ICPCAudioClassificationPipeline,
+    auto_model=AutoModelForAudioClassification,
+    pipeline_tag="audio-classification",
+    processor_argument="feature_extractor",
+    classifier_description="audio classifier",
+    compression_description="spectrograms shortened",
+))

@@ -1,6 +1,6 @@
 """A training budget turned into level weights: the most even weighting whose expected cost meets the target.
 
-Separate from schedule.py (training plumbing) because `patch_model` applies it, and the patch is served with models.
+Separate from training/schedule.py (training plumbing) because `patch_model` applies it, and the patch is served with models.
 """
 
 from __future__ import annotations

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def pair(value: Any) -> tuple[int, int]:
+    """A (height, width) size from a config value that is one int or a pair."""
+    if isinstance(value, (list, tuple)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Geometry:
     @classmethod

@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+
 def axis_positions(full: int, size: int, strategy: str) -> list[int]:
     """Indices along one axis of the full table taken by a compressed axis of `size` patches.
 
@@ -103,6 +104,13 @@ def default_levels(full_grid: Sequence[int], compressed_axes: Sequence[bool], mi
     reference = max((f for f, s in zip(full_grid, compressed_axes) if s), default=1)
     smallest = max(1, math.ceil(min_level * reference - 1e-9))
     return [k / reference for k in range(smallest, reference + 1)]
+
+
+def resize_images(pixel_values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of a (batch, channels, height, width) tensor; identity at the same size."""
+    if tuple(pixel_values.shape[-2:]) == tuple(size):
+        return pixel_values
+    return F.interpolate(pixel_values, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 class PositionCache:

@@ -1,28 +1,23 @@
-"""Images: resolution modulation. A level shrinks the image side to a whole number of patches."""
+"""Images: resolution modulation. A level shrinks the image side to a whole number of patches.
+
+The image family (ViT and DeiT classifiers) in one module: the modality, its pipeline and its registration.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
+from transformers import AutoModelForImageClassification
 
 from .config import ICPCConfig
-from .geometry import ImageGeometry
+from .embeddings_vit import DEIT_PATCH
+from .embeddings_vit import PATCH as VIT_PATCH
+from .geometry import ImageGeometry, pair
+from .grid import resize_images
 from .modality import GridModality, as_tensor, with_labels
-
-
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, (list, tuple)):
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
-
-
-def resize_images(pixel_values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Antialiased bilinear resize of a (batch, channels, height, width) tensor; identity at the same size."""
-    if tuple(pixel_values.shape[-2:]) == tuple(size):
-        return pixel_values
-    return F.interpolate(pixel_values, size=size, mode="bilinear", antialias=True, align_corners=False)
+from .pipelines import ICPCPipeline
+from .registry import ModelFamily, register
 
 
 PIL_MODES = {1: "L", 3: "RGB"}
@@ -70,8 +65,8 @@ class ImageModality(GridModality):
     geometry_class = ImageGeometry
 
     def geometry(self, model_config: Any) -> ImageGeometry:
-        image_size = _pair(model_config.image_size)
-        patch_size = _pair(model_config.patch_size)
+        image_size = pair(model_config.image_size)
+        patch_size = pair(model_config.patch_size)
         if image_size[0] % patch_size[0] or image_size[1] % patch_size[1]:
             raise ValueError(
                 f"The model's image size {image_size} is not a multiple of its patch size {patch_size}."
@@ -158,3 +153,22 @@ class ImageModality(GridModality):
 
     def processor_of(self, pipeline: Any) -> Any:
         return pipeline.image_processor
+
+
+class ICPCImageClassificationPipeline(ICPCPipeline):
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+
+FAMILY = register(ModelFamily(
+    modality=ImageModality(),
+    patches={"vit": VIT_PATCH, "deit": DEIT_PATCH},
+    pipeline_class=ICPCImageClassificationPipeline,
+    auto_model=AutoModelForImageClassification,
+    pipeline_tag="image-classification",
+    processor_argument="image_processor",
+    classifier_description="image classifier",
+    compression_description="images resized to a smaller whole number of patches",
+))

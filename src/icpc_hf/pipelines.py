@@ -1,6 +1,6 @@
 """The ICPC pipeline: the usual classification pipeline, answered by the cascade.
 
-Each family's module subclasses it (`family_image.py`, ...); that module and what it imports relatively are what
+Each modality's module subclasses it (`image.py`, ...); that module and what it imports relatively are what
 the Hub export copies next to a saved model, so `pipeline(model=folder, trust_remote_code=True)` works where
 icpc_hf is not installed: keep the imports relative (`from .x import y`) and the dependencies to torch and
 transformers. The family's record names its pipeline class, so the registry and the modules reading it are

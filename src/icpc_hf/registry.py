@@ -2,7 +2,7 @@
 
 Patching, the cascade, the pipelines, the Hub export, the model card and calibration all read these records
 through `family_for`. This module is the mechanism only; each family registers itself in its own module
-(`family_image.py`, ...), which also defines its pipeline, so the code served with a model is its family's alone
+(`image.py`, ...), which also defines its pipeline, so the code served with a model is its family's alone
 (docs/adding-a-model.md). Keep the imports relative, or to torch and transformers: the Hub export copies them.
 """
 
@@ -19,7 +19,7 @@ from .modality import Modality
 
 
 class Patch(Protocol):
-    """What `patch_model` asks of the patch of one model type (implementations: patch_base.py).
+    """What `patch_model` asks of the patch of one model type (implementations: embeddings.py).
 
     The patch also holds the facts of its architecture that a modality cannot read alike from every config:
     `geometry` returns them, and `patch_model` adds them to the settings' geometry (e.g. `special_tokens`, the

@@ -6,6 +6,8 @@ Whole words (every sub-word piece together) are removed among the insignificant 
 punctuation by default. Special tokens are never removed, a text keeps at least one word, and every kept token
 keeps its original position id, which the batch carries as `position_ids` (BERT-family models take them
 natively; RoBERTa-style models count positions from `padding_idx + 1`, which `position_offset` accounts for).
+
+The text family (BERT-style classifiers) in one module: the modality, its pipeline and its registration.
 """
 
 from __future__ import annotations
@@ -15,18 +17,30 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from transformers import AutoModelForSequenceClassification
+from transformers.models.albert.modeling_albert import AlbertEmbeddings
+from transformers.models.bert.modeling_bert import BertEmbeddings
+from transformers.models.camembert.modeling_camembert import CamembertEmbeddings
+from transformers.models.distilbert.modeling_distilbert import Embeddings as DistilBertEmbeddings
+from transformers.models.electra.modeling_electra import ElectraEmbeddings
+from transformers.models.modernbert.modeling_modernbert import ModernBertEmbeddings
+from transformers.models.roberta.modeling_roberta import RobertaEmbeddings
+from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaEmbeddings
 
 from .config import ICPCConfig
+from .embeddings_bert import TextPositionsPatch
 from .geometry import TextGeometry
 from .modality import Modality, as_tensor, with_labels
+from .pipelines import ICPCPipeline
 from .pruning import kept_token_indices, token_vocabulary
+from .registry import ModelFamily, register
 from .word_importance import scorer_for
 
 
 def in_training_batch() -> bool:
-    """True while LevelledCollate collates a training batch at its drawn level. schedule.py is training code that the
-    served (Hub) copy does not ship, so it is looked up among the loaded modules rather than imported."""
-    schedule = sys.modules.get(f"{__package__}.schedule")
+    """True while LevelledCollate collates a training batch at its drawn level. training/schedule.py is training code
+    that the served (Hub) copy does not ship, so it is looked up among the loaded modules rather than imported."""
+    schedule = sys.modules.get(f"{__package__}.training.schedule")
     return schedule is not None and schedule.current_batch() is not None
 
 
@@ -227,3 +241,31 @@ class TextModality(Modality):
 
     def processor_of(self, pipeline: Any) -> Any:
         return pipeline.tokenizer
+
+
+class ICPCTextClassificationPipeline(ICPCPipeline):
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+
+FAMILY = register(ModelFamily(
+    modality=TextModality(),
+    patches={
+        "bert": TextPositionsPatch(BertEmbeddings),
+        "distilbert": TextPositionsPatch(DistilBertEmbeddings),
+        "electra": TextPositionsPatch(ElectraEmbeddings),
+        "albert": TextPositionsPatch(AlbertEmbeddings),
+        "roberta": TextPositionsPatch(RobertaEmbeddings, offset_from_padding=True),
+        "xlm-roberta": TextPositionsPatch(XLMRobertaEmbeddings, offset_from_padding=True),
+        "camembert": TextPositionsPatch(CamembertEmbeddings, offset_from_padding=True),
+        "modernbert": TextPositionsPatch(ModernBertEmbeddings, table=False),
+    },
+    pipeline_class=ICPCTextClassificationPipeline,
+    auto_model=AutoModelForSequenceClassification,
+    pipeline_tag="text-classification",
+    processor_argument="tokenizer",
+    classifier_description="text classifier",
+    compression_description="insignificant words pruned",
+))

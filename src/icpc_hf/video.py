@@ -6,6 +6,8 @@ the clip), the one whose span holds the centre of the i-th of t equal parts of t
 (antialiased) to h x w patches. For a clip of the model's length this is exactly the tubelet the `stride`
 position strategy gives kept tubelet i, so with `stride` every kept tubelet carries the position of the
 original tubelet it covers; `crop` and `interpolate` take the same frames and differ only in positions.
+
+The video family (VideoMAE and ViViT classifiers) in one module: the modality, its pipeline and its registration.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
+from transformers import AutoModelForVideoClassification
 
 from .config import ICPCConfig
-from .geometry import VideoGeometry
-from .grid import axis_positions
-from .image import _pair, resize_images
+from .embeddings_videomae import PATCH as VIDEOMAE_PATCH
+from .embeddings_vivit import PATCH as VIVIT_PATCH
+from .geometry import VideoGeometry, pair
+from .grid import axis_positions, resize_images
 from .modality import GridModality, as_tensor, with_labels
+from .pipelines import ICPCPipeline
+from .registry import ModelFamily, register
 
 
 def tubelet_frame_index(clip_frames: int, tubelets: int, tubelet_size: int) -> list[int]:
@@ -36,12 +42,12 @@ class VideoModality(GridModality):
     geometry_class = VideoGeometry
 
     def geometry(self, model_config: Any) -> VideoGeometry:
-        image_size = _pair(model_config.image_size)
+        image_size = pair(model_config.image_size)
         tubelet = model_config.tubelet_size
         if isinstance(tubelet, (list, tuple)):  # ViViT: one (frames, height, width) tubelet size
-            tubelet_size, patch_size = int(tubelet[0]), _pair(tuple(tubelet[1:]))
+            tubelet_size, patch_size = int(tubelet[0]), pair(tuple(tubelet[1:]))
         else:  # VideoMAE: frames per tubelet, and a patch size
-            tubelet_size, patch_size = int(tubelet), _pair(model_config.patch_size)
+            tubelet_size, patch_size = int(tubelet), pair(model_config.patch_size)
         num_frames = int(model_config.num_frames)
         if image_size[0] % patch_size[0] or image_size[1] % patch_size[1]:
             raise ValueError(f"The model's image size {image_size} is not a multiple of its patch size {patch_size}.")
@@ -188,3 +194,26 @@ class VideoModality(GridModality):
     def processor_of(self, pipeline: Any) -> Any:
         """The video processor when Transformers loaded one (it needs torchvision), else the image processor."""
         return getattr(pipeline, "video_processor", None) or pipeline.image_processor
+
+
+class ICPCVideoClassificationPipeline(ICPCPipeline):
+    """VideoMAE ships a video processor (needs torchvision) and an image processor: load whichever is there,
+    as Transformers' own video-classification pipeline does; `VideoModality.processor_of` prefers the former."""
+
+    _load_processor = False
+    _load_image_processor = None
+    _load_video_processor = None
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+
+FAMILY = register(ModelFamily(
+    modality=VideoModality(),
+    patches={"videomae": VIDEOMAE_PATCH, "vivit": VIVIT_PATCH},
+    pipeline_class=ICPCVideoClassificationPipeline,
+    auto_model=AutoModelForVideoClassification,
+    pipeline_tag="video-classification",
+    processor_argument="image_processor",
+    classifier_description="video classifier",
+    compression_description="fewer and smaller frames",
+))

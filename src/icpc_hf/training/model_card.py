@@ -12,8 +12,8 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .calibrate import Calibration
-from .config import ICPCConfig
-from .registry import family_for
+from ..config import ICPCConfig
+from ..registry import family_for
 
 
 @dataclass

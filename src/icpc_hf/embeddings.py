@@ -17,7 +17,7 @@ from .grid import PositionCache, conv_output_size
 
 
 class GridEmbeddingsMixin:
-    """State and checks shared by the embeddings of every patch-grid model (ViT, AST, VideoMAE)."""
+    """State and checks shared by the embeddings of every patch-grid model (ViT, AST, VideoMAE, ViViT)."""
 
     icpc_full_grid: tuple[int, ...]
     icpc_strategy: str
@@ -47,31 +47,6 @@ class GridEmbeddingsMixin:
                 f"model's {self.icpc_full_grid}: ICPC only shrinks inputs; resize to the model's size or below."
             )
         return grid
-
-    def icpc_clip_grid(
-        self, pixel_values: torch.Tensor, kernel: Sequence[int], full: Sequence[int], channels: int, model: str
-    ) -> tuple[int, ...] | None:
-        """The tubelet grid of a (batch, frames, channels, height, width) clip; None for a full-size clip."""
-        if pixel_values.dim() != 5:
-            raise ValueError(
-                f"{model} takes `pixel_values` of shape (batch, frames, channels, height, width), got "
-                f"{tuple(pixel_values.shape)}."
-            )
-        frames, clip_channels, height, width = pixel_values.shape[1:]
-        if (frames, height, width) == tuple(full):
-            return None
-        if clip_channels != channels:
-            raise ValueError(
-                f"These clips have {clip_channels} channels but the model takes {channels}: pass "
-                "(batch, frames, channels, height, width) pixel values with the model's channel count."
-            )
-        if frames % kernel[0] or height % kernel[1] or width % kernel[2]:
-            raise ValueError(
-                f"A clip of {frames} frames of {height}x{width} is not a whole number of {kernel[0]}-frame tubelets of "
-                f"{kernel[1]}x{kernel[2]} patches: collate clips with ICPCDataCollator, which snaps them to whole "
-                "tubelets."
-            )
-        return self.icpc_check_grid((frames, height, width), kernel, kernel, "video")
 
 
 class SwapPatch:

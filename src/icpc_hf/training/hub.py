@@ -10,8 +10,8 @@ from torch import nn
 from transformers.dynamic_module_utils import custom_object_save
 
 from .model_card import Measured, render_model_card
-from .patching import base_model_of, icpc_settings, patch_model
-from .registry import ModelFamily, family_for
+from ..patching import base_model_of, icpc_settings, patch_model
+from ..registry import ModelFamily, family_for
 
 
 def build_pipeline(model: nn.Module, processor: Any, **kwargs: Any):
@@ -140,7 +140,7 @@ def load_adapter(base_model: nn.Module, adapter: str | os.PathLike, icpc: Any = 
     from huggingface_hub import hf_hub_download
     from peft import PeftModel
 
-    from .config import ICPCConfig
+    from ..config import ICPCConfig
 
     if icpc is None:
         local = os.path.join(adapter, ADAPTER_SETTINGS_NAME)

@@ -12,18 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from torch import nn
-from transformers.models.albert.modeling_albert import AlbertEmbeddings
-from transformers.models.bert.modeling_bert import BertEmbeddings
-from transformers.models.camembert.modeling_camembert import CamembertEmbeddings
-from transformers.models.distilbert.modeling_distilbert import Embeddings as DistilBertEmbeddings
-from transformers.models.electra.modeling_electra import ElectraEmbeddings
-from transformers.models.modernbert.modeling_modernbert import ModernBertEmbeddings
-from transformers.models.roberta.modeling_roberta import RobertaEmbeddings
-from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaEmbeddings
 
 from .config import ICPCConfig
+from .embeddings import NativePositionsPatch
 from .geometry import TextGeometry
-from .patch_base import NativePositionsPatch
 
 
 class TextPositionsPatch(NativePositionsPatch):
@@ -57,14 +49,3 @@ class TextPositionsPatch(NativePositionsPatch):
                 )
         return 0
 
-
-TEXT_PATCHES = {
-    "bert": TextPositionsPatch(BertEmbeddings),
-    "distilbert": TextPositionsPatch(DistilBertEmbeddings),
-    "electra": TextPositionsPatch(ElectraEmbeddings),
-    "albert": TextPositionsPatch(AlbertEmbeddings),
-    "roberta": TextPositionsPatch(RobertaEmbeddings, offset_from_padding=True),
-    "xlm-roberta": TextPositionsPatch(XLMRobertaEmbeddings, offset_from_padding=True),
-    "camembert": TextPositionsPatch(CamembertEmbeddings, offset_from_padding=True),
-    "modernbert": TextPositionsPatch(ModernBertEmbeddings, table=False),
-}

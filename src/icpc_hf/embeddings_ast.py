@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer import ASTEmbeddings
 
-from .patch_base import GridEmbeddingsMixin, SwapPatch
+from .embeddings import GridEmbeddingsMixin, SwapPatch
 
 
 class ICPCASTEmbeddings(GridEmbeddingsMixin, ASTEmbeddings):

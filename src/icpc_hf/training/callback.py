@@ -17,12 +17,12 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .calibrate import Calibration, calibrate_thresholds, check_target
 from .collator import collate_layers, tell_collators
-from .config import ICPCConfig
-from .costs import encoder_flops
+from ..config import ICPCConfig
+from ..costs import encoder_flops
 from .hub import check_processor, mark_servable, write_serving_files
 from .model_card import Measured
-from .patching import base_model_of, icpc_settings, patch_model
-from .registry import family_for
+from ..patching import base_model_of, icpc_settings, patch_model
+from ..registry import family_for
 from .schedule import LevelledCollate, LevelPlan
 from .word_scores import fit_for_training
 

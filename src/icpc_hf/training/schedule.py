@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch.utils.data
 
-from .config import SCHEDULES, ICPCConfig
+from ..config import SCHEDULES, ICPCConfig
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 ViViT cuts a clip into (frames, height, width) tubelets with one Conv3d, puts a CLS token before them and adds a
 learned table over the CLS token and the full tubelet grid; it refuses any frame size but the config's. The
 patched embeddings run the same projection on a smaller clip and add the CLS row and the rows of the table
-chosen by the position strategy (`grid.py`, shared with VideoMAE, images and audio).
+chosen by the position strategy (`grid.py`, shared with VideoMAE, images and audio); the clip checks are
+VideoMAE's (`ClipGridEmbeddingsMixin`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import torch
 from transformers.models.vivit.modeling_vivit import VivitEmbeddings
 
-from .patch_base import GridEmbeddingsMixin, SwapPatch
+from .embeddings import SwapPatch
+from .embeddings_videomae import ClipGridEmbeddingsMixin
 
 
-class ICPCVivitEmbeddings(GridEmbeddingsMixin, VivitEmbeddings):
+class ICPCVivitEmbeddings(ClipGridEmbeddingsMixin, VivitEmbeddings):
     """VivitEmbeddings whose forward takes any grid of whole tubelets no larger than the model's."""
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:

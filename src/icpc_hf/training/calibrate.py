@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .cascade import CascadePolicy, run_cascade
+from ..cascade import CascadePolicy, run_cascade
 
 
 @dataclass
@@ -53,8 +53,8 @@ class Calibration:
 
     def apply(self, model: Any) -> Any:
         """Re-patch `model` with the chosen levels and thresholds (saved with it from then on)."""
-        from .config import ICPCConfig
-        from .patching import icpc_settings, patch_model
+        from ..config import ICPCConfig
+        from ..patching import icpc_settings, patch_model
 
         if self.chosen is None:
             raise ValueError("No threshold setting met the target: relax it, or pick a point of `frontier()`.")
@@ -278,8 +278,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     import datasets
     from transformers import AutoConfig, AutoProcessor
 
-    from .patching import patch_model
-    from .registry import family_for
+    from ..patching import patch_model
+    from ..registry import family_for
 
     data = datasets.load_from_disk(args.data)
     if isinstance(data, datasets.DatasetDict):

@@ -10,7 +10,7 @@ import torch
 from transformers.models.deit.modeling_deit import DeiTEmbeddings
 from transformers.models.vit.modeling_vit import ViTEmbeddings
 
-from .patch_base import GridEmbeddingsMixin, SwapPatch
+from .embeddings import GridEmbeddingsMixin, SwapPatch
 
 
 class PrefixedGridEmbeddings(GridEmbeddingsMixin):

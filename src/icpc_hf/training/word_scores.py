@@ -17,9 +17,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .patching import base_model_of, icpc_settings
-from .pruning import token_vocabulary, word_texts
-from .word_importance import is_protected
+from ..patching import base_model_of, icpc_settings
+from ..pruning import token_vocabulary, word_texts
+from ..word_importance import is_protected
 
 logger = logging.getLogger(__name__)
 

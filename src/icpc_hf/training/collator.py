@@ -6,10 +6,10 @@ from typing import Any, Sequence
 
 import torch.utils.data
 
-from .device import ACCELERATORS, device_type, has_receiver
-from .config import ICPCConfig, as_icpc_config
-from .modality import GridModality, check_finite
-from .registry import REGISTRY
+from ..device import ACCELERATORS, device_type, has_receiver
+from ..config import ICPCConfig, as_icpc_config
+from ..modality import GridModality, check_finite
+from ..registry import REGISTRY
 from .schedule import current_batch
 
 
