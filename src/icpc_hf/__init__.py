@@ -2,6 +2,7 @@
 
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .training import settings as _training_settings  # noqa: F401  (adds the training fields' checks first)
 from .cascade import CascadePolicy, CascadeResult, run_cascade
 from .config import ICPCConfig
 from .costs import encoder_flops

@@ -23,7 +23,7 @@ from .config import ICPCConfig
 from .embeddings_ast import PATCH as AST_PATCH
 from .geometry import AudioGeometry
 from .grid import conv_input_size, conv_output_size
-from .modality import GRID_KEY, GridModality, as_tensor, grid_marker, with_labels
+from .modality import GRID_KEY, GridModality, as_tensor, grid_marker
 from .pipelines import ICPCPipeline
 from .registry import ModelFamily, register
 from .wav import mono_waveform
@@ -187,7 +187,7 @@ class AudioModality(GridModality):
         hiding from each clip the padding patches it does not need, so its answer does not depend on its batch."""
         batch, grid = self.full_size_batch(processor, features, level, icpc)
         self.compress(batch, grid, icpc)
-        return with_labels(batch, features)
+        return batch
 
     def full_size_batch(self, processor: Any, features: Sequence[dict[str, Any]], level: float,
                         icpc: ICPCConfig) -> tuple[dict, tuple[int, ...]]:
@@ -234,7 +234,7 @@ class AudioModality(GridModality):
         batch, grid = self.full_size_batch(processor, features, level, icpc)
         if tuple(grid) != tuple(self.geo(icpc).full_grid) or self.kept_time_patches(batch, grid, icpc) < grid[1]:
             batch[GRID_KEY] = grid_marker(len(batch["input_values"]), grid)
-        return with_labels(batch, features)
+        return batch
 
     def grid_tokens(self, batch: dict[str, Any], grid: Sequence[int], icpc: ICPCConfig) -> torch.Tensor:
         return self.sample_tokens(grid[0] * self.kept_time_patches(batch, grid, icpc), len(batch["input_values"]), icpc)

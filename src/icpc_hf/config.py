@@ -7,17 +7,20 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 logger = logging.getLogger(__name__)
 
 POSITION_STRATEGIES = ("crop", "stride", "interpolate")
-SCHEDULES = ("constant", "progressive", "anchored", "progressive_resizing")
 TEXT_SCORERS = ("stop_words", "importance")
 CONFIG_KEY = "icpc"
+CHECKS: list[Callable[["ICPCConfig"], None]] = []
+"""Checks of the fields only training reads (weights, schedule, budget, epochs), which icpc_hf.training adds: a
+served folder has no training code and serves whatever those fields hold."""
 
 
-def _as_float_list(name: str, values: Any) -> list[float]:
+def as_float_list(name: str, values: Any) -> list[float]:
+    """`values` (one number or several) as floats, or a TypeError naming the setting."""
     if isinstance(values, (int, float)):
         values = [values]
     try:
@@ -84,43 +87,14 @@ class ICPCConfig:
             self.levels = sorted(set(self._check_levels("levels", self.levels)))
         if self.cascade_levels is not None:
             self.cascade_levels = sorted(set(self._check_levels("cascade_levels", self.cascade_levels)))
-        if self.level_weights is not None:
-            self.level_weights = _as_float_list("level_weights", self.level_weights)
-            if any(w < 0 or not math.isfinite(w) for w in self.level_weights) or sum(self.level_weights) <= 0:
-                raise ValueError(
-                    f"`level_weights` must be finite, non-negative and not all zero, got {self.level_weights}."
-                )
-            if self.levels is not None and len(self.level_weights) != len(self.levels):
-                raise ValueError(
-                    f"`level_weights` has {len(self.level_weights)} entries but `levels` has {len(self.levels)}: "
-                    "give one weight per level (levels are kept sorted ascending)."
-                )
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"Unknown `schedule` {self.schedule!r}: use one of {', '.join(SCHEDULES)}.")
-        if self.target_speedup is not None:
-            if isinstance(self.target_speedup, bool) or not isinstance(self.target_speedup, (int, float)):
-                raise TypeError(f"`target_speedup` must be a number, got {self.target_speedup!r}.")
-            if not math.isfinite(self.target_speedup) or self.target_speedup < 1.0:
-                raise ValueError(
-                    f"`target_speedup` must be a finite number of at least 1 (1 = full size only), got "
-                    f"{self.target_speedup!r}: it divides the training cost of a sample."
-                )
-            if self.level_weights is not None and not self.is_resolved:
-                raise ValueError(
-                    "Give either `level_weights` or `target_speedup`, not both: the weights are derived from the target."
-                )
         if self.position_strategy not in POSITION_STRATEGIES:
             raise ValueError(
                 f"Unknown `position_strategy` {self.position_strategy!r}: use one of {', '.join(POSITION_STRATEGIES)}."
             )
-        thresholds = _as_float_list("thresholds", self.thresholds)
+        thresholds = as_float_list("thresholds", self.thresholds)
         if not thresholds or any(not 0.0 <= t <= 1.0 for t in thresholds):
             raise ValueError(f"`thresholds` must be probabilities in [0, 1], got {self.thresholds!r}.")
         self.thresholds = thresholds[0] if isinstance(self.thresholds, (int, float)) else thresholds
-        if not isinstance(self.uncompressed_last_epochs, int) or self.uncompressed_last_epochs < 0:
-            raise ValueError(
-                f"`uncompressed_last_epochs` must be a non-negative integer, got {self.uncompressed_last_epochs!r}."
-            )
         if not isinstance(self.seed, int):
             raise TypeError(f"`seed` must be an integer, got {self.seed!r}.")
         if not 0.0 < float(self.min_level) <= 1.0:
@@ -132,6 +106,8 @@ class ICPCConfig:
                 raise ValueError(f"`axes` must be a non-empty list of axis names, got {self.axes!r}.")
             self.axes = list(self.axes)
         self._check_text_scorer()
+        for check in CHECKS:
+            check(self)
 
     def _check_text_scorer(self) -> None:
         if self.text_scorer not in TEXT_SCORERS:
@@ -157,7 +133,7 @@ class ICPCConfig:
 
     @staticmethod
     def _check_levels(name: str, values: Any) -> list[float]:
-        levels = _as_float_list(name, values)
+        levels = as_float_list(name, values)
         if not levels:
             raise ValueError(f"`{name}` is empty: give at least one level in (0, 1], for example [0.5, 1.0].")
         bad = [v for v in levels if not 0.0 < v <= 1.0]
@@ -172,7 +148,7 @@ class ICPCConfig:
     def thresholds_for(self, cascade_levels: list[float], thresholds: float | list[float] | None = None) -> list[float]:
         """One threshold per cascade level; the last level always answers, so its threshold is 0."""
         thresholds = self.thresholds if thresholds is None else thresholds
-        values = _as_float_list("thresholds", thresholds)
+        values = as_float_list("thresholds", thresholds)
         if any(not 0.0 <= t <= 1.0 for t in values):
             raise ValueError(f"`thresholds` must be probabilities in [0, 1], got {thresholds!r}.")
         steps = len(cascade_levels) - 1
@@ -250,4 +226,4 @@ def as_icpc_config(value: Any) -> ICPCConfig:
     )
 
 
-__all__ = ["ICPCConfig", "POSITION_STRATEGIES", "SCHEDULES", "TEXT_SCORERS", "as_icpc_config"]
+__all__ = ["ICPCConfig", "POSITION_STRATEGIES", "TEXT_SCORERS", "as_icpc_config"]

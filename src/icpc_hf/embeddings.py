@@ -88,19 +88,3 @@ class SwapPatch:
                 module.__class__ = self.original
                 for name in [n for n in vars(module) if n.startswith("icpc_")]:
                     delattr(module, name)
-
-
-class NativePositionsPatch:
-    """For models that take `position_ids` natively (BERT): nothing to swap, the settings are only checked."""
-
-    accepts_position_ids = True
-
-    def geometry(self, model_config: Any) -> dict[str, Any]:
-        return {}
-
-    def apply(self, model: nn.Module, icpc: ICPCConfig) -> int:
-        return 0
-
-    def remove(self, model: nn.Module) -> None:
-        return None
-

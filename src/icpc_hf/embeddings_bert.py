@@ -14,12 +14,16 @@ from typing import Any
 from torch import nn
 
 from .config import ICPCConfig
-from .embeddings import NativePositionsPatch
 from .geometry import TextGeometry
 
 
-class TextPositionsPatch(NativePositionsPatch):
-    """Check that the model's embeddings are the kind whose `position_ids` the collator fills, table size included."""
+class TextPositionsPatch:
+    """Check that the model's embeddings are the kind whose `position_ids` the collator fills, table size included.
+
+    These models take `position_ids` natively: nothing is swapped, so there is nothing to remove.
+    """
+
+    accepts_position_ids = True
 
     def __init__(self, embeddings: type[nn.Module], offset_from_padding: bool = False, table: bool = True):
         self.embeddings = embeddings
@@ -49,3 +53,5 @@ class TextPositionsPatch(NativePositionsPatch):
                 )
         return 0
 
+    def remove(self, model: nn.Module) -> None:
+        return None

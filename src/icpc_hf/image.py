@@ -15,7 +15,7 @@ from .embeddings_vit import DEIT_PATCH
 from .embeddings_vit import PATCH as VIT_PATCH
 from .geometry import ImageGeometry, pair
 from .grid import resize_images
-from .modality import GridModality, as_tensor, with_labels
+from .modality import GridModality, as_tensor
 from .pipelines import ICPCPipeline
 from .registry import ModelFamily, register
 
@@ -130,7 +130,7 @@ class ImageModality(GridModality):
             pixel_values = resize_images(torch.stack(images).float(), target)
         else:
             pixel_values = torch.cat([resize_images(image[None].float(), target) for image in images])
-        return with_labels({"pixel_values": pixel_values}, features)
+        return {"pixel_values": pixel_values}
 
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
         patch = self.geo(icpc).patch_size

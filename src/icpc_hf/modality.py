@@ -1,8 +1,9 @@
 """What a modality provides to the collator, the callback, the cascade and the pipeline.
 
 A modality knows how to turn the features a user already has into a batch at a given compression level, and
-how many tokens that batch costs. The model side lives in one patch module per architecture; `registry.py`
-pairs the two by `config.model_type`.
+how many tokens that batch costs; labels, and the checks of a user's training features, are the collator's
+(training/collator.py). The model side lives in one embeddings module per architecture; `registry.py` pairs the two
+by `config.model_type`.
 """
 
 from __future__ import annotations
@@ -15,51 +16,6 @@ import torch
 from .config import ICPCConfig
 from .geometry import Geometry
 from .grid import default_levels, scaled_grid, snap_levels
-
-
-def label_tensor(features: Sequence[dict[str, Any]]) -> torch.Tensor | None:
-    """Labels under `labels` or `label`, as the user's dataset has them; None when there are none."""
-    for key in ("labels", "label"):
-        if key in features[0]:
-            values = [f.get(key) for f in features]
-            if any(v is None for v in values):
-                raise ValueError(f"Some features have `{key}` missing or set to None: label every training sample.")
-            first = values[0]
-            if isinstance(first, str):
-                raise ValueError(
-                    f"`{key}` holds class names ({first!r}); the model takes class ids: map them with "
-                    "`model.config.label2id` (or `datasets.ClassLabel`) first."
-                )
-            if isinstance(first, torch.Tensor):
-                return torch.stack([torch.as_tensor(v) for v in values])
-            dtype = torch.float if isinstance(first, float) else torch.long
-            return torch.tensor(values, dtype=dtype)
-    return None
-
-
-def with_labels(batch: dict[str, Any], features: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The batch, with the features' labels added when they have any."""
-    labels = label_tensor(features)
-    if labels is not None:
-        batch["labels"] = labels
-    return batch
-
-
-def check_finite(batch: dict[str, Any]) -> None:
-    """Refuse NaN or inf in a batch's float tensors: the model would turn them silently into NaN logits and loss.
-
-    Run once on the collated (often compressed) batch, so every modality pays it once: a tensor's sum is finite
-    when all its values are, and one reduction costs a third of `isfinite().all()` on CPU; only a non-finite sum
-    (NaN, inf, or a float overflow) pays for the exact check.
-    """
-    for key, value in batch.items():
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point() or not value.numel():
-            continue
-        if not math.isfinite(value.sum().item()) and not bool(torch.isfinite(value).all()):
-            raise ValueError(
-                f"The batch's `{key}` holds NaN or infinite values: clean or drop the samples whose `{key}` (or the "
-                "raw input it was made from) is not finite before collating them."
-            )
 
 
 def as_tensor(value: Any) -> torch.Tensor:
@@ -102,7 +58,7 @@ class Modality:
         raise NotImplementedError
 
     def collate(self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig) -> dict:
-        """A model-ready batch of `features` at `level` (1.0: uncompressed)."""
+        """A model-ready batch of `features` at `level` (1.0: uncompressed); labels are the training collator's."""
         raise NotImplementedError
 
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:
@@ -135,14 +91,6 @@ class Modality:
             f"`target_speedup` needs the cost of each level before training, which {self.name} inputs do not fix "
             "(it depends on the data): give `level_weights` instead."
         )
-
-    def apply_training_budget(self, icpc: ICPCConfig) -> None:
-        """Derive `level_weights` from `target_speedup`, once the levels are resolved."""
-        if icpc.target_speedup is None:
-            return
-        from .budget import weights_for_speedup
-
-        icpc.level_weights = weights_for_speedup(self.level_costs(icpc), icpc.target_speedup)
 
     @staticmethod
     def default_cascade_levels(levels: Sequence[float]) -> list[float]:
@@ -183,11 +131,6 @@ class GridModality(Modality):
         mask = self.compressed_axes(icpc)
         if icpc.levels is None:
             icpc.levels = default_levels(full_grid, mask, icpc.min_level)
-            if icpc.level_weights is not None and len(icpc.level_weights) != len(icpc.levels):
-                raise ValueError(
-                    f"`level_weights` has {len(icpc.level_weights)} entries but the derived levels are "
-                    f"{icpc.levels}: give `levels` explicitly with one weight each."
-                )
         icpc.levels = snap_levels(icpc.levels, full_grid, mask)
         if icpc.cascade_levels is None:
             icpc.cascade_levels = self.default_cascade_levels(icpc.levels)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
 
 from torch import nn
 
-from .device import install as install_device_hook, remove as remove_device_hook
 from .config import CONFIG_KEY, ICPCConfig, as_icpc_config
+from .device import install as install_device_hook, remove as remove_device_hook
 from .registry import family_for
+
+RESOLVED: list[Callable[[ICPCConfig, Any], None]] = []
+"""Run by `patch_model` on the resolved settings and the modality: icpc_hf.training adds the level weights of a
+training budget (`target_speedup`); a served folder has no training code and keeps the weights saved with it."""
 
 
 def base_model_of(model: nn.Module) -> nn.Module:
@@ -70,8 +75,9 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
         )
     family.modality.resolve(icpc, base.config)
     icpc.geometry.update(patch.geometry(base.config))
-    family.modality.apply_training_budget(icpc)
     icpc.model_type = base.config.model_type
+    for resolved in RESOLVED:
+        resolved(icpc, family.modality)
     patch.apply(base, icpc)
     setattr(base.config, CONFIG_KEY, icpc.to_dict())
     if getattr(base, "_icpc_settings", None) is None and not patch.accepts_position_ids:

@@ -1,9 +1,11 @@
-"""One record per model family: everything icpc_hf knows about a modality, registered once per `config.model_type`.
+"""One record per modality: everything icpc_hf knows about it, registered once per `config.model_type`.
 
-Patching, the cascade, the pipelines, the Hub export, the model card and calibration all read these records
-through `family_for`. This module is the mechanism only; each family registers itself in its own module
-(`image.py`, ...), which also defines its pipeline, so the code served with a model is its family's alone
-(docs/adding-a-model.md). Keep the imports relative, or to torch and transformers: the Hub export copies them.
+A "family" is that record (`ModelFamily`, `FAMILIES`, `family_for`): a modality with the model types it serves,
+its pipeline and auto class. Patching, the cascade, the pipelines, the Hub export, the model card and calibration
+all read these records through `family_for`. This module is the mechanism only; each modality registers itself
+at the end of its own module (`image.py`, ...), which also defines its pipeline, so the code served with a model
+is its modality's alone (docs/adding-a-model.md). Keep the imports relative, or to torch and transformers: the
+Hub export copies them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .modality import Modality
 
 
 class Patch(Protocol):
-    """What `patch_model` asks of the patch of one model type (implementations: embeddings.py).
+    """What `patch_model` asks of the patch of one model type (implementations: embeddings.py, embeddings_bert.py).
 
     The patch also holds the facts of its architecture that a modality cannot read alike from every config:
     `geometry` returns them, and `patch_model` adds them to the settings' geometry (e.g. `special_tokens`, the

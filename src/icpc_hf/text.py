@@ -30,7 +30,7 @@ from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaEmbed
 from .config import ICPCConfig
 from .embeddings_bert import TextPositionsPatch
 from .geometry import TextGeometry
-from .modality import Modality, as_tensor, with_labels
+from .modality import Modality, as_tensor
 from .pipelines import ICPCPipeline
 from .pruning import kept_token_indices, token_vocabulary
 from .registry import ModelFamily, register
@@ -184,7 +184,7 @@ class TextModality(Modality):
         if geometry.type_vocab_size:  # DistilBERT takes no token types
             batch["token_type_ids"] = token_type_ids
         batch["position_ids"] = position_ids
-        return with_labels(batch, features)
+        return batch
 
     @staticmethod
     def _check_ids(sequences: list[dict], tokenizer: Any, geometry: TextGeometry) -> None:

@@ -22,7 +22,7 @@ from .embeddings_videomae import PATCH as VIDEOMAE_PATCH
 from .embeddings_vivit import PATCH as VIVIT_PATCH
 from .geometry import VideoGeometry, pair
 from .grid import axis_positions, resize_images
-from .modality import GridModality, as_tensor, with_labels
+from .modality import GridModality, as_tensor
 from .pipelines import ICPCPipeline
 from .registry import ModelFamily, register
 
@@ -167,7 +167,7 @@ class VideoModality(GridModality):
         else:
             sampled = [self._sample(clip, frames, icpc) for clip in clips]
             pixel_values = torch.stack([resize_images(clip.float(), (height, width)) for clip in sampled])
-        return with_labels({"pixel_values": pixel_values}, features)
+        return {"pixel_values": pixel_values}
 
     # ------------------------------------------------------------------ costs
     def tokens(self, batch: dict[str, torch.Tensor], icpc: ICPCConfig) -> torch.Tensor:

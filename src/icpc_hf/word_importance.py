@@ -1,7 +1,7 @@
 """Word importance for text pruning (`ICPCConfig(text_scorer="importance")`): a level is the share of ALL words
 kept, and the words dropped are the least important ones, by scores fitted on the training texts
-(`icpc_hf.fit_word_scores`, word_scores.py). A word without a score (never seen in training) is the most important;
-negations and words with digits are never dropped.
+(`icpc_hf.fit_word_scores`, training/word_scores.py). A word without a score (never seen in training) is the most
+important; negations and words with digits are never dropped.
 
 Served code (the Hub export copies it): relative imports, numpy only, nothing used only in training.
 """

@@ -2,15 +2,61 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch.utils.data
 
-from ..device import ACCELERATORS, device_type, has_receiver
 from ..config import ICPCConfig, as_icpc_config
-from ..modality import GridModality, check_finite
+from ..device import ACCELERATORS, device_type, has_receiver
+from ..modality import GridModality
 from ..registry import REGISTRY
 from .schedule import current_batch
+
+
+def label_tensor(features: Sequence[dict[str, Any]]) -> torch.Tensor | None:
+    """Labels under `labels` or `label`, as the user's dataset has them; None when there are none."""
+    for key in ("labels", "label"):
+        if key in features[0]:
+            values = [f.get(key) for f in features]
+            if any(v is None for v in values):
+                raise ValueError(f"Some features have `{key}` missing or set to None: label every training sample.")
+            first = values[0]
+            if isinstance(first, str):
+                raise ValueError(
+                    f"`{key}` holds class names ({first!r}); the model takes class ids: map them with "
+                    "`model.config.label2id` (or `datasets.ClassLabel`) first."
+                )
+            if isinstance(first, torch.Tensor):
+                return torch.stack([torch.as_tensor(v) for v in values])
+            dtype = torch.float if isinstance(first, float) else torch.long
+            return torch.tensor(values, dtype=dtype)
+    return None
+
+
+def with_labels(batch: dict[str, Any], features: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The batch, with the features' labels added when they have any."""
+    labels = label_tensor(features)
+    if labels is not None:
+        batch["labels"] = labels
+    return batch
+
+
+def check_finite(batch: dict[str, Any]) -> None:
+    """Refuse NaN or inf in a batch's float tensors: the model would turn them silently into NaN logits and loss.
+
+    Run once on the collated (often compressed) batch, so every modality pays it once: a tensor's sum is finite
+    when all its values are, and one reduction costs a third of `isfinite().all()` on CPU; only a non-finite sum
+    (NaN, inf, or a float overflow) pays for the exact check.
+    """
+    for key, value in batch.items():
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point() or not value.numel():
+            continue
+        if not math.isfinite(value.sum().item()) and not bool(torch.isfinite(value).all()):
+            raise ValueError(
+                f"The batch's `{key}` holds NaN or infinite values: clean or drop the samples whose `{key}` (or the "
+                "raw input it was made from) is not finite before collating them."
+            )
 
 
 class ICPCDataCollator:
@@ -64,6 +110,7 @@ class ICPCDataCollator:
             batch = modality.collate_deferred(self.processor, features, level, self.icpc)
         else:
             batch = modality.collate(self.processor, features, level, self.icpc)
+        with_labels(batch, features)
         check_finite(batch)
         return batch
 

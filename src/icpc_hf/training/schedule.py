@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch.utils.data
 
-from ..config import SCHEDULES, ICPCConfig
+from ..config import ICPCConfig
+from .settings import SCHEDULES
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """A training budget turned into level weights: the most even weighting whose expected cost meets the target.
 
-Separate from training/schedule.py (training plumbing) because `patch_model` applies it, and the patch is served with models.
+`patch_model` applies it through the hook settings.py installs (`patching.RESOLVED`), once the levels are resolved;
+a served model keeps the weights saved in its `config.icpc`.
 """
 
 from __future__ import annotations
