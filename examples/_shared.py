@@ -76,8 +76,7 @@ class AccuracyOverTime(TrainerCallback):
         return float((result.predictions == torch.tensor([f["label"] for f in features])).float().mean())
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        from icpc_hf import ICPCConfig, patch_model, unpatch_model
-        from icpc_hf.patching import is_patched
+        from icpc_hf import ICPCConfig, is_patched, patch_model, unpatch_model
 
         pause = time.perf_counter()
         epoch = round(float(state.epoch))
