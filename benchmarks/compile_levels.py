@@ -4,9 +4,10 @@ Trains a patched ViT for a number of steps on batches whose level follows the IC
 eager, `torch.compile(model)` (recompiles when a new shape appears, then after a few marks shapes dynamic) and
 `torch.compile(model, dynamic=True)`. Reports wall time, steady-state step time (after every level has been
 seen once), the compile time of each level (its first step less the steady step time) and the number of graphs
-compiled. Results: docs/benchmarks.md and benchmarks/results/compile.json.
+compiled. Results: docs/benchmarks.md (`benchmarks/report.py` reads benchmarks/results/compile.json).
 
     python benchmarks/compile_levels.py [--steps 120] [--repeats 3]
+    python benchmarks/compile_levels.py --quick      # a tiny ViT, a few steps: keeps the script working
 """
 
 from __future__ import annotations
@@ -18,26 +19,20 @@ import statistics
 import time
 
 import torch
-from transformers import ViTConfig, ViTForImageClassification
 
-from icpc_hf import ICPCConfig, LevelPlan, patch_model
-from icpc_hf.patching import icpc_settings
+from harness import RESULTS
+from tasks import small_vit
 
-
-def make_model(seed: int) -> ViTForImageClassification:
-    torch.manual_seed(seed)
-    config = ViTConfig(image_size=32, patch_size=4, num_channels=1, hidden_size=128, num_hidden_layers=4,
-                       num_attention_heads=4, intermediate_size=256, num_labels=10)
-    return ViTForImageClassification(config)
+from icpc_hf import ICPCConfig, LevelPlan, icpc_settings, patch_model
 
 
-def train_steps(mode: str, steps: int, batch_size: int, seed: int) -> dict:
+def train_steps(mode: str, steps: int, batch_size: int, seed: int, quick: bool = False) -> dict:
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
     icpc = ICPCConfig(levels=[0.5, 0.625, 0.75, 0.875, 1.0], seed=seed, schedule="constant")
-    model = patch_model(make_model(seed), icpc)
+    model = patch_model(small_vit(32, 4, 32 if quick else 128, 1 if quick else 4)(seed), icpc)
     levels = LevelPlan(icpc_settings(model)).epoch_levels(0, steps)  # one level per batch, as in training
     if mode == "compile":
         model = torch.compile(model)
@@ -71,11 +66,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", default="benchmarks/results/compile.json")
+    parser.add_argument("--quick", action="store_true", help="a tiny ViT, 10 steps of batch 4, once; writes only "
+                        "with --output")
+    parser.add_argument("--output", default=None, help="default: benchmarks/results/compile.json (none with --quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.batch_size, args.repeats = 10, 4, 1
+    output = args.output or (None if args.quick else os.path.join(RESULTS, "compile.json"))
     rows = []
     for mode in ("eager", "compile", "compile-dynamic"):
-        runs = [train_steps(mode, args.steps, args.batch_size, seed) for seed in range(args.repeats)]
+        runs = [train_steps(mode, args.steps, args.batch_size, seed, args.quick) for seed in range(args.repeats)]
         rows.append({"mode": mode,
                      "total_seconds": statistics.median(r["total_seconds"] for r in runs),
                      "steady_step_seconds": statistics.median(r["steady_step_seconds"] for r in runs),
@@ -84,8 +84,10 @@ def main() -> None:
                          for lv in runs[0]["compile_seconds_per_level"]},
                      "graphs": max(r["graphs"] for r in runs)})
         print(rows[-1], flush=True)
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as handle:
+    if output is None:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as handle:
         json.dump({"steps": args.steps, "batch_size": args.batch_size, "repeats": args.repeats, "rows": rows},
                   handle, indent=2)
 

@@ -22,51 +22,18 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 import tempfile
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from harness import RESULTS, Arm, Task, accuracy_at, served, train_arm  # also puts examples/ on the path
+from tasks import TIME_TO_ACCURACY, load
+from _shared import AccuracyOverTime
 
-from run import Task, timed_pair, train_once  # noqa: E402  (also puts examples/ on the path)
-from _shared import AccuracyOverTime  # noqa: E402
+from icpc_hf import ICPCConfig, family_for, icpc_settings, is_patched, patch_model
 
-from icpc_hf import ICPCConfig, patch_model, run_cascade  # noqa: E402
-from icpc_hf.patching import icpc_settings, is_patched  # noqa: E402
-from icpc_hf.registry import family_for  # noqa: E402
-
-RESULTS = os.path.join(HERE, "results", "convergence")
-
-
-@dataclass
-class Arm:
-    """One way of training the task's model: ICPC settings (None: a plain Trainer), an optional hook on the fresh
-    model (a peer), and the levels it is evaluated at (None: every level of the task)."""
-
-    icpc: dict | None
-    prepare: Callable | None = None
-    eval_levels: list[float] | None = None
-    note: str = ""
-    token_ratio: float | None = None
-    """Share of the tokens a peer keeps in training (ICPC arms measure theirs)."""
-
-
-@dataclass
-class ConvergenceTask:
-    task: Task
-    validation: list
-    """Features evaluated after every epoch to choose the serving level (and calibrate the final cascade)."""
-    test: list
-    """Features the accuracies are reported on."""
-    levels: list[float]
-    """Levels every compressed arm is evaluated at (full size last)."""
-    arms: dict[str, Arm] = field(default_factory=dict)
-    eval_every: int = 1
-    """Evaluate after every this many epochs (and after the last)."""
+CONVERGENCE_RESULTS = os.path.join(RESULTS, "convergence")
 
 
 def level_costs(model, levels: list[float]) -> dict[str, float]:
@@ -79,50 +46,38 @@ def level_costs(model, levels: list[float]) -> dict[str, float]:
     return {f"{lv:g}": cost for lv, cost in zip(levels, costs)}
 
 
-def serving(model, spec: ConvergenceTask) -> dict[str, Any]:
+def serving(model, task: Task) -> dict[str, Any]:
     """The trained model as shipped, the cascade ICPCCallback calibrated on the validation half at the end of
-    training (full size alone for a plain model), measured on test against its own full-size inference (seconds
-    timed alternately, median of 3)."""
-    task, test = spec.task, spec.test
-    labels = torch.tensor([f["label"] for f in test])
+    training (full size alone for a plain model), measured on test against its own full-size inference."""
     settings = icpc_settings(model)
-
-    def full():
-        return run_cascade(model, test, task.processor, levels=[1.0], batch_size=task.batch_size)
-
-    def cascade():
-        return run_cascade(model, test, task.processor, batch_size=task.batch_size)
-
-    full_accuracy = float((full().predictions == labels).float().mean())
-    shipped = {"levels": list(settings.cascade_levels), "thresholds": settings.thresholds, "full_accuracy": full_accuracy}
+    shipped = {"levels": list(settings.cascade_levels), "thresholds": settings.thresholds}
     if shipped["levels"] == [1.0]:  # the same path as full size: nothing to time
-        return {**shipped, "cascade_accuracy": full_accuracy, "speedup": 1.0}
-    full_seconds, cascade_seconds = timed_pair(full, cascade)
-    result = cascade()
-    return {**shipped, "cascade_accuracy": float((result.predictions == labels).float().mean()),
-            "cascade_flops_ratio": result.summary()["flops_ratio"],
-            "full_seconds": full_seconds, "cascade_seconds": cascade_seconds,
-            "speedup": full_seconds / cascade_seconds}
+        full_accuracy = accuracy_at(model, task, [1.0])[0]
+        return {**shipped, "full_accuracy": full_accuracy, "cascade_accuracy": full_accuracy, "speedup": 1.0}
+    timing = served(model, task)
+    return {**shipped, "full_accuracy": timing["full_accuracy"], "cascade_accuracy": timing["cascade_accuracy"],
+            "cascade_flops_ratio": timing["flops_ratio"], "full_seconds": timing["full_seconds"],
+            "cascade_seconds": timing["cascade_seconds"], "speedup": timing["speedup"]}
 
 
-def run_arm(spec: ConvergenceTask, name: str, arm: Arm, seed: int, work: str) -> dict[str, Any]:
-    task = spec.task
-    levels = arm.eval_levels or spec.levels
-    evaluation = AccuracyOverTime(spec.validation, spec.test, task.processor, levels, task.batch_size,
-                                  every=spec.eval_every)
-    run = train_once(task, seed, arm.icpc, os.path.join(work, name, str(seed)), prepare=arm.prepare,
-                     callbacks=[evaluation], eval_dataset=spec.validation)
+def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str) -> dict[str, Any]:
+    """Train one arm with the clock stopped for an evaluation after every `task.eval_every` epochs; the result file's
+    record."""
+    levels = arm.eval_levels or task.levels
+    evaluation = AccuracyOverTime(task.validation, task.test, task.processor, levels, task.batch_size,
+                                  every=task.eval_every)
+    run = train_arm(task, arm, seed, os.path.join(work, name, str(seed)), callbacks=[evaluation],
+                    eval_dataset=task.validation)
     model = run["model"]
     if not is_patched(model):
         patch_model(model, ICPCConfig(levels=levels))
-    costs = level_costs(model, levels)
     return {"task": task.name, "arm": name, "seed": seed, "icpc": arm.icpc, "note": arm.note,
             "settings": icpc_settings(model).to_dict() if arm.icpc is not None else None,
-            "epochs": task.epochs, "train_size": len(task.train), "validation_size": len(spec.validation),
-            "test_size": len(spec.test),
+            "epochs": task.epochs, "train_size": len(task.train), "validation_size": len(task.validation),
+            "test_size": len(task.test),
             "train_seconds": evaluation.curve[-1]["train_seconds"],
-            "token_ratio": arm.token_ratio or run["token_ratio"], "flops_saved": run["flops_saved"], "level_costs": costs,
-            "curve": evaluation.curve, "serving": serving(model, spec)}
+            "token_ratio": arm.token_ratio or run["token_ratio"], "flops_saved": run["flops_saved"],
+            "level_costs": level_costs(model, levels), "curve": evaluation.curve, "serving": serving(model, task)}
 
 
 def result_path(output: str, task: str, arm: str, seed: int) -> str:
@@ -137,24 +92,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--output", default=RESULTS)
+    parser.add_argument("--output", default=CONVERGENCE_RESULTS)
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    import convergence_tasks
-
     for task_name in args.tasks:
-        spec = getattr(convergence_tasks, f"{task_name}_task")(args.quick)
+        task = load(TIME_TO_ACCURACY, task_name, args.quick)
         seeds = 1 if args.quick else args.seeds
         work = os.path.join(tempfile.gettempdir(), "icpc-convergence", task_name)
         for seed in range(seeds):
-            for name, arm in spec.arms.items():
+            for name, arm in task.arms.items():
                 if args.arms and not any(name.startswith(prefix) for prefix in args.arms):
                     continue
                 path = result_path(args.output, task_name, name, seed)
                 if os.path.exists(path):
                     continue
-                result = run_arm(spec, name, arm, seed, work)
+                result = run_arm(task, name, arm, seed, work)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path + ".tmp", "w") as handle:
                     json.dump(result, handle, indent=1)

@@ -12,15 +12,13 @@ import os
 import statistics
 from collections import defaultdict
 
-import matplotlib
+from harness import DOCS, README, RESULTS, pyplot, splice
+from suite import CANDIDATES, SUITE, TIE, TOLERANCE
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-DOCS = os.path.join(HERE, "..", "docs")
-README = os.path.join(HERE, "..", "README.md")
+plt = pyplot()
 BASELINE = "baseline"
+
+
 def default_arms() -> tuple[str, ...]:
     """The arms whose settings are `ICPCConfig()`'s: its schedule with the default levels and crop positions."""
     from icpc_hf import ICPCConfig
@@ -190,8 +188,6 @@ def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
     """docs/selection-rule.md, applied: the candidate it chooses (None: none eligible) and the lines that show how."""
     from statistics import median
 
-    from suite import CANDIDATES, SUITE, TIE, TOLERANCE
-
     def row(task: str, arm: str) -> dict | None:
         return next((r for r in sections.get(task, []) if r["arm"] == arm), None)
 
@@ -255,10 +251,9 @@ def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
 
 def headline(sections: dict[str, list[dict]]) -> str:
     """The README's table: per task, the candidate schedules (suite tasks) or the ICPC arms (the others)."""
-    from suite import CANDIDATES, SUITE
-
-    lines = ["| task | suite half, regime | seeds | baseline's best | arm | time-to-accuracy speedup | best accuracy as "
-             "served | as shipped: accuracy, speed vs full size |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | suite half, regime | seeds | baseline's best | arm | time-to-accuracy speedup | "
+             "best accuracy as served | as shipped: accuracy, speed vs full size |",
+             "|---|---|---|---|---|---|---|---|"]
     for task in sorted(sections, key=lambda t: (t not in SUITE, SUITE.get(t, ("", ""))[0] != "choose", t)):
         rows = sections[task]
         base = by_name(rows, BASELINE)
@@ -273,21 +268,9 @@ def headline(sections: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(table: str) -> None:
-    start, end = "<!-- convergence:start -->", "<!-- convergence:end -->"
-    with open(README) as handle:
-        text = handle.read()
-    if start not in text:
-        return
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    with open(README, "w") as handle:
-        handle.write(f"{before}{start}\n{table}\n{end}{after}")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default=os.path.join(HERE, "results", "convergence"))
+    parser.add_argument("--results", default=os.path.join(RESULTS, "convergence"))
     parser.add_argument("--output", default=None, help="default: docs/convergence.md (or RESULTS/convergence.md "
                         "with --quick)")
     parser.add_argument("--quick", action="store_true")
@@ -321,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     with open(output, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     if not args.quick and sections:
-        update_readme(headline(sections))
+        splice(README, "convergence", headline(sections))
     print(f"wrote {output}")
 
 

@@ -197,7 +197,8 @@ def main() -> None:
     for name, (factory, key, shape) in models(args.quick).items():
         if name not in args.models.split(","):
             continue
-        size = batch if name != "videomae" or args.quick else max(1, batch // 4)  # 1568 tokens a clip
+        clip = len(shape) == 4  # (frames, channels, height, width): 1568 tokens a full-size clip
+        size = max(1, batch // 4) if clip and not args.quick else batch
         report["models"][name] = bench_model(name, factory, key, shape, device, dtype, steps, size, workers,
                                              args.quick)
         print(f"{name}: done after {time.perf_counter() - start:.0f} s", flush=True)

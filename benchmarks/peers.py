@@ -2,7 +2,7 @@
 
 PatchDropout keeps a random subset of the patch tokens of each training sample after the position embeddings
 are added, so kept patches keep their original positions; at evaluation every patch is kept. Here it is a
-forward hook on the ViT embeddings, at the token budget ICPC's levels give.
+forward hook on the embeddings of any image model the registry knows, at the token budget ICPC's levels give.
 """
 
 from __future__ import annotations
@@ -10,21 +10,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from icpc_hf import REGISTRY
+
 
 def add_patch_dropout(model: nn.Module, keep_ratio: float, generator_seed: int = 0) -> nn.Module:
     """Keep `keep_ratio` of the patch tokens (random per sample and step) in training; all of them in eval."""
-    embeddings = model.vit.embeddings
+    embeddings = model.base_model.embeddings
+    special = REGISTRY[model.config.model_type].patch.geometry(model.config).get("special_tokens", 1)  # CLS, ...
     generator = torch.Generator().manual_seed(generator_seed)
 
     def keep_subset(module, inputs, output):
         if not module.training:
             return output
-        cls_token, patches = output[:, :1], output[:, 1:]
+        leading, patches = output[:, :special], output[:, special:]
         batch, count, dim = patches.shape
         keep = max(1, round(keep_ratio * count))
         order = torch.rand(batch, count, generator=generator).argsort(dim=1)[:, :keep].sort(dim=1).values
         kept = patches.gather(1, order.to(patches.device).unsqueeze(-1).expand(-1, -1, dim))
-        return torch.cat((cls_token, kept), dim=1)
+        return torch.cat((leading, kept), dim=1)
 
     embeddings.register_forward_hook(keep_subset)
     return model

@@ -8,13 +8,9 @@ import json
 import os
 import statistics
 
-import matplotlib
+from harness import DOCS, README, RESULTS, pyplot, splice
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-DOCS = os.path.join(HERE, "..", "docs")
+plt = pyplot()
 
 TARGETS = {  # training speedup, cascade speedup (images), from the project's targets
     "image": {"train_speedup": 2.9, "cascade_speedup": 2.6},
@@ -44,6 +40,29 @@ NOTES = [
     "- Each modality runs in one process, one arm after the other, using every core (see the machine line); "
     "ratios of the two arms of a seed are the figures to read, medians over seeds.",
     "",
+]
+
+
+HOW_TO_RUN = [
+    "## How to run the benchmarks", "",
+    "```bash",
+    "python3 benchmarks/run.py                 # fixed epochs, ICPC beside a plain Trainer: this page, README table",
+    "python3 benchmarks/run.py --quick --output /tmp/bench      # seconds per modality (CI); the report in /tmp/bench",
+    "python3 benchmarks/report.py              # this page again from benchmarks/results/*.json",
+    "python3 benchmarks/convergence.py         # time to accuracy: convergence.md (--tasks, --arms, --seeds, --quick)",
+    "python3 benchmarks/convergence_report.py  # convergence.md again from benchmarks/results/convergence/",
+    "python3 benchmarks/streams.py             # text from a stream against map-style data: streams.md",
+    "python3 benchmarks/device.py --quick --output /tmp/device  # CPU path against device path (device.md)",
+    "python3 benchmarks/compile_levels.py      # torch.compile with changing levels (the section below)",
+    "```", "",
+    "Both training benchmarks are built on `benchmarks/harness.py`: a `Task` record (data, a same-weights model "
+    "factory, the training settings every arm shares, and for time to accuracy its arms and evaluation levels), an "
+    "`Arm` record (ICPC settings or `None` for the plain Trainer, an optional hook on the fresh model for a peer or "
+    "an ablation, Trainer overrides, the levels it is evaluated at), `train_arm` (one measured training run), "
+    "`served` (the cascade as the model serves it against its full-size inference, timed alternately) and `splice` "
+    "(the README's generated tables). Every task is a record in `benchmarks/tasks.py`: `SIDE_BY_SIDE` for "
+    "`run.py`, `TIME_TO_ACCURACY` for `convergence.py`; adding a task is one builder there. Which modality a model "
+    "is, and so which ablations and peers apply, is asked of the registry (`icpc_hf.family_for`).", "",
 ]
 
 
@@ -97,7 +116,8 @@ def modality_section(result: dict, plots: str) -> list[str]:
     name, rows = result["modality"], result["seeds"]
     lines = [f"## {name}", "",
              f"{result['train_size']} training and {result['test_size']} test samples, {result['epochs']} epochs, "
-             f"batch {result['batch_size']}, {len(rows)} seed(s); ICPC settings `{json.dumps(short_settings(result['icpc']))}`. "
+             f"batch {result['batch_size']}, {len(rows)} seed(s); ICPC settings "
+             f"`{json.dumps(short_settings(result['icpc']))}`. "
              f"Whole run: {result['wall_seconds'] / 60:.1f} min.", "",
              f"| | baseline (plain Trainer{baseline_settings(result)}) | ICPC |", "|---|---|---|",
              f"| test accuracy (mean ± sd over seeds) | {mean_spread([r['baseline_accuracy'] for r in rows])} | "
@@ -184,7 +204,7 @@ def modality_section(result: dict, plots: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default=os.path.join(HERE, "results"))
+    parser.add_argument("--results", default=RESULTS)
     parser.add_argument("--output", default=os.path.join(DOCS, "benchmarks.md"))
     parser.add_argument("--quick", action="store_true", help="report the quick (CI) results instead")
     args = parser.parse_args(argv)
@@ -202,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
              "These runs stop after a fixed, short number of epochs with hand-picked level weights: the under-trained "
              "regime, where fewer tokens mean less signal per step. Whether ICPC reaches the same accuracy sooner "
              "when every arm trains to convergence, with the defaults and against the peers, is measured by "
-             "`benchmarks/convergence.py`: see [convergence.md](convergence.md).", ""]
+             "`benchmarks/convergence.py`: see [convergence.md](convergence.md).", "", *HOW_TO_RUN]
     if results:
         machine = results[0]["machine"]
         lines += [f"Machine: {machine['cores']} CPU cores ({machine['cpu']}), {machine['memory_gb']} GB, no GPU; "
@@ -260,21 +280,16 @@ def headline(results: list[dict], calibrations: dict[str, dict]) -> str:
             f"{statistics.mean(r['icpc_accuracy'] for r in seeds):.4f} | {median(seeds, 'train_speedup'):.2f}x | "
             + (f"{calibrated['cascade_accuracy']:.4f}, {calibrated['speedup']:.2f}x | " if calibrated else "| ")
             + f"{median(seeds, 'cascade_speedup'):.2f}x | "
-            + (f"{best['accuracy']:.4f} ({best['mode']}, {best['budget']}x, cost {best['cost']:.2f}) |" if best else "|")
+            + (f"{best['accuracy']:.4f} ({best['mode']}, {best['budget']}x, cost {best['cost']:.2f}) |"
+               if best else "|")
         )
     return "\n".join(rows)
 
 
 def update_readme(results: list[dict], calibrations: dict[str, dict]) -> None:
     """Replace the figures between the headline markers of README.md with these results."""
-    path = os.path.join(HERE, "..", "README.md")
-    text = open(path).read()
-    start, end = "<!-- headline:start -->", "<!-- headline:end -->"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        after = rest.split(end, 1)[1]
-        open(path, "w").write(f"{before}{start}\n{headline(results, calibrations)}\n{end}{after}")
-        print(f"updated the headline figures in {path}")
+    if splice(README, "headline", headline(results, calibrations)):
+        print(f"updated the headline figures in {README}")
 
 
 if __name__ == "__main__":

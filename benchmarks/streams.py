@@ -19,21 +19,18 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from transformers import Trainer, TrainerCallback
 
-from run import training_args  # noqa: E402  (also puts examples/ on the path)
+from harness import DOCS, RESULTS, ROOT, splice, training_args
+from tasks import text_task
 
-from transformers import Trainer, TrainerCallback  # noqa: E402
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 
-from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model  # noqa: E402
-
-RESULTS = os.path.join(HERE, "results", "streams", "text.json")
-DOC = os.path.join(os.path.dirname(HERE), "docs", "streams.md")
+TEXT_RESULTS = os.path.join(RESULTS, "streams", "text.json")
+DOC = os.path.join(DOCS, "streams.md")
 PATHS = {
     "map-style, grouped by length": {"stream": False, "group": True},
     "map-style, random batches": {"stream": False, "group": False},
@@ -94,9 +91,7 @@ def train_path(task, path: dict, icpc: bool, steps: int, seed: int) -> dict:
 
 
 def measure(quick: bool, repeats: int) -> dict:
-    import tasks
-
-    task = tasks.text_task(quick)
+    task = text_task(quick)
     steps = 6 if quick else len(task.train) // task.batch_size
     runs: dict[str, list[dict]] = {}
     for repeat in range(repeats):
@@ -111,7 +106,7 @@ def measure(quick: bool, repeats: int) -> dict:
 
 def report(results: dict) -> str:
     lines = [
-        f"Written by `benchmarks/streams.py` from `{os.path.relpath(RESULTS, os.path.dirname(HERE))}`. MiniLM "
+        f"Written by `benchmarks/streams.py` from `{os.path.relpath(TEXT_RESULTS, ROOT)}`. MiniLM "
         f"fine-tuned on {results['train_size']} fortune texts, batch {results['batch_size']}, {results['steps']} "
         f"steps, the same weights for every run; medians of {results['repeats']} alternating repeats on 2 CPU "
         "cores. *Padded tokens*: what the model computes per batch (batch x longest text); *real*: the tokens the "
@@ -136,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report-only", action="store_true", help="rewrite the docs table from the saved results")
     args = parser.parse_args(argv)
     if args.report_only:
-        with open(RESULTS) as handle:
+        with open(TEXT_RESULTS) as handle:
             results = json.load(handle)
     else:
         results = measure(args.quick, 1 if args.quick else args.repeats)
@@ -144,14 +139,10 @@ def main(argv: list[str] | None = None) -> None:
         print(report(results))
         return
     if not args.report_only:
-        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-        with open(RESULTS, "w") as handle:
+        os.makedirs(os.path.dirname(TEXT_RESULTS), exist_ok=True)
+        with open(TEXT_RESULTS, "w") as handle:
             json.dump(results, handle, indent=1)
-    with open(DOC) as handle:
-        doc = handle.read()
-    start, end = doc.index("<!-- streams:start -->\n"), doc.index("<!-- streams:end -->")
-    with open(DOC, "w") as handle:
-        handle.write(doc[: start + len("<!-- streams:start -->\n")] + report(results) + doc[end:])
+    splice(DOC, "streams", report(results))
 
 
 if __name__ == "__main__":

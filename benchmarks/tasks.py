@@ -1,20 +1,70 @@
-"""The benchmark task of each modality, on the real offline data sets of ../shared/DATA.md.
+"""Every benchmark task as a `harness.Task` record, on the real offline data sets of ../shared/DATA.md.
 
-Each builder returns a `run.Task`; `quick=True` shrinks data, model and epochs to seconds for CI. The ICPC
-settings pin the `constant` schedule these fixed-epoch results were measured with (the default is now
-`progressive`: benchmarks/convergence.py).
-The data builders are the examples' own, so the benchmarks measure what the examples show.
+`SIDE_BY_SIDE` holds the fixed-epoch tasks of run.py, one per modality, with the ICPC settings they were measured with
+(the `constant` schedule; the default is now `progressive`). `TIME_TO_ACCURACY` holds the tasks of convergence.py,
+small enough that every arm trains to convergence on 2 CPU cores, each with its arms. `quick=True` shrinks data,
+model and epochs to seconds for CI. The data builders are the examples' own, so the benchmarks measure what the
+examples show.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 import numpy as np
 import torch
 from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, default_data_collator
 
-from run import Task
+from harness import Arm, Task, modality_of  # also puts examples/ on the path
+from peers import add_patch_dropout
+
+from icpc_hf import ICPCConfig, family_for, icpc_settings, patch_model
 
 FASHION_LABELS = ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
+CANVAS = 32
+PRETRAINED = os.path.join(os.path.expanduser("~"), ".cache", "icpc_hf_benchmarks", "vit-fashion-32.pt")
+
+
+def small_vit(canvas: int, patch: int, hidden: int, layers: int, channels: int = 1,
+              names: list[str] = FASHION_LABELS) -> Callable[[int], ViTForImageClassification]:
+    """A factory of same-seed, same-weights ViTs from a small config (no pretrained image weights are offline)."""
+
+    def new_model(seed: int) -> ViTForImageClassification:
+        torch.manual_seed(seed)
+        return ViTForImageClassification(ViTConfig(
+            image_size=canvas, patch_size=patch, num_channels=channels, hidden_size=hidden,
+            num_hidden_layers=layers, num_attention_heads=4, intermediate_size=2 * hidden, num_labels=len(names),
+            id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
+        ))
+
+    return new_model
+
+
+def fashion_features(images: np.ndarray, labels: np.ndarray, indices: np.ndarray, canvas: int,
+                     smallest: int | None, seed: int) -> list[dict]:
+    """Fashion-MNIST items as features: each at a random side from `smallest` to `canvas` on a blank canvas
+    (`scale_varied`), or with `smallest=None` the plain item resized to the canvas; values in [-1, 1]."""
+    from _shared import scale_varied
+
+    items = torch.from_numpy(images[indices].astype(np.float32))[:, None] / 255.0
+    if smallest is None:
+        placed = items if items.shape[-1] == canvas else torch.nn.functional.interpolate(
+            items, size=(canvas, canvas), mode="bilinear", antialias=True, align_corners=False)
+    else:
+        placed = scale_varied(items, canvas, smallest, seed)
+    pixels = placed * 2.0 - 1.0  # background -1, as the processor would
+    return [{"pixel_values": p, "label": int(y)} for p, y in zip(pixels, labels[indices])]
+
+
+def grey_processor(canvas: int) -> ViTImageProcessor:
+    return ViTImageProcessor(size={"height": canvas, "width": canvas}, image_mean=[0.5], image_std=[0.5])
+
+
+# The fixed-epoch tasks (run.py): one per modality.
 
 
 def image_task(quick: bool) -> Task:
@@ -28,33 +78,17 @@ def image_task(quick: bool) -> Task:
     train_idx = permutation[: 512 if quick else 12_000]
     val_idx = permutation[len(permutation) - (128 if quick else 1_000):]
     test_idx = rng.permutation(len(test_images))[: 256 if quick else 2_000]
-
-    def features(images, labels, indices):
-        pixels = (torch.from_numpy(images[indices].astype(np.float32))[:, None] / 255.0 - 0.5) / 0.5
-        return [{"pixel_values": p, "label": int(y)} for p, y in zip(pixels, labels[indices])]
-
+    plain = partial(fashion_features, canvas=28, smallest=None, seed=0)
     hidden = 64 if quick else 128
-
-    def new_model(seed: int) -> ViTForImageClassification:
-        torch.manual_seed(seed)
-        config = ViTConfig(
-            image_size=28, patch_size=4, num_channels=1, hidden_size=hidden, num_hidden_layers=2 if quick else 4,
-            num_attention_heads=4, intermediate_size=2 * hidden, num_labels=10,
-            id2label=dict(enumerate(FASHION_LABELS)), label2id={n: i for i, n in enumerate(FASHION_LABELS)},
-        )
-        return ViTForImageClassification(config)
-
-    processor = ViTImageProcessor(size={"height": 28, "width": 28}, image_mean=[0.5], image_std=[0.5])
     return Task(
-        name="image", train=features(train_images, train_labels, train_idx),
-        test=features(test_images, test_labels, test_idx), new_model=new_model, processor=processor,
-        validation=features(train_images, train_labels, val_idx),
+        name="image", train=plain(train_images, train_labels, train_idx),
+        test=plain(test_images, test_labels, test_idx), validation=plain(train_images, train_labels, val_idx),
+        new_model=small_vit(28, 4, hidden, 2 if quick else 4), processor=grey_processor(28),
         baseline_collator=default_data_collator, epochs=2 if quick else 6, batch_size=128, learning_rate=2e-3,
         # Mostly 12-pixel inputs: this small ViT learns Fashion-MNIST best from them (see the ablations), and
         # stride positions were the best strategy when all levels were drawn alike.
         icpc={"levels": [3 / 7, 5 / 7, 1.0], "level_weights": [0.7, 0.15, 0.15], "position_strategy": "stride",
-              "schedule": "constant",
-              "cascade_levels": [3 / 7, 5 / 7, 1.0], "thresholds": 0.9},
+              "schedule": "constant", "cascade_levels": [3 / 7, 5 / 7, 1.0], "thresholds": 0.9},
     )
 
 
@@ -127,3 +161,196 @@ def text_task(quick: bool) -> Task:
         # Every arm groups batches by length, so pruning shortens padded batches (the ablations add plain batches).
         baseline_args={"train_sampling_strategy": "group_by_length"},
     )
+
+
+SIDE_BY_SIDE: dict[str, Callable[[bool], Task]] = {
+    "image": image_task, "text": text_task, "audio": audio_task, "video": video_task,
+}
+
+
+# The time-to-accuracy tasks (convergence.py): each with the arms it runs.
+
+
+def grid_arms(model, levels: list[float], token_ratio: float) -> dict[str, Arm]:
+    """The arms every grid task runs: the baseline, ICPC's variants, and the peers at the same levels (PatchDropout
+    where the registry says the model is an image model)."""
+    smallest = levels[0]
+    middle = levels[len(levels) // 2]
+    arms = {
+        "baseline": Arm(None, eval_levels=[1.0], note="plain Trainer, full size"),
+        "icpc constant crop": Arm({"position_strategy": "crop", "schedule": "constant"},
+                                  note="every level alike, every epoch"),
+        "icpc constant stride": Arm({"position_strategy": "stride", "schedule": "constant"}),
+        "icpc progressive crop": Arm({"position_strategy": "crop", "schedule": "progressive"},
+                                     note="the smallest level allowed rises over the run"),
+        "icpc anchored crop": Arm({"position_strategy": "crop", "schedule": "anchored"},
+                                  note="progressive, with the cascade's levels drawn in every epoch"),
+        "icpc progressive stride": Arm({"position_strategy": "stride", "schedule": "progressive"},
+                                       note="field-of-view positions: a smaller image keeps the full table's spread"),
+        "icpc anchored stride": Arm({"position_strategy": "stride", "schedule": "anchored"}),
+        "icpc target 2x crop": Arm({"position_strategy": "crop", "target_speedup": 2.0, "schedule": "constant"}),
+        f"fixed level {smallest:.3g}": Arm({"levels": [smallest]}, eval_levels=[smallest, 1.0],
+                                           note="just downscale: one small size throughout"),
+        f"fixed level {middle:.3g}": Arm({"levels": [middle]}, eval_levels=[middle, 1.0]),
+        "progressive resizing": Arm({"schedule": "progressive_resizing", "position_strategy": "crop"},
+                                    note="one size per epoch, growing; full size for the last fifth (Composer)"),
+    }
+    if modality_of(model) == "image":
+        arms[f"PatchDropout {token_ratio:.2f}"] = Arm(
+            None, prepare=lambda fresh: add_patch_dropout(fresh, token_ratio, 0), eval_levels=[1.0],
+            note="random patches dropped in training at ICPC's token budget", token_ratio=token_ratio)
+    return arms
+
+
+def with_grid_arms(task: Task, **changes) -> Task:
+    """The task to convergence: the levels `ICPCConfig()` resolves for its model, and the grid arms at those levels
+    (the peers at their mean token share, the even draw's)."""
+    model = patch_model(task.new_model(0), ICPCConfig())
+    settings = icpc_settings(model)
+    costs = family_for(model.config).modality.level_costs(settings)
+    levels = list(settings.levels)
+    return dataclasses.replace(task, levels=levels, arms=grid_arms(model, levels, float(np.mean(costs))), **changes)
+
+
+@dataclass(frozen=True)
+class FashionGrid:
+    """A ViT trained from scratch on Fashion-MNIST items: its grid, its data and its regime."""
+
+    canvas: int
+    patch: int
+    smallest: int | None
+    """Items drawn at a random side from this to the canvas (None: every item fills the frame)."""
+    train_size: int
+    held_size: int
+    epochs: int
+    eval_every: int = 1
+    hidden: int = 96
+
+
+FASHION_GRIDS = {
+    # Scale-varied items (12 to 32 pixels) on a 32-pixel canvas, patch 4 (8 x 8 grid), 3,000 images, 40 epochs.
+    "image": FashionGrid(CANVAS, 4, 12, 3_000, 2_000, 40, eval_every=2),
+    # Plain items filling a 28-pixel frame, patch 4 (7 x 7 grid), 2,000 images, 30 epochs: data-limited.
+    "image_plain": FashionGrid(28, 4, None, 2_000, 2_000, 30),
+    # Scale-varied items (8 to 36 pixels) on a 36-pixel canvas, patch 6 (a coarse 6 x 6 grid), 3,000 images,
+    # 40 epochs: data-limited.
+    "image_coarse": FashionGrid(36, 6, 8, 3_000, 2_000, 40, eval_every=2),
+    # Scale-varied items (10 to 48 pixels) on a 48-pixel canvas, patch 4 (a fine 12 x 12 grid), 2,000 images,
+    # 24 epochs: data-limited, 144 tokens a full-size image.
+    "image_fine": FashionGrid(48, 4, 10, 2_000, 1_500, 24, eval_every=2, hidden=64),
+    # Plain 28-pixel items, patch 4 (7 x 7), 8,000 images, 4 epochs: under-trained (the baseline still improves).
+    "image_undertrained": FashionGrid(28, 4, None, 8_000, 2_000, 4),
+}
+
+
+def fashion_task(name: str, quick: bool) -> Task:
+    """The Fashion-MNIST task `FASHION_GRIDS[name]` describes: validation and test are halves of the held-out set
+    (the items of test-split images, drawn like the training ones)."""
+    from _shared import load_fashion_mnist
+
+    grid = FASHION_GRIDS[name]
+    train_images, train_labels = load_fashion_mnist("train")
+    test_images, test_labels = load_fashion_mnist("test")
+    rng = np.random.default_rng(0)
+    train_idx = rng.permutation(len(train_images))[: 256 if quick else grid.train_size]
+    held_idx = rng.permutation(len(test_images))[: 256 if quick else grid.held_size]
+    hidden = 48 if quick else grid.hidden
+    held_out = fashion_features(test_images, test_labels, held_idx, grid.canvas, grid.smallest, 2)
+    cut = 128 if quick else int(grid.held_size * 0.4)
+    task = Task(name=name, train=fashion_features(train_images, train_labels, train_idx, grid.canvas, grid.smallest, 1),
+                validation=held_out[:cut], test=held_out[cut:],
+                new_model=small_vit(grid.canvas, grid.patch, hidden, 2 if quick else 4),
+                processor=grey_processor(grid.canvas), baseline_collator=default_data_collator,
+                epochs=3 if quick else grid.epochs, batch_size=64, learning_rate=2e-3)
+    return with_grid_arms(task, eval_every=1 if quick else grid.eval_every)
+
+
+def pretrained_vit(quick: bool) -> dict:
+    """A small ViT pretrained once on 20,000 plain Fashion-MNIST items at 32 pixels (2 epochs, a few minutes on 2
+    cores), cached: the stand-in for an ImageNet checkpoint, since no pretrained image weights are offline."""
+    from _shared import load_fashion_mnist
+    from transformers import Trainer, TrainingArguments
+
+    path = PRETRAINED.replace(".pt", "-quick.pt") if quick else PRETRAINED
+    if os.path.exists(path):
+        return torch.load(path)
+    images, labels = load_fashion_mnist("train")
+    indices = np.random.default_rng(5).permutation(len(images))[: 512 if quick else 20_000]
+    model = small_vit(CANVAS, 4, 48 if quick else 96, 2 if quick else 4)(0)
+    args = TrainingArguments(output_dir=os.path.join(os.path.dirname(path), "pretraining"), num_train_epochs=2,
+                             per_device_train_batch_size=128, learning_rate=2e-3, warmup_steps=50,
+                             lr_scheduler_type="cosine", weight_decay=0.05, save_strategy="no", report_to=[],
+                             use_cpu=True, disable_tqdm=True, remove_unused_columns=False, logging_steps=10_000)
+    Trainer(model=model, args=args, train_dataset=fashion_features(images, labels, indices, CANVAS, None, 5),
+            data_collator=default_data_collator).train()
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("classifier.")}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save(state, path)
+    return state
+
+
+def image_finetune_task(quick: bool) -> Task:
+    """The paper's own regime: a pretrained ViT fine-tuned on a few hundred low-resolution images upsampled to its
+    size (scikit-learn's 8 x 8 digits, bilinear to 32 pixels), to convergence."""
+    from sklearn.datasets import load_digits
+
+    weights = pretrained_vit(quick)
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
+    upsampled = torch.nn.functional.interpolate(images, size=(CANVAS, CANVAS), mode="bilinear", align_corners=False)
+    pixels = upsampled * 2.0 - 1.0
+    order = np.random.default_rng(0).permutation(len(pixels))
+    data = [{"pixel_values": pixels[i], "label": int(digits.target[i])} for i in order]
+    train, held_out = data[: 128 if quick else 400], data[400: 400 + (256 if quick else 1_000)]
+    fresh = small_vit(CANVAS, 4, 48 if quick else 96, 2 if quick else 4, names=[str(d) for d in range(10)])
+
+    def new_model(seed: int) -> ViTForImageClassification:
+        model = fresh(seed)  # the classifier head is new, initialised from the seed
+        model.load_state_dict(weights, strict=False)
+        return model
+
+    cut = 128 if quick else 400
+    return with_grid_arms(Task(name="image_finetune", train=train, validation=held_out[:cut], test=held_out[cut:],
+                               new_model=new_model, processor=grey_processor(CANVAS),
+                               baseline_collator=default_data_collator, epochs=3 if quick else 20, batch_size=32,
+                               learning_rate=5e-4))
+
+
+def audio_convergence_task(quick: bool) -> Task:
+    """The fixed-epoch audio task (AST on spoken digits, split by voice) to convergence, with the defaults."""
+    return with_grid_arms(audio_task(quick), epochs=2 if quick else 30, icpc={})
+
+
+def video_convergence_task(quick: bool) -> Task:
+    """The fixed-epoch video task (VideoMAE on moving Fashion-MNIST items) to convergence, on fewer clips."""
+    task = video_task(quick)
+    return with_grid_arms(task, icpc={}, **({} if quick else {"train": task.train[:1000], "epochs": 30}))
+
+
+def text_convergence_task(quick: bool) -> Task:
+    """Pretrained MiniLM fine-tuned on fortune topics with the default pruning vocabulary; the baseline groups
+    batches by length, as the ICPC arms do."""
+    task = text_task(quick)
+    levels = list(icpc_settings(patch_model(task.new_model(0), ICPCConfig())).levels)
+    arms = {
+        "baseline": Arm(None, eval_levels=[1.0], note="plain Trainer, full texts, batches grouped by length"),
+        "icpc progressive": Arm({}, note="`ICPCConfig()`: insignificant words pruned, fewer as the run goes on"),
+        "icpc constant": Arm({"schedule": "constant"}, note="every level alike, every epoch"),
+    }
+    return dataclasses.replace(task, epochs=2 if quick else 16, icpc={}, levels=levels, arms=arms)
+
+
+TIME_TO_ACCURACY: dict[str, Callable[[bool], Task]] = {
+    **{name: partial(fashion_task, name) for name in FASHION_GRIDS},
+    "image_finetune": image_finetune_task,
+    "audio": audio_convergence_task,
+    "video": video_convergence_task,
+    "text": text_convergence_task,
+}
+
+
+def load(table: dict[str, Callable[[bool], Task]], name: str, quick: bool) -> Task:
+    """A task of `table` by name; an unknown name lists the known ones."""
+    if name not in table:
+        raise SystemExit(f"No task {name!r}: choose from {', '.join(table)}.")
+    return table[name](quick)

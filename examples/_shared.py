@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import statistics
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -76,8 +76,7 @@ class AccuracyOverTime(TrainerCallback):
         return float((result.predictions == torch.tensor([f["label"] for f in features])).float().mean())
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        from icpc_hf import ICPCConfig, patch_model, unpatch_model
-        from icpc_hf.patching import is_patched
+        from icpc_hf import ICPCConfig, is_patched, patch_model, unpatch_model
 
         pause = time.perf_counter()
         epoch = round(float(state.epoch))
@@ -121,13 +120,13 @@ def add_run_arguments(parser: Any, output_dir: str, threads: int = 1) -> None:
 
 def add_report_argument(parser: Any) -> None:
     parser.add_argument("--report-to", default="none",
-                        help="tensorboard, wandb, ...: the Trainer's logs, icpc/ figures included (under OUTPUT_DIR/*/runs "
-                             "for TensorBoard; pip install tensorboard)")
+                        help="tensorboard, wandb, ...: the Trainer's logs, icpc/ figures included (under "
+                             "OUTPUT_DIR/*/runs for TensorBoard; pip install tensorboard)")
 
 
 def cpu_training_args(output_dir: str, report_to: str = "none", **settings: Any):
-    """TrainingArguments with what every example shares: CPU, no checkpoints, reporting only when asked, every feature column
-    kept for the collator, and no DataLoader workers: the data here is decoded already, and on two cores workers
+    """TrainingArguments with what every example shares: CPU, no checkpoints, reporting only when asked, every feature
+    column kept for the collator, and no DataLoader workers: the data here is decoded already, and on two cores workers
     would only compete with training (ICPC works with them: `dataloader_num_workers=N`)."""
     from transformers import TrainingArguments
 
@@ -161,27 +160,47 @@ def accuracy(predictions: Sequence[int] | torch.Tensor, labels: Sequence[int]) -
         return sum(int(p == t) for p, t in zip(predictions, labels)) / len(labels)
 
 
+def timed_pair(first: Callable[[], Any], second: Callable[[], Any], repeats: int = 3) -> tuple[float, float]:
+    """Median seconds of two jobs, run alternately (ABBA...) so drift in the machine's speed hits both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for repeat in range(repeats):
+        for which in (0, 1) if repeat % 2 == 0 else (1, 0):
+            start = time.perf_counter()
+            (first, second)[which]()
+            times[which].append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def serve_and_time(model: Any, features: Sequence[dict], processor: Any, batch_size: int = 64,
+                   repeats: int = 3) -> dict[str, Any]:
+    """The model's cascade (as its settings serve it) and one full-size pass over the same samples: both results
+    (`full`, `cascade`) and their median seconds, timed alternately. The one place serving is timed."""
+    results: dict[str, Any] = {}
+
+    def full() -> None:
+        results["full"] = run_cascade(model, features, processor, levels=[1.0], batch_size=batch_size)
+
+    def cascade() -> None:
+        results["cascade"] = run_cascade(model, features, processor, batch_size=batch_size)
+
+    results["full_seconds"], results["cascade_seconds"] = timed_pair(full, cascade, repeats)
+    return results
+
+
 def cascade_vs_full(
     model: Any, features: Sequence[dict], processor: Any, labels: Sequence[int], batch_size: int = 64, repeats: int = 3
 ) -> dict[str, float]:
     """Accuracy and median wall time of the cascade and of one uncompressed pass, on the same samples."""
-    full_times, cascade_times = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        full = run_cascade(model, features, processor, levels=[1.0], batch_size=batch_size)
-        full_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        cascade = run_cascade(model, features, processor, batch_size=batch_size)
-        cascade_times.append(time.perf_counter() - start)
-    full_time, cascade_time = statistics.median(full_times), statistics.median(cascade_times)
+    served = serve_and_time(model, features, processor, batch_size, repeats)
+    summary = served["cascade"].summary()
     return {
-        "full_accuracy": accuracy(full.predictions, labels),
-        "full_seconds": full_time,
-        "cascade_accuracy": accuracy(cascade.predictions, labels),
-        "cascade_seconds": cascade_time,
-        "cascade_speedup": full_time / cascade_time,
-        "cascade_flops_ratio": cascade.summary()["flops_ratio"],
-        **{k: v for k, v in cascade.summary().items() if k.startswith("answered_at_")},
+        "full_accuracy": accuracy(served["full"].predictions, labels),
+        "full_seconds": served["full_seconds"],
+        "cascade_accuracy": accuracy(served["cascade"].predictions, labels),
+        "cascade_seconds": served["cascade_seconds"],
+        "cascade_speedup": served["full_seconds"] / served["cascade_seconds"],
+        "cascade_flops_ratio": summary["flops_ratio"],
+        **{k: v for k, v in summary.items() if k.startswith("answered_at_")},
     }
 
 

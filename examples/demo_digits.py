@@ -37,8 +37,7 @@ from _shared import (  # noqa: E402
     AccuracyOverTime, cascade_vs_full, cpu_training_args, print_table, save_outputs, scale_varied,
 )
 
-from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model  # noqa: E402
-from icpc_hf.patching import icpc_settings  # noqa: E402
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, icpc_settings, patch_model  # noqa: E402
 
 IMAGE_SIZE = 32
 

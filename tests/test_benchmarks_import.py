@@ -1,16 +1,77 @@
-"""Every benchmark module imports: a benchmark CI does not run still fails CI when it no longer imports."""
+"""Every benchmark module imports, and the scripts of benchmarks/ and examples/ import one another without a circle.
 
+A benchmark CI does not run still fails CI when it no longer imports; a circle (a task module importing the script that
+imports it) fails here before it can make the import order matter.
+"""
+
+import ast
 import glob
 import os
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FOLDERS = ("benchmarks", "examples")
 MODULES = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(ROOT, "benchmarks", "*.py")))
 
 
+def local_imports(path: str, local: set[str]) -> set[str]:
+    """The modules of `local` that the file at `path` imports anywhere (top level or inside a function)."""
+    names = set()
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names & local
+
+
+def import_graph(folders=FOLDERS) -> dict[str, set[str]]:
+    """Script module -> the script modules it imports, over the folders put on `sys.path` together."""
+    paths = {os.path.splitext(os.path.basename(p))[0]: p
+             for folder in folders for p in glob.glob(os.path.join(ROOT, folder, "*.py"))}
+    return {name: local_imports(path, set(paths)) - {name} for name, path in paths.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of `graph` as a path that ends where it starts, or None."""
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_a_circle_and_only_one():
+    assert find_cycle({"run": {"tasks"}, "tasks": {"harness"}, "harness": set()}) is None
+    assert find_cycle({"run": {"tasks"}, "tasks": {"run", "harness"}, "harness": set()}) == ["run", "tasks", "run"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_import_circle_in_benchmarks_or_examples():
+    graph = import_graph()
+    assert {"harness", "tasks", "_shared"} <= set(graph)
+    assert "harness" in graph["run"] and "harness" in graph["convergence"]  # the graph sees in-package imports
+    cycle = find_cycle(graph)
+    assert cycle is None, f"import circle: {' -> '.join(cycle)}"
+
+
 def test_every_benchmark_module_imports():
-    assert {"convergence", "device", "compile_levels", "suite"} <= set(MODULES)
+    assert {"convergence", "device", "compile_levels", "suite", "harness"} <= set(MODULES)
     script = (f"import importlib, sys; sys.path[:0] = [{os.path.join(ROOT, 'benchmarks')!r}, "
               f"{os.path.join(ROOT, 'examples')!r}]\n"
               f"for name in {MODULES!r}:\n    importlib.import_module(name)\nprint('imported', len({MODULES!r}))")
@@ -18,3 +79,26 @@ def test_every_benchmark_module_imports():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"imported {len(MODULES)}" in result.stdout
+
+
+def model_type_comparisons(path: str, model_types: set[str]) -> list[str]:
+    """Comparisons in the file at `path` against a literal registered model type (`== "vit"`, `in ("bert", ...)`)."""
+    found = []
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if not isinstance(node, ast.Compare):
+            continue
+        for operand in (node.left, *node.comparators):
+            items = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+            literals = {item.value for item in items if isinstance(item, ast.Constant)}
+            if literals & model_types:
+                found.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")
+    return found
+
+
+def test_benchmarks_and_examples_ask_the_registry_for_model_types():
+    from icpc_hf import REGISTRY
+
+    scripts = [p for folder in FOLDERS for p in glob.glob(os.path.join(ROOT, folder, "*.py"))]
+    found = [hit for path in scripts for hit in model_type_comparisons(path, set(REGISTRY))]
+    assert not found, "compare the registry's modality (family_for(config).modality.name), not model types: " + \
+        ", ".join(found)
