@@ -256,7 +256,7 @@ def calibrate_thresholds(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`icpc-calibrate MODEL_DIR DATA_DIR` (or `python -m icpc_hf.calibrate`): calibrate a saved ICPC model on a
+    """`icpc-calibrate MODEL_DIR DATA_DIR` (or `python -m icpc_hf.training.calibrate`): calibrate a saved ICPC model on a
     saved dataset."""
     parser = argparse.ArgumentParser(prog="icpc-calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("model", help="folder or Hub id of a model saved with its ICPC settings and processor")
