@@ -184,6 +184,48 @@ def task_section(task: str, arms: dict[str, list[dict]], images: str, quick: boo
     return lines + ["", *notes, ""], rows
 
 
+def accuracy_at_level(point: dict, level: float) -> float | None:
+    """Validation accuracy at `level` in one evaluation point (levels are stored as rounded strings)."""
+    return next((value for key, value in point["validation"].items() if abs(float(key) - level) < 1e-3), None)
+
+
+def best_at_level(arm_runs: list[dict], level: float) -> float | None:
+    """Best validation accuracy at `level` over epochs, mean over seeds; None where a run never evaluated it."""
+    seeds = [max((v for v in (accuracy_at_level(p, level) for p in run["curve"]) if v is not None), default=None)
+             for run in arm_runs]
+    return None if None in seeds else sum(seeds) / len(seeds)
+
+
+def every_level(runs: dict[str, dict[str, list[dict]]]) -> list[str]:
+    """Each ICPC arm at each fixed-level arm's level against that model: one model serving every level (part 3)."""
+    rows = []
+    for task in sorted(runs):
+        for fixed_arm, fixed_runs in sorted(runs[task].items()):
+            if not fixed_arm.startswith("fixed level"):
+                continue
+            level = float(fixed_arm.split()[-1])
+
+            reference = best_at_level(fixed_runs, level)
+            cells = []
+            for arm, arm_runs in sorted(runs[task].items()):
+                value = best_at_level(arm_runs, level) if arm.startswith("icpc") else None
+                if value is not None:
+                    gap = 100 * (value - reference)
+                    seeds = "" if len(arm_runs) == len(fixed_runs) else f", {len(arm_runs)} seed(s)"
+                    mark = "**" if gap < -1 else ""
+                    cells.append(f"{label(arm)} {value:.3f} ({mark}{gap:+.1f}{mark}{seeds})")
+            rows.append(f"| {task} | {level:g} | {reference:.3f} ({len(fixed_runs)}) | {'; '.join(cells)} |")
+    if not rows:
+        return []
+    return ["## One model, every level", "",
+            "Each ICPC model's best validation accuracy at a level (over epochs, mean over seeds) against a model "
+            "trained at that level alone, on the tasks that have a fixed-level arm. The target is every level "
+            "within 1 point (bold: more than 1 point below); a cascade can only answer cheaply at levels the "
+            "model still serves well.", "",
+            "| task | level | fixed-level model (seeds) | ICPC arms at that level (points against it) |",
+            "|---|---|---|---|", *rows, ""]
+
+
 def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
     """docs/selection-rule.md, applied: the candidate it chooses (None: none eligible) and the lines that show how."""
     from statistics import median
@@ -299,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += section
         sections[task] = rows
     _, rule_lines = apply_rule(sections)
-    lines[suite_lines_at:suite_lines_at] = rule_lines
+    lines[suite_lines_at:suite_lines_at] = rule_lines + every_level(runs)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as handle:
         handle.write("\n".join(lines) + "\n")
