@@ -4,7 +4,7 @@ Trains a patched ViT for a number of steps on batches whose level follows the IC
 eager, `torch.compile(model)` (recompiles when a new shape appears, then after a few marks shapes dynamic) and
 `torch.compile(model, dynamic=True)`. Reports wall time, steady-state step time (after every level has been
 seen once), the compile time of each level (its first step less the steady step time) and the number of graphs
-compiled. Results: docs/benchmarks.md (`benchmarks/report.py` reads benchmarks/results/compile.json).
+compiled. Results: docs/results/benchmarks.md (`benchmarks/report.py` reads benchmarks/results/compile.json).
 
     python benchmarks/compile_levels.py [--steps 120] [--repeats 3]
     python benchmarks/compile_levels.py --quick      # a tiny ViT, a few steps: keeps the script working

@@ -1,4 +1,4 @@
-"""docs/convergence.md, its plots and the README's time-to-accuracy headline, from benchmarks/convergence.py's files.
+"""docs/results/convergence.md, its plots and the README's time-to-accuracy headline, from benchmarks/convergence.py's files.
 
     python benchmarks/convergence_report.py            # from benchmarks/results/convergence
 """
@@ -12,7 +12,7 @@ import os
 import statistics
 from collections import defaultdict
 
-from harness import DOCS, README, RESULTS, pyplot, splice
+from harness import RESULT_DOCS, README, RESULTS, pyplot, splice
 from suite import CANDIDATES, SUITE, TIE, TOLERANCE
 
 plt = pyplot()
@@ -227,7 +227,7 @@ def every_level(runs: dict[str, dict[str, list[dict]]]) -> list[str]:
 
 
 def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
-    """docs/selection-rule.md, applied: the candidate it chooses (None: none eligible) and the lines that show how."""
+    """docs/reference/selection-rule.md, applied: the candidate it chooses (None: none eligible) and the lines that show how."""
     from statistics import median
 
     def row(task: str, arm: str) -> dict | None:
@@ -244,7 +244,7 @@ def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
     choose = [t for t, (half, _) in SUITE.items() if half == "choose"]
     confirm = [t for t, (half, _) in SUITE.items() if half == "confirm"]
     lines = ["## The default, chosen by the rule", "",
-             "[selection-rule.md](selection-rule.md), written before these runs, applied by this script: choose on "
+             "[selection-rule.md](../reference/selection-rule.md), written before these runs, applied by this script: choose on "
              f"{', '.join(f'`{t}`' for t in choose)}; confirm on {', '.join(f'`{t}`' for t in confirm)}.", "",
              "| half | task | seeds | baseline's best | " + " | ".join(CANDIDATES) + " |",
              "|---|---|---|---|" + "---|" * len(CANDIDATES)]
@@ -313,12 +313,12 @@ def headline(sections: dict[str, list[dict]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=os.path.join(RESULTS, "convergence"))
-    parser.add_argument("--output", default=None, help="default: docs/convergence.md (or RESULTS/convergence.md "
+    parser.add_argument("--output", default=None, help="default: docs/results/convergence.md (or RESULTS/convergence.md "
                         "with --quick)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     output = args.output or (os.path.join(args.results, "convergence.md") if args.quick
-                             else os.path.join(DOCS, "convergence.md"))
+                             else os.path.join(RESULT_DOCS, "convergence.md"))
     runs = load(args.results)
     lines = ["# Time to accuracy", "",
              "Written by `benchmarks/convergence_report.py` from `benchmarks/results/convergence/` (run "

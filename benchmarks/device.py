@@ -8,7 +8,7 @@ throughput per level, and peak device memory. Random weights from the models' co
 
 The full run is sized to finish within about 8 minutes on one GPU; it uses bf16 autocast where the GPU supports
 it (fp16 otherwise, none on CPU). Step loops are the Trainer's step (forward, backward, optimizer step) without
-its bookkeeping, so the figures isolate the model and the data pipeline. docs/device.md has the figures.
+its bookkeeping, so the figures isolate the model and the data pipeline. docs/guides/device.md has the figures.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DOCS = os.path.join(ROOT, "docs")
+RESULT_DOCS = os.path.join(ROOT, "docs", "results")  # the generated pages and their plots
 README = os.path.join(ROOT, "README.md")
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, os.path.join(ROOT, "examples"))

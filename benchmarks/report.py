@@ -1,4 +1,4 @@
-"""docs/benchmarks.md and its plots, from the JSON results of benchmarks/run.py (and compile_levels.py)."""
+"""docs/results/benchmarks.md and its plots, from the JSON results of benchmarks/run.py (and compile_levels.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import os
 import statistics
 
-from harness import DOCS, README, RESULTS, pyplot, splice
+from harness import RESULT_DOCS, README, RESULTS, pyplot, splice
 
 plt = pyplot()
 
@@ -205,7 +205,7 @@ def modality_section(result: dict, plots: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=RESULTS)
-    parser.add_argument("--output", default=os.path.join(DOCS, "benchmarks.md"))
+    parser.add_argument("--output", default=os.path.join(RESULT_DOCS, "benchmarks.md"))
     parser.add_argument("--quick", action="store_true", help="report the quick (CI) results instead")
     args = parser.parse_args(argv)
     plots = os.path.join(os.path.dirname(args.output), "images")

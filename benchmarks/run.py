@@ -3,7 +3,7 @@
     python benchmarks/run.py                      # every modality, 3 seeds, ablations, then the report
     python benchmarks/run.py --modalities image --seeds 3
     python benchmarks/run.py --quick              # tiny data, seconds: keeps the harness working (CI)
-    python benchmarks/report.py                   # docs/benchmarks.md and its plots again from the results
+    python benchmarks/report.py                   # docs/results/benchmarks.md and its plots again from the results
 
 For each modality and seed the same model (same initial weights), data, epochs, batch size and optimiser are
 trained twice: baseline = plain `Trainer` on full inputs with the usual collator; ICPC = patched model,
@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 import torch
 
-from harness import DOCS, RESULTS, Arm, Task, accuracy_at, labels_of, modality_of, served, train_arm
+from harness import RESULT_DOCS, RESULTS, Arm, Task, accuracy_at, labels_of, modality_of, served, train_arm
 from tasks import SIDE_BY_SIDE, load
 
 from icpc_hf import ICPCConfig, family_for, icpc_settings, patch_model
@@ -183,12 +183,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-ablations", action="store_true")
-    parser.add_argument("--no-report", action="store_true", help="skip writing docs/benchmarks.md and the README "
+    parser.add_argument("--no-report", action="store_true", help="skip writing docs/results/benchmarks.md and the README "
                         "headline (with --quick the report goes to OUTPUT/benchmarks.md)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch threads (default: every core; use 1 per process when sharing the machine)")
     parser.add_argument("--output", default=RESULTS)
-    parser.add_argument("--plots", help="where the calibration frontier plots go (default: docs/images, or "
+    parser.add_argument("--plots", help="where the calibration frontier plots go (default: docs/results/images, or "
                         "OUTPUT/images with --quick)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -214,7 +214,7 @@ def main() -> None:
         if not args.no_ablations:
             results["ablations"] = ablations(task, main_run, os.path.join(work, "ablations"))
         suffix = "-quick" if args.quick else ""
-        plots = args.plots or os.path.join(args.output if args.quick else DOCS, "images")
+        plots = args.plots or os.path.join(args.output if args.quick else RESULT_DOCS, "images")
         results["calibration"] = calibrate(task, main_run["model"], plots)
         results["wall_seconds"] = time.perf_counter() - started
         with open(os.path.join(args.output, f"{name}{suffix}.json"), "w") as handle:

@@ -1,6 +1,6 @@
 """Text from a stream: what losing length grouping costs ICPC's pruning, measured against the map-style paths.
 
-    python benchmarks/streams.py            # MiniLM on the fortune texts, 3 repeats; its table in docs/streams.md
+    python benchmarks/streams.py            # MiniLM on the fortune texts, 3 repeats; its table in docs/results/streams.md
     python benchmarks/streams.py --quick    # seconds: keeps the harness working (CI)
     python benchmarks/streams.py --report-only    # the docs table again, from benchmarks/results/streams/
 
@@ -24,13 +24,13 @@ import time
 
 from transformers import Trainer, TrainerCallback
 
-from harness import DOCS, RESULTS, ROOT, splice, training_args
+from harness import RESULT_DOCS, RESULTS, ROOT, splice, training_args
 from tasks import text_task
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 
 TEXT_RESULTS = os.path.join(RESULTS, "streams", "text.json")
-DOC = os.path.join(DOCS, "streams.md")
+DOC = os.path.join(RESULT_DOCS, "streams.md")
 PATHS = {
     "map-style, grouped by length": {"stream": False, "group": True},
     "map-style, random batches": {"stream": False, "group": False},

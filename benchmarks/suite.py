@@ -1,6 +1,6 @@
 """The task suite the defaults are chosen on, as data: which half of the suite each task belongs to and its regime.
 
-Fixed before the runs (docs/selection-rule.md): a default is chosen on the "choose" half and confirmed on the
+Fixed before the runs (docs/reference/selection-rule.md): a default is chosen on the "choose" half and confirmed on the
 "confirm" half, which no choice looked at. Tasks not listed (audio, video, text) are reported beside them.
 """
 

@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fixed-scale", action="store_true",
-                        help="every digit fills the canvas (the regime where ICPC does not pay; see docs/demo.md)")
+                        help="every digit fills the canvas (the regime where ICPC does not pay; see docs/results/demo.md)")
     parser.add_argument("--output-dir", default="outputs/demo")
     parser.add_argument("--report-to", default="none",
                         help="e.g. tensorboard (pip install tensorboard): the Trainer's logs with the icpc/ figures, "

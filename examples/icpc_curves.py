@@ -1,6 +1,6 @@
 """Plot the icpc/ figures a Trainer logged to TensorBoard (run an example with `--report-to tensorboard` first).
 
-    python examples/icpc_curves.py outputs/demo/icpc/runs --output docs/images/demo-icpc-tensorboard.png
+    python examples/icpc_curves.py outputs/demo/icpc/runs --output docs/results/images/demo-icpc-tensorboard.png
 
 `tensorboard --logdir outputs/demo` shows the same curves interactively; this draws them to a PNG without a browser.
 """

@@ -1,4 +1,4 @@
-"""Bad inputs per modality, through the collator at level 0.5 as the sampler calls it (docs/bad-inputs.md).
+"""Bad inputs per modality, through the collator at level 0.5 as the sampler calls it (docs/reference/bad-inputs.md).
 
 Each row: a modality, a bad input, and either the exception type with a fragment of its message, or a check of
 the documented conversion. Many rows already answered well before issue 16: the table keeps them doing so.

@@ -352,7 +352,7 @@ def modality_files(family) -> set[str]:
 
 
 SERVED_BYTES = {"image": 77_000, "text": 94_000, "audio": 86_500, "video": 84_500}
-"""Python a served folder holds, per modality (measured: docs/hub.md): what serving needs and nothing else."""
+"""Python a served folder holds, per modality (measured: docs/guides/hub.md): what serving needs and nothing else."""
 
 
 @pytest.mark.parametrize("model_type", sorted(CASES))

@@ -194,7 +194,7 @@ class _CascadeRun:
         self.device = next(self.model.parameters()).device
         self.answers = _Answers(len(self.features), len(self.policy.levels))
         self.on_device = isinstance(self.modality, GridModality) and self.device.type in ACCELERATORS
-        """Resample each level on the model's accelerator (its patched hook), as training does (docs/device.md)."""
+        """Resample each level on the model's accelerator (its patched hook), as training does (docs/guides/device.md)."""
 
     def step(self, step: int, chunk: torch.Tensor) -> torch.Tensor:
         """Run the samples of `chunk` at the policy's `step`; returns those that go on to the next level."""

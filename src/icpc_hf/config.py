@@ -53,7 +53,7 @@ class ICPCConfig:
     """Train the last N epochs on uncompressed inputs only."""
     schedule: str = "progressive"
     """How the level draw moves over the run: `progressive` (default: the smallest level allowed rises, so the run
-    ends on large levels; fastest to the plain Trainer's best accuracy and most accurate in docs/convergence.md),
+    ends on large levels; fastest to the plain Trainer's best accuracy and most accurate in docs/results/convergence.md),
     `constant` (every epoch alike), `anchored` (as progressive, but the cascade's levels stay in every epoch's draw,
     so the model still answers well at the levels it serves at), or `progressive_resizing` (the peer method: one
     growing level per epoch)."""

@@ -4,7 +4,7 @@ A "family" is that record (`ModelFamily`, `FAMILIES`, `family_for`): a modality 
 its pipeline and auto class. Patching, the cascade, the pipelines, the Hub export, the model card and calibration
 all read these records through `family_for`. This module is the mechanism only; each modality registers itself
 at the end of its own module (`image.py`, ...), which also defines its pipeline, so the code served with a model
-is its modality's alone (docs/adding-a-model.md). Keep the imports relative, or to torch and transformers: the
+is its modality's alone (docs/guides/adding-a-model.md). Keep the imports relative, or to torch and transformers: the
 Hub export copies them.
 """
 

@@ -171,7 +171,7 @@ class ICPCCallback(TrainerCallback, ExportableState):
     training: the callback finds the Trainer that calls it and attaches itself (`attach`). Without one the served
     cascade becomes full size alone, because an uncalibrated cascade can be slower than plain inference.
 
-    `publish` (default True) makes the Trainer's own saves servable (docs/hub.md): the model's config gets the
+    `publish` (default True) makes the Trainer's own saves servable (docs/guides/hub.md): the model's config gets the
     `custom_pipelines` entry, and the processor, the pipeline code and a model card with what this callback
     measured are written into every checkpoint (`on_save`), into `output_dir` before every push (`on_push_begin`)
     and at the end of training, so `trainer.save_model()` completes a servable folder.
@@ -330,7 +330,7 @@ class ICPCCallback(TrainerCallback, ExportableState):
             logger.warning(
                 "ICPC prunes words from texts, but random batches still pad every text to the longest one in its "
                 "batch: set `TrainingArguments(train_sampling_strategy='group_by_length')` so that the pruning shortens "
-                "the padded batches (docs/text.md)."
+                "the padded batches (docs/guides/text.md)."
             )
         fit_for_training(model, train_dataloader, processor_of(train_dataloader, kwargs.get("processing_class")))
         self.levels = install_levels(train_dataloader, icpc, steps if stream else epochs)

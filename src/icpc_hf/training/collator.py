@@ -68,7 +68,7 @@ class ICPCDataCollator:
     its drawn level (in the main process or a DataLoader worker alike); anywhere else (evaluation, prediction) it
     is collated uncompressed, or at `level` when one is given.
 
-    `resize_on_device`: where image, video and audio batches are resampled to their level (docs/device.md).
+    `resize_on_device`: where image, video and audio batches are resampled to their level (docs/guides/device.md).
     False: here, on the CPU (in DataLoader workers when there are any). True: the batch leaves at full size with
     its level's patch grid (`icpc_grid`), and the patched model resamples it on its device before its embeddings,
     with the same function, so the CPU does no more than for a plain Trainer. None (default): on the device when
