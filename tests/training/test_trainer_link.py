@@ -33,7 +33,8 @@ def test_attach_puts_the_callback_first_once_and_keeps_the_trainer_weakly():
     link = TrainerLink()
     link.attach(ours, trainer)
     link.attach(ours, trainer)
-    assert trainer.callback_handler.callbacks == [ours, first, last] and link.callbacks is trainer.callback_handler.callbacks
+    assert trainer.callback_handler.callbacks == [ours, first, last]
+    assert link.callbacks is trainer.callback_handler.callbacks
     assert link.trainer is trainer
     del trainer
     gc.collect()
