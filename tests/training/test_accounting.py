@@ -42,6 +42,10 @@ def test_evaluation_calls_and_calls_after_stop_are_not_counted(model_and_icpc):
     model.eval()
     model(**batch(icpc, 0.5))
     assert account.train_totals["samples"] == 3
+    model.train()
+    with pytest.raises((AttributeError, ValueError)):  # not a batch of this modality: the model refuses it too
+        model(labels=torch.tensor([0]))
+    assert account.train_totals["samples"] == 3
     account.stop()
     model.train()
     model(**batch(icpc, 0.5))

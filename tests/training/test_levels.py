@@ -121,3 +121,23 @@ def test_a_resumed_stream_goes_on_from_its_optimizer_step():
     run.epoch_begin(args(2), SimpleNamespace(epoch=1, global_step=9, max_steps=12), stream)
     assert run.levels.first_step == 9
 
+
+
+def test_an_epoch_before_the_plan_is_installed_is_left_alone():
+    run = RunLevels()
+    run.epoch_begin(args(), SimpleNamespace(epoch=0, global_step=0, max_steps=1), None)  # no loader needed
+    assert run.levels is None
+
+
+class DataLoaderDispatcher:
+    """Accelerate's batch dispatching, by name: one batch per process is concatenated into each step's batch."""
+
+    def __init__(self, loader, processes, split_batches=False):
+        self.base_dataloader, self.split_batches = loader, split_batches
+        self.state = SimpleNamespace(num_processes=processes)
+
+
+def test_dispatched_batches_of_one_step_share_a_level():
+    icpc, _, loader = setup()
+    assert install_levels(DataLoaderDispatcher(loader, 4), icpc, 2).group == 4
+    assert install_levels(DataLoaderDispatcher(loader, 4, split_batches=True), icpc, 2).group == 1
