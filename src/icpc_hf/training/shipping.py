@@ -1,0 +1,202 @@
+"""What the trained model ships with: its cascade calibrated on the evaluation set at the end of training, or full
+size alone when it cannot be calibrated (an uncalibrated cascade can be slower than plain inference)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from typing import Any
+
+from .calibrate import Calibration, calibrate_thresholds, check_target
+from ..config import ICPCConfig
+from ..patching import icpc_settings, patch_model
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_PRESETS = {"best_level": {"max_accuracy_loss": 0.0, "reference": "best_level"}}
+"""Named calibration targets: `best_level` is the cheapest cascade no less accurate than the best single level."""
+CALIBRATION_KEYS = tuple(
+    name for name in inspect.signature(calibrate_thresholds).parameters
+    if name not in ("model", "features", "processor", "labels")
+)
+
+
+def calibration_target(calibrate: Any) -> dict[str, Any] | None:
+    """The `calibrate_thresholds` keywords that ICPCCallback's `calibrate` asks for; None when it is off."""
+    if calibrate is False:
+        return None
+    if calibrate is True:
+        calibrate = "best_level"
+    if isinstance(calibrate, str) and calibrate in CALIBRATION_PRESETS:
+        return dict(CALIBRATION_PRESETS[calibrate])
+    if not isinstance(calibrate, dict):
+        raise ValueError(
+            f"Unknown calibration target {calibrate!r}: use 'best_level', a dict such as "
+            "{'max_accuracy_loss': 0.003}, {'target_speedup': 2.0} or {'min_accuracy': 0.92}, or False to keep the "
+            "cascade as configured."
+        )
+    unknown = sorted(set(calibrate) - set(CALIBRATION_KEYS))
+    if unknown:
+        raise ValueError(
+            f"Unknown calibration setting(s) {unknown}: the `calibrate` dict takes the keywords of "
+            f"`icpc_hf.training.calibrate.calibrate_thresholds` ({', '.join(CALIBRATION_KEYS)})."
+        )
+    check_target(calibrate.get("max_accuracy_loss"), calibrate.get("target_speedup"),
+                 calibrate.get("reference", "full"), calibrate.get("min_accuracy"))
+    return dict(calibrate)
+
+
+def check_calibration_levels(target: dict[str, Any], icpc: ICPCConfig) -> None:
+    """Refuse a calibration with one level to choose from: there is nothing to calibrate."""
+    levels = target.get("levels") or [*(icpc.cascade_levels or []), *(icpc.levels or [])]
+    if len(set(levels)) < 2:
+        raise ValueError(
+            f"ICPCCallback was asked to calibrate the cascade, but it has one level ({list(levels)}): there is "
+            "nothing to calibrate. Give two or more levels (`ICPCConfig(cascade_levels=[0.5, 1.0])`, or "
+            "`ICPCCallback(calibrate={..., 'levels': [0.5, 1.0]})`), or pass `ICPCCallback(calibrate=False)`."
+        )
+
+
+def labels_of(features: Any) -> list[int]:
+    """One class index per evaluation sample, from its `label` or `labels`; raises with the fix otherwise."""
+    missing = ValueError(
+        "ICPCCallback calibrates the cascade on the evaluation set, which needs a class index per sample in a "
+        "`label` or `labels` field: add one to the eval_dataset, or pass `ICPCCallback(calibrate=False)`."
+    )
+    column_names = getattr(features, "column_names", None)
+    if column_names is not None:  # a datasets.Dataset: read one column, without running a transform
+        key = next((k for k in ("label", "labels") if k in column_names), None)
+        if key is None:
+            raise missing
+        raw = features.with_format(None) if hasattr(features, "with_format") else features
+        values = list(raw[key])
+    else:
+        values = []
+        for index in range(len(features)):
+            sample = features[index]
+            key = next((k for k in ("label", "labels") if isinstance(sample, dict) and k in sample), None)
+            if key is None:
+                raise missing
+            values.append(sample[key])
+    try:
+        return [int(v) for v in values]
+    except (TypeError, ValueError):
+        raise ValueError(
+            "Cascade calibration needs one class index per evaluation sample (single-label classification); got "
+            f"{values[0]!r}. Pass `ICPCCallback(calibrate=False)` for other tasks."
+        ) from None
+
+
+def dataset_description(features: Any) -> dict[str, Any]:
+    """The evaluation set as the model card names it: a Hub dataset by its builder name, config and split."""
+    info = getattr(features, "info", None)
+    name = getattr(info, "dataset_name", None) or getattr(features, "builder_name", None)
+    if not name or name in ("csv", "json", "pandas", "parquet", "text", "arrow", "generator"):
+        return {}
+    split = getattr(features, "split", None)
+    return {"dataset_type": name, "dataset_name": name, "dataset_config": getattr(features, "config_name", None),
+            "dataset_split": str(split) if split is not None else None}
+
+
+def eval_features(trainer: Any, eval_dataloader: Any) -> Any:
+    """The evaluation samples, as the data collator takes them: the `trainer`'s evaluation set when it has one,
+    else the last evaluation's; None when neither is known."""
+    if trainer is not None and trainer.eval_dataset is not None:
+        if not isinstance(trainer.eval_dataset, dict):
+            eval_dataloader = trainer.get_eval_dataloader()  # with the columns the Trainer would pass
+        elif eval_dataloader is None:  # several sets, none evaluated (else: the last one evaluated)
+            raise ValueError(
+                f"The Trainer has several evaluation sets ({', '.join(map(str, trainer.eval_dataset))}) and "
+                "the cascade is calibrated on one: set `trainer.eval_dataset` to the one to calibrate on "
+                "before `train()`, or pass `ICPCCallback(calibrate=False)`."
+            )
+    if eval_dataloader is None:
+        return None
+    features = eval_dataloader.dataset
+    if not hasattr(features, "__len__") or not hasattr(features, "__getitem__"):
+        raise ValueError(
+            f"Cascade calibration reads the evaluation set by index, and {type(features).__name__} has no "
+            "length: use a map-style eval_dataset (e.g. a datasets.Dataset), or `ICPCCallback(calibrate=False)`."
+        )
+    return features
+
+
+def serve_full_size(model: Any) -> None:
+    """Serve full size alone: never slower than plain inference, which an uncalibrated cascade can be."""
+    settings = icpc_settings(model).to_dict()
+    if settings["cascade_levels"] != [1.0]:
+        settings["cascade_levels"] = [1.0]
+        patch_model(model, ICPCConfig.from_dict(settings))
+
+
+class CascadeShipping:
+    """The end-of-training step that decides the served cascade (`ship`), and what the model card says of it."""
+
+    def __init__(self, calibrate: str | dict[str, Any] | bool = "best_level") -> None:
+        self.target = calibration_target(calibrate)
+        """`calibrate_thresholds` keywords for the end-of-training calibration; None: calibration off."""
+        self.calibration: Calibration | None = None
+        """The last end-of-training calibration, every point searched included (see `Calibration.frontier`)."""
+        self.missing = "calibration on the evaluation set runs at the end of training, after this save"
+        """Why the card has no accuracy figures, while `calibration` is None."""
+        self.dataset: dict[str, Any] = {}
+        """The evaluation set as the card names it (`dataset_description`)."""
+        self._warned_no_eval = False
+
+    def ship(self, model: Any, trainer: Any, eval_dataloader: Any, processor: Any) -> dict[str, Any] | None:
+        """Calibrate `model`'s cascade on the evaluation set (`eval_features`) and apply it, or serve full size
+        alone when there is none or no setting meets the target; returns the `icpc/` figures of an applied one."""
+        if self.target is None or model is None:
+            self.missing = "calibration was turned off (`ICPCCallback(calibrate=False)`)"
+            return None
+        icpc = icpc_settings(model)
+        features = eval_features(trainer, eval_dataloader)
+        if features is None:
+            self.missing = ("the Trainer had no evaluation set (pass `eval_dataset=` with `eval_strategy`, or call "
+                            "`callback.attach(trainer)`)")
+            if not self._warned_no_eval:
+                logger.warning(
+                    "ICPCCallback saw no evaluation set (the Trainer ran no evaluation and none was attached), so it "
+                    "cannot calibrate the cascade; the model will serve full size alone (cascade_levels [1.0], was "
+                    "%s), as an uncalibrated cascade can be slower than plain inference. Evaluate during training "
+                    "(`eval_strategy`) or call `callback.attach(trainer)` to calibrate, or pass "
+                    "`ICPCCallback(calibrate=False)` to keep the configured cascade.", icpc.cascade_levels,
+                )
+                self._warned_no_eval = True
+            serve_full_size(model)
+            return None
+        check_calibration_levels(self.target, icpc)
+        labels = labels_of(features)
+        self.dataset = dataset_description(features)
+        # Every rank runs this on the whole evaluation set with the same weights: the same result everywhere.
+        calibration = calibrate_thresholds(model, features, processor, labels, **self.target)
+        self.calibration = calibration
+        chosen = calibration.chosen
+        if chosen is None:
+            logger.warning(
+                "No cascade setting met the calibration target %s on the evaluation set (the cheapest costs %.3g of "
+                "a full-size pass): serving full size alone. Relax the target, or apply a point of "
+                "`callback.calibration.frontier()` with `Calibration.apply`.", self.target,
+                min(p.cost for p in calibration.points),
+            )
+            serve_full_size(model)
+            return None
+        calibration.apply(model)
+        figures = {
+            "icpc/calibrated_accuracy": chosen.accuracy,
+            "icpc/calibrated_cost": chosen.cost,
+            "icpc/calibrated_speedup_est": 1.0 / chosen.cost if chosen.cost > 0 else math.inf,
+            "icpc/calibrated_levels": ", ".join(f"{lv:g}" for lv in chosen.levels),
+            "icpc/calibrated_thresholds": ", ".join(f"{t:g}" for t in chosen.thresholds),
+            "icpc/full_size_accuracy": calibration.full_accuracy,
+            "icpc/best_level_accuracy": calibration.best_level_accuracy,
+        }
+        logger.info(
+            "ICPC cascade calibrated on %d evaluation samples: levels [%s], thresholds [%s]; predicted accuracy "
+            "%.4f (full size %.4f, best single level %.4f) at %.3g of a full-size pass (%.2fx).", len(labels),
+            figures["icpc/calibrated_levels"], figures["icpc/calibrated_thresholds"], chosen.accuracy,
+            calibration.full_accuracy, calibration.best_level_accuracy, chosen.cost,
+            figures["icpc/calibrated_speedup_est"],
+        )
+        return figures
