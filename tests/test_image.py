@@ -4,11 +4,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import BertConfig, BertForSequenceClassification, ViTForImageClassification, pipeline
+from transformers import (
+    BertConfig, BertForSequenceClassification, BitImageProcessor, Dinov2Config, Dinov2ForImageClassification,
+    ViTForImageClassification, pipeline,
+)
+from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 
 from helpers import tiny_image_processor, tiny_vit
 from icpc_hf import ICPCConfig, ICPCDataCollator, is_patched, patch_model, run_cascade, unpatch_model
 from icpc_hf.grid import axis_positions, grid_position_index
+from icpc_hf.patching import icpc_settings
 
 
 def features(count=4, size=32, channels=3):
@@ -39,6 +44,44 @@ def test_compressed_grid_takes_the_strategy_positions(strategy):
     assert torch.allclose(out, expected)
     rows = axis_positions(8, 4, strategy)
     assert index[:5].tolist() == [rows[0] * 8 + c for c in axis_positions(8, 5, strategy)]
+
+
+def tiny_dinov2():
+    config = Dinov2Config(image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                          mlp_ratio=2, num_labels=3, use_mask_token=True)
+    model = Dinov2ForImageClassification(config).eval()
+    torch.nn.init.normal_(model.dinov2.embeddings.mask_token)  # zeros by default: masking would look like no-op
+    return model
+
+
+@pytest.mark.parametrize("strategy", ["crop", "stride"])
+def test_compressed_dinov2_grid_takes_the_strategy_positions_not_its_native_resampling(strategy):
+    model = patch_model(tiny_dinov2(), ICPCConfig(position_strategy=strategy))
+    embeddings = model.dinov2.embeddings
+    pixels = torch.randn(2, 3, 16, 20)  # a 4 x 5 grid of the full 8 x 8
+    masked = torch.rand(2, 20, generator=torch.Generator().manual_seed(0)) < 0.5
+    out = embeddings(pixels, bool_masked_pos=masked)
+    table = embeddings.position_embeddings[0]
+    patches = torch.where(masked[..., None], embeddings.mask_token, embeddings.patch_embeddings(pixels))
+    positions = torch.cat((table[:1], table[1:][grid_position_index((8, 8), (4, 5), strategy)]))
+    assert torch.allclose(out, torch.cat((embeddings.cls_token.expand(2, -1, -1), patches), 1) + positions)
+    assert not torch.allclose(out, Dinov2Embeddings.forward(embeddings, pixels, bool_masked_pos=masked))
+
+
+def test_dinov2_full_size_is_the_original_forward_and_a_short_crop_is_refused_with_the_fix():
+    model = tiny_dinov2()
+    reference = copy.deepcopy(model)
+    patch_model(model, ICPCConfig(levels=[0.5, 1.0]))
+    pixels, masked = torch.randn(2, 3, 32, 32), torch.rand(2, 64) < 0.5
+    assert torch.equal(model.dinov2(pixels, bool_masked_pos=masked).last_hidden_state,
+                       reference.dinov2(pixels, bool_masked_pos=masked).last_hidden_state)
+    with pytest.raises(ValueError, match="larger than the model"):  # unpatched DINOv2 would resample its table
+        model(pixel_values=torch.randn(1, 3, 40, 40))
+    # Meta's checkpoints: image_size 518, processor crop 224; the full size is the config's, not the crop's
+    cropped = BitImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"smaller than the level's 32x32: resize images to the model's \(32, 32\)"):
+        ICPCDataCollator(cropped, icpc_settings(model))([{"image": image, "label": 0}], level=1.0)
 
 
 def test_strategies_give_different_outputs_on_compressed_inputs():

@@ -1,10 +1,13 @@
 """ViT and DeiT: embeddings that accept a smaller patch grid and give it positions from the full table.
 
 Both put special tokens before the patches (ViT a CLS token, DeiT a CLS and a distillation token), each with its
-own row at the start of the position table; the patches' rows follow. One forward serves both.
+own row at the start of the position table; the patches' rows follow. One forward serves both (and DINOv2:
+embeddings_dinov2.py).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from transformers.models.deit.modeling_deit import DeiTEmbeddings
@@ -14,20 +17,21 @@ from .embeddings import GridEmbeddingsMixin, SwapPatch
 
 
 class PrefixedGridEmbeddings(GridEmbeddingsMixin):
-    """The forward of image embeddings with special tokens before the patches, for any grid of whole patches."""
+    """The forward of image embeddings with special tokens before the patches, for any grid of whole patches.
+
+    `native` passes on the original forward's other arguments untouched (ViT's `interpolate_pos_encoding`; DINOv2
+    has none), so one forward serves every signature and a full-size call is exactly the original call.
+    """
 
     def icpc_special_tokens(self, batch_size: int) -> torch.Tensor:
-        raise NotImplementedError
+        return self.cls_token.expand(batch_size, -1, -1)
 
     def forward(
-        self,
-        pixel_values: torch.Tensor,
-        bool_masked_pos: torch.BoolTensor | None = None,
-        interpolate_pos_encoding: bool = False,
+        self, pixel_values: torch.Tensor, bool_masked_pos: torch.BoolTensor | None = None, **native: Any
     ) -> torch.Tensor:
         height, width = pixel_values.shape[-2:]
-        if interpolate_pos_encoding or (height, width) == tuple(self.image_size):
-            return super().forward(pixel_values, bool_masked_pos, interpolate_pos_encoding)
+        if any(native.values()) or (height, width) == tuple(self.patch_embeddings.image_size):
+            return super().forward(pixel_values, bool_masked_pos, **native)
         grid = self.icpc_check_grid(
             (height, width), self.patch_embeddings.patch_size, self.patch_embeddings.patch_size, "image"
         )
@@ -45,8 +49,7 @@ class PrefixedGridEmbeddings(GridEmbeddingsMixin):
 
 
 class ICPCViTEmbeddings(PrefixedGridEmbeddings, ViTEmbeddings):
-    def icpc_special_tokens(self, batch_size: int) -> torch.Tensor:
-        return self.cls_token.expand(batch_size, -1, -1)
+    pass
 
 
 class ICPCDeiTEmbeddings(PrefixedGridEmbeddings, DeiTEmbeddings):

@@ -1,6 +1,6 @@
 """Images: resolution modulation. A level shrinks the image side to a whole number of patches.
 
-The image family (ViT and DeiT classifiers) in one module: the modality, its pipeline and its registration.
+The image family (ViT, DeiT and DINOv2 classifiers) in one module: the modality, its pipeline and its registration.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForImageClassification
 
 from .config import ICPCConfig
+from .embeddings_dinov2 import PATCH as DINOV2_PATCH
 from .embeddings_vit import DEIT_PATCH
 from .embeddings_vit import PATCH as VIT_PATCH
 from .geometry import ImageGeometry, pair
@@ -164,7 +165,7 @@ class ICPCImageClassificationPipeline(ICPCPipeline):
 
 FAMILY = register(ModelFamily(
     modality=ImageModality(),
-    patches={"vit": VIT_PATCH, "deit": DEIT_PATCH},
+    patches={"vit": VIT_PATCH, "deit": DEIT_PATCH, "dinov2": DINOV2_PATCH},
     pipeline_class=ICPCImageClassificationPipeline,
     auto_model=AutoModelForImageClassification,
     pipeline_tag="image-classification",
