@@ -42,9 +42,18 @@ def features(split: str, count: int, seed: int) -> list[dict]:
 
 def new_model(seed: int) -> ViTForImageClassification:
     torch.manual_seed(seed)
-    return ViTForImageClassification(ViTConfig(
-        image_size=CANVAS, patch_size=PATCH, num_channels=1, hidden_size=96, num_hidden_layers=4,
-        num_attention_heads=4, intermediate_size=192, num_labels=10))
+    return ViTForImageClassification(
+        ViTConfig(
+            image_size=CANVAS,
+            patch_size=PATCH,
+            num_channels=1,
+            hidden_size=96,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=192,
+            num_labels=10,
+        )
+    )
 
 
 class EpochClock(TrainerCallback):
@@ -63,7 +72,7 @@ class EpochClock(TrainerCallback):
         correct = 0
         with torch.inference_mode():
             for i in range(0, len(self.test), 256):
-                chunk = self.test[i: i + 256]
+                chunk = self.test[i : i + 256]
                 logits = model(pixel_values=torch.stack([f["pixel_values"] for f in chunk])).logits
                 correct += int((logits.argmax(-1) == torch.tensor([f["label"] for f in chunk])).sum())
         model.train(was_training)
@@ -96,19 +105,41 @@ def main() -> None:
     else:
         from transformers import default_data_collator as collator
     training = TrainingArguments(
-        output_dir=tempfile.mkdtemp(), num_train_epochs=args.epochs, per_device_train_batch_size=64,
-        learning_rate=2e-3, weight_decay=0.05, warmup_steps=20, lr_scheduler_type="cosine", save_strategy="no",
-        report_to=[], use_cpu=True, seed=args.seed, dataloader_num_workers=0, remove_unused_columns=False,
-        disable_tqdm=True, logging_steps=10_000)
+        output_dir=tempfile.mkdtemp(),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=64,
+        learning_rate=2e-3,
+        weight_decay=0.05,
+        warmup_steps=20,
+        lr_scheduler_type="cosine",
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=args.seed,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        logging_steps=10_000,
+    )
     Trainer(model=model, args=training, train_dataset=train, data_collator=collator, callbacks=callbacks).train()
-    result = {"arm": args.arm, "icpc_hf": os.path.dirname(icpc_hf.__file__), "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "schedule": args.schedule, "strategy": args.strategy,
-              "levels": list(model.config.icpc["levels"]) if args.arm == "icpc" else None, "epochs": clock.epochs}
+    result = {
+        "arm": args.arm,
+        "icpc_hf": os.path.dirname(icpc_hf.__file__),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "schedule": args.schedule,
+        "strategy": args.strategy,
+        "levels": list(model.config.icpc["levels"]) if args.arm == "icpc" else None,
+        "epochs": clock.epochs,
+    }
     with open(args.output, "w") as handle:
         json.dump(result, handle, indent=1)
     seconds = [e["seconds"] for e in clock.epochs]
-    print(f"{args.arm} {result['icpc_hf']}: median epoch {np.median(seconds):.2f} s, "
-          f"best accuracy {max(e['accuracy'] for e in clock.epochs):.4f}", flush=True)
+    print(
+        f"{args.arm} {result['icpc_hf']}: median epoch {np.median(seconds):.2f} s, "
+        f"best accuracy {max(e['accuracy'] for e in clock.epochs):.4f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

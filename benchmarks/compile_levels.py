@@ -19,7 +19,6 @@ import statistics
 import time
 
 import torch
-
 from harness import RESULTS
 from tasks import small_vit
 
@@ -56,9 +55,13 @@ def train_steps(mode: str, steps: int, batch_size: int, seed: int, quick: bool =
             first_steps[level] = time.perf_counter() - tick
     total = time.perf_counter() - start
     steady = statistics.median(step_times)
-    return {"mode": mode, "total_seconds": total, "steady_step_seconds": steady,
-            "compile_seconds_per_level": {f"{lv:g}": first - steady for lv, first in sorted(first_steps.items())},
-            "graphs": int(counters["stats"].get("unique_graphs", 0))}
+    return {
+        "mode": mode,
+        "total_seconds": total,
+        "steady_step_seconds": steady,
+        "compile_seconds_per_level": {f"{lv:g}": first - steady for lv, first in sorted(first_steps.items())},
+        "graphs": int(counters["stats"].get("unique_graphs", 0)),
+    }
 
 
 def main() -> None:
@@ -66,8 +69,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="a tiny ViT, 10 steps of batch 4, once; writes only "
-                        "with --output")
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny ViT, 10 steps of batch 4, once; writes only with --output"
+    )
     parser.add_argument("--output", default=None, help="default: benchmarks/results/compile.json (none with --quick)")
     args = parser.parse_args()
     if args.quick:
@@ -76,20 +80,28 @@ def main() -> None:
     rows = []
     for mode in ("eager", "compile", "compile-dynamic"):
         runs = [train_steps(mode, args.steps, args.batch_size, seed, args.quick) for seed in range(args.repeats)]
-        rows.append({"mode": mode,
-                     "total_seconds": statistics.median(r["total_seconds"] for r in runs),
-                     "steady_step_seconds": statistics.median(r["steady_step_seconds"] for r in runs),
-                     "compile_seconds_per_level": {
-                         lv: statistics.median(r["compile_seconds_per_level"][lv] for r in runs)
-                         for lv in runs[0]["compile_seconds_per_level"]},
-                     "graphs": max(r["graphs"] for r in runs)})
+        rows.append(
+            {
+                "mode": mode,
+                "total_seconds": statistics.median(r["total_seconds"] for r in runs),
+                "steady_step_seconds": statistics.median(r["steady_step_seconds"] for r in runs),
+                "compile_seconds_per_level": {
+                    lv: statistics.median(r["compile_seconds_per_level"][lv] for r in runs)
+                    for lv in runs[0]["compile_seconds_per_level"]
+                },
+                "graphs": max(r["graphs"] for r in runs),
+            }
+        )
         print(rows[-1], flush=True)
     if output is None:
         return
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as handle:
-        json.dump({"steps": args.steps, "batch_size": args.batch_size, "repeats": args.repeats, "rows": rows},
-                  handle, indent=2)
+        json.dump(
+            {"steps": args.steps, "batch_size": args.batch_size, "repeats": args.repeats, "rows": rows},
+            handle,
+            indent=2,
+        )
 
 
 if __name__ == "__main__":

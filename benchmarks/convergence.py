@@ -26,10 +26,9 @@ import tempfile
 from typing import Any
 
 import torch
-
+from _shared import AccuracyOverTime
 from harness import RESULTS, Arm, Task, accuracy_at, served, train_arm  # also puts examples/ on the path
 from tasks import TIME_TO_ACCURACY, load
-from _shared import AccuracyOverTime
 
 from icpc_hf import ICPCConfig, family_for, icpc_settings, is_patched, patch_model
 
@@ -55,29 +54,48 @@ def serving(model, task: Task) -> dict[str, Any]:
         full_accuracy = accuracy_at(model, task, [1.0])[0]
         return {**shipped, "full_accuracy": full_accuracy, "cascade_accuracy": full_accuracy, "speedup": 1.0}
     timing = served(model, task)
-    return {**shipped, "full_accuracy": timing["full_accuracy"], "cascade_accuracy": timing["cascade_accuracy"],
-            "cascade_flops_ratio": timing["flops_ratio"], "full_seconds": timing["full_seconds"],
-            "cascade_seconds": timing["cascade_seconds"], "speedup": timing["speedup"]}
+    return {
+        **shipped,
+        "full_accuracy": timing["full_accuracy"],
+        "cascade_accuracy": timing["cascade_accuracy"],
+        "cascade_flops_ratio": timing["flops_ratio"],
+        "full_seconds": timing["full_seconds"],
+        "cascade_seconds": timing["cascade_seconds"],
+        "speedup": timing["speedup"],
+    }
 
 
 def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str) -> dict[str, Any]:
     """Train one arm with the clock stopped for an evaluation after every `task.eval_every` epochs; the result file's
     record."""
     levels = arm.eval_levels or task.levels
-    evaluation = AccuracyOverTime(task.validation, task.test, task.processor, levels, task.batch_size,
-                                  every=task.eval_every)
-    run = train_arm(task, arm, seed, os.path.join(work, name, str(seed)), callbacks=[evaluation],
-                    eval_dataset=task.validation)
+    evaluation = AccuracyOverTime(
+        task.validation, task.test, task.processor, levels, task.batch_size, every=task.eval_every
+    )
+    run = train_arm(
+        task, arm, seed, os.path.join(work, name, str(seed)), callbacks=[evaluation], eval_dataset=task.validation
+    )
     model = run["model"]
     if not is_patched(model):
         patch_model(model, ICPCConfig(levels=levels))
-    return {"task": task.name, "arm": name, "seed": seed, "icpc": arm.icpc, "note": arm.note,
-            "settings": icpc_settings(model).to_dict() if arm.icpc is not None else None,
-            "epochs": task.epochs, "train_size": len(task.train), "validation_size": len(task.validation),
-            "test_size": len(task.test),
-            "train_seconds": evaluation.curve[-1]["train_seconds"],
-            "token_ratio": arm.token_ratio or run["token_ratio"], "flops_saved": run["flops_saved"],
-            "level_costs": level_costs(model, levels), "curve": evaluation.curve, "serving": serving(model, task)}
+    return {
+        "task": task.name,
+        "arm": name,
+        "seed": seed,
+        "icpc": arm.icpc,
+        "note": arm.note,
+        "settings": icpc_settings(model).to_dict() if arm.icpc is not None else None,
+        "epochs": task.epochs,
+        "train_size": len(task.train),
+        "validation_size": len(task.validation),
+        "test_size": len(task.test),
+        "train_seconds": evaluation.curve[-1]["train_seconds"],
+        "token_ratio": arm.token_ratio or run["token_ratio"],
+        "flops_saved": run["flops_saved"],
+        "level_costs": level_costs(model, levels),
+        "curve": evaluation.curve,
+        "serving": serving(model, task),
+    }
 
 
 def result_path(output: str, task: str, arm: str, seed: int) -> str:
@@ -113,9 +131,11 @@ def main(argv: list[str] | None = None) -> None:
                     json.dump(result, handle, indent=1)
                 os.replace(path + ".tmp", path)
                 best = max(p["served_accuracy"] for p in result["curve"])
-                print(f"{task_name} {name} seed {seed}: {result['train_seconds']:.0f} s, best served {best:.4f}, "
-                      f"final {result['curve'][-1]['served_accuracy']:.4f} at {result['curve'][-1]['served_level']}",
-                      flush=True)
+                print(
+                    f"{task_name} {name} seed {seed}: {result['train_seconds']:.0f} s, best served {best:.4f}, "
+                    f"final {result['curve'][-1]['served_accuracy']:.4f} at {result['curve'][-1]['served_level']}",
+                    flush=True,
+                )
     if not args.no_report:
         import convergence_report
 

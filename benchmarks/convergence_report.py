@@ -1,6 +1,6 @@
 """docs/results/convergence.md, its plots and the README's time-to-accuracy headline, from benchmarks/convergence.py's files.
 
-    python benchmarks/convergence_report.py            # from benchmarks/results/convergence
+python benchmarks/convergence_report.py            # from benchmarks/results/convergence
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import statistics
 from collections import defaultdict
 
-from harness import RESULT_DOCS, README, RESULTS, pyplot, splice
+from harness import README, RESULT_DOCS, RESULTS, pyplot, splice
 from suite import CANDIDATES, SUITE, TIE, TOLERANCE
 
 plt = pyplot()
@@ -88,19 +88,27 @@ def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
             within.append(best_within(run, base_seconds))
         last = [r["curve"][-1] for _, r in paired]
         serving = [r["serving"] for _, r in paired]
-        rows.append({
-            "arm": name, "seeds": len(paired), "note": runs[0].get("note", ""),
-            "best_served": statistics.mean(max(p["served_accuracy"] for p in r["curve"]) for _, r in paired),
-            "best_full": statistics.mean(max(p["test"].get("1", float("nan")) for p in r["curve"]) for _, r in paired),
-            "time_to_accuracy_speedup": statistics.median(speedups), "never": never, "per_seed": speedups,
-            "best_within_baseline_time": statistics.mean(within),
-            "train_seconds": statistics.median(r["train_seconds"] for _, r in paired),
-            "token_ratio": statistics.median(r["token_ratio"] for _, r in paired),
-            "final_served_level": statistics.median(float(p["served_level"]) for p in last),
-            "cascade_accuracy": _mean_or_none([s.get("cascade_accuracy") for s in serving]),
-            "cascade_speedup": statistics.median(s.get("speedup", 1.0) for s in serving),
-            "cascade_flops_ratio": _mean_or_none([s.get("cascade_flops_ratio") for s in serving]),
-        })
+        rows.append(
+            {
+                "arm": name,
+                "seeds": len(paired),
+                "note": runs[0].get("note", ""),
+                "best_served": statistics.mean(max(p["served_accuracy"] for p in r["curve"]) for _, r in paired),
+                "best_full": statistics.mean(
+                    max(p["test"].get("1", float("nan")) for p in r["curve"]) for _, r in paired
+                ),
+                "time_to_accuracy_speedup": statistics.median(speedups),
+                "never": never,
+                "per_seed": speedups,
+                "best_within_baseline_time": statistics.mean(within),
+                "train_seconds": statistics.median(r["train_seconds"] for _, r in paired),
+                "token_ratio": statistics.median(r["token_ratio"] for _, r in paired),
+                "final_served_level": statistics.median(float(p["served_level"]) for p in last),
+                "cascade_accuracy": _mean_or_none([s.get("cascade_accuracy") for s in serving]),
+                "cascade_speedup": statistics.median(s.get("speedup", 1.0) for s in serving),
+                "cascade_flops_ratio": _mean_or_none([s.get("cascade_flops_ratio") for s in serving]),
+            }
+        )
     return rows
 
 
@@ -125,8 +133,12 @@ def plot(task: str, arms: dict[str, list[dict]], path: str) -> str:
     for index, (name, runs) in enumerate(sorted(arms.items(), key=lambda item: item[0] != BASELINE)):
         run = runs[0]
         style = dict(color="black", linewidth=2.2) if name == BASELINE else dict(color=f"C{index % 10}", linewidth=1.2)
-        axes.plot([p["train_seconds"] for p in run["curve"]], [p["served_accuracy"] for p in run["curve"]],
-                  label=name, **style)
+        axes.plot(
+            [p["train_seconds"] for p in run["curve"]],
+            [p["served_accuracy"] for p in run["curve"]],
+            label=name,
+            **style,
+        )
     base = arms[BASELINE][0]
     target, seconds, _ = baseline_target(base)
     axes.axhline(target, color="grey", linestyle=":", linewidth=1)
@@ -134,7 +146,7 @@ def plot(task: str, arms: dict[str, list[dict]], path: str) -> str:
     axes.set_xlabel("training seconds (evaluation excluded), seed 0")
     axes.set_ylabel("test accuracy as served")
     axes.set_title(f"{task}: accuracy against training time")
-    low = min(p["served_accuracy"] for runs in arms.values() for p in runs[0]["curve"][len(runs[0]["curve"]) // 4:])
+    low = min(p["served_accuracy"] for runs in arms.values() for p in runs[0]["curve"][len(runs[0]["curve"]) // 4 :])
     high = max(p["served_accuracy"] for runs in arms.values() for p in runs[0]["curve"])
     axes.set_ylim(max(0.0, low - 0.05), min(1.0, high + 0.02))
     axes.legend(fontsize=7, loc="lower right")
@@ -150,36 +162,52 @@ def task_section(task: str, arms: dict[str, list[dict]], images: str, quick: boo
     first = base_runs[0]
     targets = [baseline_target(r) for r in base_runs]
     epochs = first["epochs"]
-    lines = [f"## {task}", "",
-             f"{first['train_size']} training samples, {first['validation_size']} validation (they choose the serving "
-             f"level), {first['test_size']} test, {epochs} epochs, evaluated after each; {len(base_runs)} seed(s).", "",
-             "Baseline's best test accuracy (per seed): " + ", ".join(
-                 f"{acc:.4f} at epoch {epoch} ({seconds:.0f} s)" for acc, seconds, epoch in targets)
-             + f"; it trains {epochs} epochs in all, so it had "
-             + ("stopped improving." if all(epoch <= epochs - 3 for _, _, epoch in targets)
-                else "**not clearly stopped improving** in some seed (best within the last 3 epochs)."), ""]
-    lines += ["| arm | time-to-accuracy speedup (median) | best accuracy as served | best at full size | best within "
-              "the baseline's time | training seconds (all epochs) | tokens vs full | final serving level | "
-              "calibrated cascade: accuracy, speedup vs full size |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## {task}",
+        "",
+        f"{first['train_size']} training samples, {first['validation_size']} validation (they choose the serving "
+        f"level), {first['test_size']} test, {epochs} epochs, evaluated after each; {len(base_runs)} seed(s).",
+        "",
+        "Baseline's best test accuracy (per seed): "
+        + ", ".join(f"{acc:.4f} at epoch {epoch} ({seconds:.0f} s)" for acc, seconds, epoch in targets)
+        + f"; it trains {epochs} epochs in all, so it had "
+        + (
+            "stopped improving."
+            if all(epoch <= epochs - 3 for _, _, epoch in targets)
+            else "**not clearly stopped improving** in some seed (best within the last 3 epochs)."
+        ),
+        "",
+    ]
+    lines += [
+        "| arm | time-to-accuracy speedup (median) | best accuracy as served | best at full size | best within "
+        "the baseline's time | training seconds (all epochs) | tokens vs full | final serving level | "
+        "calibrated cascade: accuracy, speedup vs full size |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in sorted(rows, key=lambda r: -r["time_to_accuracy_speedup"]):
         speed = f"{row['time_to_accuracy_speedup']:.2f}x"
         if row["seeds"] > 1:
             speed += " (" + ", ".join(f"{v:.2f}x" if v else "never" for v in row["per_seed"]) + ")"
-        cascade = ("-" if row["cascade_accuracy"] is None
-                   else f"{row['cascade_accuracy']:.4f}, {row['cascade_speedup']:.2f}x")
-        lines.append(f"| {label(row['arm'])} | {speed} | {fmt(row['best_served'])} | {fmt(row['best_full'])} | "
-                     f"{fmt(row['best_within_baseline_time'])} | {row['train_seconds']:.0f} | "
-                     f"{row['token_ratio']:.2f} | {row['final_served_level']:.3g} | {cascade} |")
+        cascade = (
+            "-" if row["cascade_accuracy"] is None else f"{row['cascade_accuracy']:.4f}, {row['cascade_speedup']:.2f}x"
+        )
+        lines.append(
+            f"| {label(row['arm'])} | {speed} | {fmt(row['best_served'])} | {fmt(row['best_full'])} | "
+            f"{fmt(row['best_within_baseline_time'])} | {row['train_seconds']:.0f} | "
+            f"{row['token_ratio']:.2f} | {row['final_served_level']:.3g} | {cascade} |"
+        )
     if not quick:
         os.makedirs(images, exist_ok=True)
         plot(task, arms, os.path.join(images, f"convergence-{task}.png"))
         lines += ["", f"![accuracy against training time, {task}](images/convergence-{task}.png)", ""]
     fastest = max(rows, key=lambda r: (r["time_to_accuracy_speedup"], r["best_served"]))
     accurate = max(rows, key=lambda r: r["best_served"])
-    lines += ["", f"Fastest to the baseline's best accuracy: **{fastest['arm']}** "
-                  f"({fastest['time_to_accuracy_speedup']:.2f}x). Most accurate as served: **{accurate['arm']}** "
-                  f"({accurate['best_served']:.4f}, baseline {by_name(rows, BASELINE)['best_served']:.4f})."]
+    lines += [
+        "",
+        f"Fastest to the baseline's best accuracy: **{fastest['arm']}** "
+        f"({fastest['time_to_accuracy_speedup']:.2f}x). Most accurate as served: **{accurate['arm']}** "
+        f"({accurate['best_served']:.4f}, baseline {by_name(rows, BASELINE)['best_served']:.4f}).",
+    ]
     notes = [f"- {r['arm']}: {r['note']}" for r in rows if r["note"]]
     return lines + ["", *notes, ""], rows
 
@@ -191,8 +219,10 @@ def accuracy_at_level(point: dict, level: float) -> float | None:
 
 def best_at_level(arm_runs: list[dict], level: float) -> float | None:
     """Best validation accuracy at `level` over epochs, mean over seeds; None where a run never evaluated it."""
-    seeds = [max((v for v in (accuracy_at_level(p, level) for p in run["curve"]) if v is not None), default=None)
-             for run in arm_runs]
+    seeds = [
+        max((v for v in (accuracy_at_level(p, level) for p in run["curve"]) if v is not None), default=None)
+        for run in arm_runs
+    ]
     return None if None in seeds else sum(seeds) / len(seeds)
 
 
@@ -217,13 +247,19 @@ def every_level(runs: dict[str, dict[str, list[dict]]]) -> list[str]:
             rows.append(f"| {task} | {level:g} | {reference:.3f} ({len(fixed_runs)}) | {'; '.join(cells)} |")
     if not rows:
         return []
-    return ["## One model, every level", "",
-            "Each ICPC model's best validation accuracy at a level (over epochs, mean over seeds) against a model "
-            "trained at that level alone, on the tasks that have a fixed-level arm. The target is every level "
-            "within 1 point (bold: more than 1 point below); a cascade can only answer cheaply at levels the "
-            "model still serves well.", "",
-            "| task | level | fixed-level model (seeds) | ICPC arms at that level (points against it) |",
-            "|---|---|---|---|", *rows, ""]
+    return [
+        "## One model, every level",
+        "",
+        "Each ICPC model's best validation accuracy at a level (over epochs, mean over seeds) against a model "
+        "trained at that level alone, on the tasks that have a fixed-level arm. The target is every level "
+        "within 1 point (bold: more than 1 point below); a cascade can only answer cheaply at levels the "
+        "model still serves well.",
+        "",
+        "| task | level | fixed-level model (seeds) | ICPC arms at that level (points against it) |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
@@ -243,11 +279,15 @@ def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
 
     choose = [t for t, (half, _) in SUITE.items() if half == "choose"]
     confirm = [t for t, (half, _) in SUITE.items() if half == "confirm"]
-    lines = ["## The default, chosen by the rule", "",
-             "[selection-rule.md](../reference/selection-rule.md), written before these runs, applied by this script: choose on "
-             f"{', '.join(f'`{t}`' for t in choose)}; confirm on {', '.join(f'`{t}`' for t in confirm)}.", "",
-             "| half | task | seeds | baseline's best | " + " | ".join(CANDIDATES) + " |",
-             "|---|---|---|---|" + "---|" * len(CANDIDATES)]
+    lines = [
+        "## The default, chosen by the rule",
+        "",
+        "[selection-rule.md](../reference/selection-rule.md), written before these runs, applied by this script: choose on "
+        f"{', '.join(f'`{t}`' for t in choose)}; confirm on {', '.join(f'`{t}`' for t in confirm)}.",
+        "",
+        "| half | task | seeds | baseline's best | " + " | ".join(CANDIDATES) + " |",
+        "|---|---|---|---|" + "---|" * len(CANDIDATES),
+    ]
     for task in choose + confirm:
         base = row(task, BASELINE)
         if base is None:
@@ -260,12 +300,18 @@ def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
                 cells.append("not run")
                 continue
             mark = "" if holds(task, arm) else " **(> 1 pt below)**"
-            cells.append(f"{mine['time_to_accuracy_speedup']:.2f}x, {mine['best_served']:.4f}{mark}, served "
-                         f"{mine['cascade_speedup']:.2f}x")
+            cells.append(
+                f"{mine['time_to_accuracy_speedup']:.2f}x, {mine['best_served']:.4f}{mark}, served "
+                f"{mine['cascade_speedup']:.2f}x"
+            )
         seeds = base["seeds"]
         lines.append(f"| {SUITE[task][0]} | {task} | {seeds} | {base['best_served']:.4f} | " + " | ".join(cells) + " |")
-    lines += ["", "Each cell: time-to-accuracy speedup (median over seeds), best accuracy as served (mean), the "
-              "calibrated cascade's measured speed against full size (median).", ""]
+    lines += [
+        "",
+        "Each cell: time-to-accuracy speedup (median over seeds), best accuracy as served (mean), the "
+        "calibrated cascade's measured speed against full size (median).",
+        "",
+    ]
     scores = {}
     for arm in CANDIDATES:
         verdicts = [holds(t, arm) for t in choose if SUITE[t][1] == "data-limited"]
@@ -273,10 +319,14 @@ def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
             reason = "not run on every choose-half task" if None in verdicts else "more than 1 point below"
             lines.append(f"- {arm}: not eligible ({reason}).")
             continue
-        scores[arm] = (median(row(t, arm)["time_to_accuracy_speedup"] for t in choose),
-                       median(row(t, arm)["cascade_speedup"] for t in choose))
-        lines.append(f"- {arm}: eligible; median time-to-accuracy speedup over the choose half "
-                     f"{scores[arm][0]:.2f}x (served {scores[arm][1]:.2f}x).")
+        scores[arm] = (
+            median(row(t, arm)["time_to_accuracy_speedup"] for t in choose),
+            median(row(t, arm)["cascade_speedup"] for t in choose),
+        )
+        lines.append(
+            f"- {arm}: eligible; median time-to-accuracy speedup over the choose half "
+            f"{scores[arm][0]:.2f}x (served {scores[arm][1]:.2f}x)."
+        )
     if not scores:
         lines += ["", "No candidate is eligible: the default stays as it is.", ""]
         return None, lines
@@ -285,53 +335,71 @@ def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
     chosen = max(tied, key=lambda arm: scores[arm][1])
     failed = [t for t in confirm if holds(t, chosen) is False]
     unrun = [t for t in confirm if holds(t, chosen) is None]
-    lines += ["", f"**Chosen: {chosen}.** Confirmation: " + (
-        f"it does not hold on {', '.join(failed)}" if failed else "it holds on every confirm-half task that ran")
-        + (f"; not run yet: {', '.join(unrun)}" if unrun else "") + ".", ""]
+    lines += [
+        "",
+        f"**Chosen: {chosen}.** Confirmation: "
+        + (f"it does not hold on {', '.join(failed)}" if failed else "it holds on every confirm-half task that ran")
+        + (f"; not run yet: {', '.join(unrun)}" if unrun else "")
+        + ".",
+        "",
+    ]
     return chosen, lines
 
 
 def headline(sections: dict[str, list[dict]]) -> str:
     """The README's table: per task, the candidate schedules (suite tasks) or the ICPC arms (the others)."""
-    lines = ["| task | suite half, regime | seeds | baseline's best | arm | time-to-accuracy speedup | "
-             "best accuracy as served | as shipped: accuracy, speed vs full size |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | suite half, regime | seeds | baseline's best | arm | time-to-accuracy speedup | "
+        "best accuracy as served | as shipped: accuracy, speed vs full size |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for task in sorted(sections, key=lambda t: (t not in SUITE, SUITE.get(t, ("", ""))[0] != "choose", t)):
         rows = sections[task]
         base = by_name(rows, BASELINE)
         half = ", ".join(SUITE[task]) if task in SUITE else "beside the suite"
         shown = [r for r in rows if (r["arm"] in CANDIDATES if task in SUITE else r["arm"].startswith("icpc"))]
         for row in sorted(shown, key=lambda r: -r["time_to_accuracy_speedup"]):
-            cascade = ("-" if row["cascade_accuracy"] is None
-                       else f"{row['cascade_accuracy']:.4f}, {row['cascade_speedup']:.2f}x")
+            cascade = (
+                "-"
+                if row["cascade_accuracy"] is None
+                else f"{row['cascade_accuracy']:.4f}, {row['cascade_speedup']:.2f}x"
+            )
             never = f" ({row['never']}/{row['seeds']} never)" if row["never"] else ""
-            lines.append(f"| {task} | {half} | {row['seeds']} | {base['best_served']:.4f} | {label(row['arm'])} | "
-                         f"{row['time_to_accuracy_speedup']:.2f}x{never} | {row['best_served']:.4f} | {cascade} |")
+            lines.append(
+                f"| {task} | {half} | {row['seeds']} | {base['best_served']:.4f} | {label(row['arm'])} | "
+                f"{row['time_to_accuracy_speedup']:.2f}x{never} | {row['best_served']:.4f} | {cascade} |"
+            )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=os.path.join(RESULTS, "convergence"))
-    parser.add_argument("--output", default=None, help="default: docs/results/convergence.md (or RESULTS/convergence.md "
-                        "with --quick)")
+    parser.add_argument(
+        "--output", default=None, help="default: docs/results/convergence.md (or RESULTS/convergence.md with --quick)"
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    output = args.output or (os.path.join(args.results, "convergence.md") if args.quick
-                             else os.path.join(RESULT_DOCS, "convergence.md"))
+    output = args.output or (
+        os.path.join(args.results, "convergence.md") if args.quick else os.path.join(RESULT_DOCS, "convergence.md")
+    )
     runs = load(args.results)
-    lines = ["# Time to accuracy", "",
-             "Written by `benchmarks/convergence_report.py` from `benchmarks/results/convergence/` (run "
-             "`python3 benchmarks/convergence.py`). Every arm trains the same model from the same weights on the same "
-             "data, batch size, optimiser and epochs; after every epoch the clock stops and the model is evaluated. "
-             "*As served*: the test accuracy at the level that is best on the validation half (the baseline and "
-             "PatchDropout serve at full size). *Time-to-accuracy speedup*: the seconds the baseline needs to reach "
-             "its best test accuracy over the seconds the arm needs to reach it as served, median over seeds "
-             "(a seed that never reaches it counts as 0; each seed's figure in brackets). *Best within the baseline's "
-             "time*: the best an arm served in the seconds the baseline took to its best. *Calibrated cascade*: in "
-             "runs from 2026-11-30 on, the cascade ICPCCallback ships (calibrated on the validation half against "
-             "measured time per level, every training level a candidate); in earlier runs, one calibrated by the "
-             "benchmark over three levels against estimated FLOPs.", ""]
+    lines = [
+        "# Time to accuracy",
+        "",
+        "Written by `benchmarks/convergence_report.py` from `benchmarks/results/convergence/` (run "
+        "`python3 benchmarks/convergence.py`). Every arm trains the same model from the same weights on the same "
+        "data, batch size, optimiser and epochs; after every epoch the clock stops and the model is evaluated. "
+        "*As served*: the test accuracy at the level that is best on the validation half (the baseline and "
+        "PatchDropout serve at full size). *Time-to-accuracy speedup*: the seconds the baseline needs to reach "
+        "its best test accuracy over the seconds the arm needs to reach it as served, median over seeds "
+        "(a seed that never reaches it counts as 0; each seed's figure in brackets). *Best within the baseline's "
+        "time*: the best an arm served in the seconds the baseline took to its best. *Calibrated cascade*: in "
+        "runs from 2026-11-30 on, the cascade ICPCCallback ships (calibrated on the validation half against "
+        "measured time per level, every training level a candidate); in earlier runs, one calibrated by the "
+        "benchmark over three levels against estimated FLOPs.",
+        "",
+    ]
     sections = {}
     suite_lines_at = len(lines)
     for task in sorted(runs):

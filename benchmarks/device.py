@@ -32,8 +32,14 @@ from icpc_hf import ICPCConfig, ICPCDataCollator, LevelPlan, patch_model, run_ca
 
 def models(quick: bool) -> dict:
     """name -> (model factory, one synthetic sample's input key and shape)."""
-    from transformers import (ASTConfig, ASTForAudioClassification, VideoMAEConfig, VideoMAEForVideoClassification,
-                              ViTConfig, ViTForImageClassification)
+    from transformers import (
+        ASTConfig,
+        ASTForAudioClassification,
+        VideoMAEConfig,
+        VideoMAEForVideoClassification,
+        ViTConfig,
+        ViTForImageClassification,
+    )
 
     small = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128) if quick else {}
     vit = ViTConfig(image_size=64 if quick else 224, patch_size=16, num_labels=10, **small)
@@ -42,8 +48,11 @@ def models(quick: bool) -> dict:
     return {
         "vit": (lambda: ViTForImageClassification(vit), "pixel_values", (3, vit.image_size, vit.image_size)),
         "ast": (lambda: ASTForAudioClassification(ast), "input_values", (ast.max_length, ast.num_mel_bins)),
-        "videomae": (lambda: VideoMAEForVideoClassification(video), "pixel_values",
-                     (video.num_frames, 3, video.image_size, video.image_size)),
+        "videomae": (
+            lambda: VideoMAEForVideoClassification(video),
+            "pixel_values",
+            (video.num_frames, 3, video.image_size, video.image_size),
+        ),
     }
 
 
@@ -102,12 +111,15 @@ def dataset(key: str, shape: tuple, count: int) -> list[dict]:
 
 
 def plain_collate(key):
-    return lambda features: {key: torch.stack([f[key] for f in features]),
-                             "labels": torch.tensor([f["label"] for f in features])}
+    return lambda features: {
+        key: torch.stack([f[key] for f in features]),
+        "labels": torch.tensor([f["label"] for f in features]),
+    }
 
 
-def bench_model(name: str, factory, key: str, shape: tuple, device, dtype, steps: int, batch: int, workers: int,
-                quick: bool) -> dict:
+def bench_model(
+    name: str, factory, key: str, shape: tuple, device, dtype, steps: int, batch: int, workers: int, quick: bool
+) -> dict:
     torch.manual_seed(0)
     data = dataset(key, shape, batch * (steps + 1))
     result: dict = {"input": list(shape), "batch_size": batch, "steps": steps}
@@ -137,8 +149,10 @@ def bench_model(name: str, factory, key: str, shape: tuple, device, dtype, steps
             timed = Timed()
             collate = LevelPlan(icpc, 1).bind(ICPCDataCollator(None, icpc, resize_on_device=flag))
             speed = train_steps(model, loader(collate, num_workers), steps, device, dtype, timed)
-            mix[f"{path}_{num_workers}_workers"] = {"samples_per_s": speed,
-                                                    "collate_share": timed.waiting / timed.total}
+            mix[f"{path}_{num_workers}_workers"] = {
+                "samples_per_s": speed,
+                "collate_share": timed.waiting / timed.total,
+            }
     result["default_mix"] = mix
     if device.type == "cuda":
         result["icpc_peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -157,11 +171,14 @@ def bench_model(name: str, factory, key: str, shape: tuple, device, dtype, steps
 
 
 def markdown(report: dict) -> str:
-    lines = [f"Device: {report['device']} ({report['precision']}), {'quick' if report['quick'] else 'full'} run, "
-             f"{report['seconds']:.0f} s.", "",
-             "| model | plain samples/s | ICPC per level, samples/s | default mix, samples/s (collate share): CPU path "
-             "0 / N workers, device path 0 / N workers | cascade per level, samples/s |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"Device: {report['device']} ({report['precision']}), {'quick' if report['quick'] else 'full'} run, "
+        f"{report['seconds']:.0f} s.",
+        "",
+        "| model | plain samples/s | ICPC per level, samples/s | default mix, samples/s (collate share): CPU path "
+        "0 / N workers, device path 0 / N workers | cascade per level, samples/s |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in report["models"].items():
         levels = ", ".join(f"{lv}: {v:.1f}" for lv, v in r["per_level_samples_per_s"].items())
         mix = " / ".join(f"{v['samples_per_s']:.1f} ({v['collate_share']:.0%})" for v in r["default_mix"].values())
@@ -169,8 +186,11 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name} | {r['plain_samples_per_s']:.1f} | {levels} | {mix} | {cascade} |")
     memory = {n: (r.get("plain_peak_memory_mb"), r.get("icpc_peak_memory_mb")) for n, r in report["models"].items()}
     if any(v[0] is not None for v in memory.values()):
-        lines += ["", "Peak device memory, MiB (plain / ICPC): " + ", ".join(
-            f"{n} {a:.0f} / {b:.0f}" for n, (a, b) in memory.items())]
+        lines += [
+            "",
+            "Peak device memory, MiB (plain / ICPC): "
+            + ", ".join(f"{n} {a:.0f} / {b:.0f}" for n, (a, b) in memory.items()),
+        ]
     else:
         lines += ["", f"Peak process memory (CPU, max RSS): {report['max_rss_mb']:.0f} MiB."]
     return "\n".join(lines) + "\n"
@@ -191,16 +211,19 @@ def main() -> None:
     steps = args.steps or (2 if args.quick else 10)
     batch = args.batch_size or (4 if args.quick else 32)
     workers = args.workers if args.workers is not None else (1 if args.quick else min(8, os.cpu_count() or 1))
-    report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)",
-              "precision": str(dtype).replace("torch.", "") if dtype else "float32", "quick": args.quick,
-              "torch": torch.__version__, "models": {}}
+    report = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)",
+        "precision": str(dtype).replace("torch.", "") if dtype else "float32",
+        "quick": args.quick,
+        "torch": torch.__version__,
+        "models": {},
+    }
     for name, (factory, key, shape) in models(args.quick).items():
         if name not in args.models.split(","):
             continue
         clip = len(shape) == 4  # (frames, channels, height, width): 1568 tokens a full-size clip
         size = max(1, batch // 4) if clip and not args.quick else batch
-        report["models"][name] = bench_model(name, factory, key, shape, device, dtype, steps, size, workers,
-                                             args.quick)
+        report["models"][name] = bench_model(name, factory, key, shape, device, dtype, steps, size, workers, args.quick)
         print(f"{name}: done after {time.perf_counter() - start:.0f} s", flush=True)
     report["seconds"] = time.perf_counter() - start
     report["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
@@ -24,10 +25,9 @@ RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 from _shared import serve_and_time  # noqa: E402
+from meters import EpochTimer, PeakMemory, StepAnatomy, TimedCollator, TimedICPCCollator  # noqa: E402
 
 from icpc_hf import ICPCCallback, ICPCConfig, family_for, patch_model, run_cascade  # noqa: E402
-
-from meters import EpochTimer, PeakMemory, StepAnatomy, TimedCollator, TimedICPCCollator  # noqa: E402
 
 
 @dataclass
@@ -88,17 +88,30 @@ def labels_of(features: list[dict]) -> torch.Tensor:
 def training_args(task: Task, output_dir: str, seed: int, overrides: dict | None = None) -> TrainingArguments:
     """The TrainingArguments every arm of every benchmark starts from (CPU, cosine schedule, no checkpoints)."""
     values = dict(
-        output_dir=output_dir, num_train_epochs=task.epochs, per_device_train_batch_size=task.batch_size,
-        per_device_eval_batch_size=task.batch_size, learning_rate=task.learning_rate, weight_decay=0.05,
-        warmup_steps=20, lr_scheduler_type="cosine", save_strategy="no", report_to=[], use_cpu=True, seed=seed,
-        dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True, logging_steps=10_000,
+        output_dir=output_dir,
+        num_train_epochs=task.epochs,
+        per_device_train_batch_size=task.batch_size,
+        per_device_eval_batch_size=task.batch_size,
+        learning_rate=task.learning_rate,
+        weight_decay=0.05,
+        warmup_steps=20,
+        lr_scheduler_type="cosine",
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=seed,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        logging_steps=10_000,
     )
     values.update(overrides or {})
     return TrainingArguments(**values)
 
 
-def train_arm(task: Task, arm: Arm, seed: int, output_dir: str, callbacks: list | None = None,
-              eval_dataset: list | None = None) -> dict[str, Any]:
+def train_arm(
+    task: Task, arm: Arm, seed: int, output_dir: str, callbacks: list | None = None, eval_dataset: list | None = None
+) -> dict[str, Any]:
     """Train one model the arm's way and measure the run. `callbacks` are added to the Trainer; `eval_dataset`
     reaches it as a user's would (no evaluation schedule): ICPCCallback calibrates the served cascade on it at the
     end of training; without it the model keeps the cascade its settings configure."""
@@ -118,18 +131,30 @@ def train_arm(task: Task, arm: Arm, seed: int, output_dir: str, callbacks: list 
         icpc_callback = ICPCCallback(calibrate=eval_dataset is not None)  # without one: the configured cascade
         callbacks.append(icpc_callback)
     overrides = task.baseline_args if arm.args is None else arm.args
-    trainer = Trainer(model=model, args=training_args(task, output_dir, seed, overrides), train_dataset=task.train,
-                      eval_dataset=eval_dataset, data_collator=collator, callbacks=callbacks)
+    trainer = Trainer(
+        model=model,
+        args=training_args(task, output_dir, seed, overrides),
+        train_dataset=task.train,
+        eval_dataset=eval_dataset,
+        data_collator=collator,
+        callbacks=callbacks,
+    )
     with PeakMemory() as memory:
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
     totals = icpc_callback.train_totals if icpc_callback is not None else None
-    return {"model": model, "seconds": seconds, "epoch_seconds": epoch_timer.epoch_seconds,
-            "collator_share": collator.seconds / seconds, "peak_memory_mb": memory.megabytes,
-            "step_ms": anatomy.milliseconds_per_step(), "steps": anatomy.steps,
-            "token_ratio": totals["tokens"] / totals["full_tokens"] if totals else 1.0,
-            "flops_saved": 1.0 - totals["flops"] / totals["full_flops"] if totals else 0.0}
+    return {
+        "model": model,
+        "seconds": seconds,
+        "epoch_seconds": epoch_timer.epoch_seconds,
+        "collator_share": collator.seconds / seconds,
+        "peak_memory_mb": memory.megabytes,
+        "step_ms": anatomy.milliseconds_per_step(),
+        "steps": anatomy.steps,
+        "token_ratio": totals["tokens"] / totals["full_tokens"] if totals else 1.0,
+        "flops_saved": 1.0 - totals["flops"] / totals["full_flops"] if totals else 0.0,
+    }
 
 
 def accuracy_at(model, task: Task, levels: list[float] | None, **kwargs) -> tuple[float, Any]:
@@ -144,11 +169,16 @@ def served(model, task: Task) -> dict[str, Any]:
     timing = serve_and_time(model, task.test, task.processor, task.batch_size)
     labels = labels_of(task.test)
     summary = timing["cascade"].summary()
-    return {"full_accuracy": float((timing["full"].predictions == labels).float().mean()),
-            "cascade_accuracy": float((timing["cascade"].predictions == labels).float().mean()),
-            "full_seconds": timing["full_seconds"], "cascade_seconds": timing["cascade_seconds"],
-            "speedup": timing["full_seconds"] / timing["cascade_seconds"], "flops_ratio": summary["flops_ratio"],
-            "answered": {k: v for k, v in summary.items() if k.startswith("answered_at_")}, "result": timing["cascade"]}
+    return {
+        "full_accuracy": float((timing["full"].predictions == labels).float().mean()),
+        "cascade_accuracy": float((timing["cascade"].predictions == labels).float().mean()),
+        "full_seconds": timing["full_seconds"],
+        "cascade_seconds": timing["cascade_seconds"],
+        "speedup": timing["full_seconds"] / timing["cascade_seconds"],
+        "flops_ratio": summary["flops_ratio"],
+        "answered": {k: v for k, v in summary.items() if k.startswith("answered_at_")},
+        "result": timing["cascade"],
+    }
 
 
 def splice(path: str, marker: str, text: str) -> bool:

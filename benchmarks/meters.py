@@ -9,7 +9,7 @@ import ctypes
 import gc
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 from transformers import TrainerCallback

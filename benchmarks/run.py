@@ -25,7 +25,6 @@ from typing import Any
 
 import psutil
 import torch
-
 from harness import RESULT_DOCS, RESULTS, Arm, Task, accuracy_at, labels_of, modality_of, served, train_arm
 from tasks import SIDE_BY_SIDE, load
 
@@ -45,25 +44,37 @@ def evaluate_pair(task: Task, baseline: dict, icpc_run: dict) -> dict[str, Any]:
     icpc_epoch = statistics.median(icpc_run["epoch_seconds"][: max(1, task.epochs - settings.uncompressed_last_epochs)])
     flop_reduction = 1.0 / max(1e-9, 1.0 - icpc_run["flops_saved"])
     return {
-        "baseline_accuracy": base_acc, "icpc_accuracy": serving["full_accuracy"],
-        "baseline_epoch_seconds": base_epoch, "icpc_epoch_seconds": icpc_epoch,
-        "baseline_train_seconds": baseline["seconds"], "icpc_train_seconds": icpc_run["seconds"],
+        "baseline_accuracy": base_acc,
+        "icpc_accuracy": serving["full_accuracy"],
+        "baseline_epoch_seconds": base_epoch,
+        "icpc_epoch_seconds": icpc_epoch,
+        "baseline_train_seconds": baseline["seconds"],
+        "icpc_train_seconds": icpc_run["seconds"],
         "train_speedup": baseline["seconds"] / icpc_run["seconds"],
         "compressed_epoch_speedup": base_epoch / icpc_epoch,
-        "train_token_ratio": icpc_run["token_ratio"], "train_flop_reduction": flop_reduction,
+        "train_token_ratio": icpc_run["token_ratio"],
+        "train_flop_reduction": flop_reduction,
         "train_efficiency": (baseline["seconds"] / icpc_run["seconds"]) / flop_reduction,
-        "collator_share_baseline": baseline["collator_share"], "collator_share_icpc": icpc_run["collator_share"],
-        "peak_memory_mb_baseline": baseline["peak_memory_mb"], "peak_memory_mb_icpc": icpc_run["peak_memory_mb"],
-        "step_ms_baseline": baseline["step_ms"], "step_ms_icpc": icpc_run["step_ms"],
-        "steps_baseline": baseline["steps"], "steps_icpc": icpc_run["steps"],
+        "collator_share_baseline": baseline["collator_share"],
+        "collator_share_icpc": icpc_run["collator_share"],
+        "peak_memory_mb_baseline": baseline["peak_memory_mb"],
+        "peak_memory_mb_icpc": icpc_run["peak_memory_mb"],
+        "step_ms_baseline": baseline["step_ms"],
+        "step_ms_icpc": icpc_run["step_ms"],
+        "steps_baseline": baseline["steps"],
+        "steps_icpc": icpc_run["steps"],
         "forward_backward_speedup": baseline["step_ms"]["forward_backward"] / icpc_run["step_ms"]["forward_backward"],
-        "full_inference_seconds": serving["full_seconds"], "cascade_seconds": serving["cascade_seconds"],
-        "cascade_accuracy": serving["cascade_accuracy"], "cascade_speedup": serving["speedup"],
+        "full_inference_seconds": serving["full_seconds"],
+        "cascade_seconds": serving["cascade_seconds"],
+        "cascade_accuracy": serving["cascade_accuracy"],
+        "cascade_speedup": serving["speedup"],
         "cascade_flops_ratio": serving["flops_ratio"],
         "cascade_efficiency": serving["speedup"] * serving["flops_ratio"],
-        "cascade_levels": cascade.levels, "cascade_mean_tokens": cascade.summary()["mean_tokens_spent"],
-        "full_tokens": float(modality.full_tokens(modality.collate(task.processor, task.test[:1], 1.0, settings),
-                                                  settings)[0]),
+        "cascade_levels": cascade.levels,
+        "cascade_mean_tokens": cascade.summary()["mean_tokens_spent"],
+        "full_tokens": float(
+            modality.full_tokens(modality.collate(task.processor, task.test[:1], 1.0, settings), settings)[0]
+        ),
         "icpc_accuracy_per_level": per_level,
         "tta": test_time_augmentation(model, task),
     }
@@ -76,13 +87,21 @@ def test_time_augmentation(model, task: Task) -> list[dict[str, Any]]:
     for budget in (1.0, 1.5, 2.0):
         for mode, thresholds in (("tta", 1.0), ("cascade+tta", None)):
             try:
-                acc, result = accuracy_at(model, task, icpc_settings(model).levels, thresholds=thresholds,
-                                          combine="mean", budget=budget)
+                acc, result = accuracy_at(
+                    model, task, icpc_settings(model).levels, thresholds=thresholds, combine="mean", budget=budget
+                )
             except ValueError as error:  # a budget below the cheapest level
                 rows.append({"mode": mode, "budget": budget, "error": str(error)})
                 continue
-            rows.append({"mode": mode, "budget": budget, "accuracy": acc,
-                         "cost": result.summary()["flops_ratio"], "levels_used": result.summary()["mean_levels_used"]})
+            rows.append(
+                {
+                    "mode": mode,
+                    "budget": budget,
+                    "accuracy": acc,
+                    "cost": result.summary()["flops_ratio"],
+                    "levels_used": result.summary()["mean_levels_used"],
+                }
+            )
     return rows
 
 
@@ -111,12 +130,14 @@ def ablation_arms(task: Task, main_run: dict) -> dict[str, Arm]:
         if task.icpc.get("level_weights"):
             arms["levels drawn uniformly"] = Arm({**task.icpc, "level_weights": None})
     smallest = min(settings.levels)
-    arms[f"one fixed level {smallest:.3g}"] = Arm({**task.icpc, "levels": [smallest, 1.0],
-                                                  "level_weights": [1.0, 0.0], "uncompressed_last_epochs": 0})
+    arms[f"one fixed level {smallest:.3g}"] = Arm(
+        {**task.icpc, "levels": [smallest, 1.0], "level_weights": [1.0, 0.0], "uncompressed_last_epochs": 0}
+    )
     if modality_of(model) == "image":
         keep = main_run["token_ratio"]
         arms[f"PatchDropout (keeps {keep:.2f} of the patches)"] = Arm(
-            None, prepare=lambda fresh: add_patch_dropout(fresh, keep, 0), token_ratio=keep)
+            None, prepare=lambda fresh: add_patch_dropout(fresh, keep, 0), token_ratio=keep
+        )
     return arms
 
 
@@ -131,13 +152,24 @@ def ablations(task: Task, main_run: dict, output_dir: str) -> dict[str, Any]:
         run = main_run if reused else train_arm(task, arm, 0, os.path.join(output_dir, f"ablation-{index}"))
         model = run["model"]
         if arm.icpc is None:  # evaluated through the same code at full size and below (bit-identical at 1.0)
-            patch_model(model, ICPCConfig(**{k: v for k, v in settings.to_dict().items()
-                                             if k not in ("model_type", "geometry", "uncompressed_last_epochs",
-                                                          "level_weights")}))
-        rows[name] = {"train_seconds": run["seconds"], "token_ratio": arm.token_ratio or run["token_ratio"],
-                      "main_run": reused,
-                      "accuracy_per_level": {f"{lv:g}": accuracy_at(model, task, [lv])[0]
-                                             for lv in (arm.eval_levels or all_levels)}}
+            patch_model(
+                model,
+                ICPCConfig(
+                    **{
+                        k: v
+                        for k, v in settings.to_dict().items()
+                        if k not in ("model_type", "geometry", "uncompressed_last_epochs", "level_weights")
+                    }
+                ),
+            )
+        rows[name] = {
+            "train_seconds": run["seconds"],
+            "token_ratio": arm.token_ratio or run["token_ratio"],
+            "main_run": reused,
+            "accuracy_per_level": {
+                f"{lv:g}": accuracy_at(model, task, [lv])[0] for lv in (arm.eval_levels or all_levels)
+            },
+        }
         print(f"  ablation {name}: {rows[name]}", flush=True)
     return rows
 
@@ -148,23 +180,44 @@ def calibrate(task: Task, model, plots: str, max_accuracy_loss: float = 0.005) -
 
     if task.validation is None:
         return None
-    calibration = calibrate_thresholds(model, task.validation, task.processor, labels_of(task.validation).tolist(),
-                                       max_accuracy_loss=max_accuracy_loss, batch_size=task.batch_size)
+    calibration = calibrate_thresholds(
+        model,
+        task.validation,
+        task.processor,
+        labels_of(task.validation).tolist(),
+        max_accuracy_loss=max_accuracy_loss,
+        batch_size=task.batch_size,
+    )
     os.makedirs(plots, exist_ok=True)
     calibration.plot(os.path.join(plots, f"frontier-{task.name}.png"))
-    result = {"max_accuracy_loss": max_accuracy_loss, "levels": calibration.levels,
-              "frontier": [vars(p) for p in calibration.frontier()], "thresholds": None}
+    result = {
+        "max_accuracy_loss": max_accuracy_loss,
+        "levels": calibration.levels,
+        "frontier": [vars(p) for p in calibration.frontier()],
+        "thresholds": None,
+    }
     if calibration.chosen is None:
         return result
     calibration.apply(model)
     serving = served(model, task)
     result.update(
-        levels=calibration.chosen.levels, thresholds=calibration.chosen.thresholds,
-        validation={"full_accuracy": calibration.full_accuracy, "cascade_accuracy": calibration.chosen.accuracy,
-                    "cost": calibration.chosen.cost},
-        test={"full_accuracy": serving["full_accuracy"], "cascade_accuracy": serving["cascade_accuracy"],
-              "full_seconds": serving["full_seconds"], "cascade_seconds": serving["cascade_seconds"],
-              "speedup": serving["speedup"], "flops_ratio": serving["flops_ratio"], "answered": serving["answered"]})
+        levels=calibration.chosen.levels,
+        thresholds=calibration.chosen.thresholds,
+        validation={
+            "full_accuracy": calibration.full_accuracy,
+            "cascade_accuracy": calibration.chosen.accuracy,
+            "cost": calibration.chosen.cost,
+        },
+        test={
+            "full_accuracy": serving["full_accuracy"],
+            "cascade_accuracy": serving["cascade_accuracy"],
+            "full_seconds": serving["full_seconds"],
+            "cascade_seconds": serving["cascade_seconds"],
+            "speedup": serving["speedup"],
+            "flops_ratio": serving["flops_ratio"],
+            "answered": serving["answered"],
+        },
+    )
     return result
 
 
@@ -172,9 +225,15 @@ def machine(threads: int) -> dict[str, Any]:
     """The machine line of the report."""
     import transformers
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "torch": torch.__version__,
-            "python": platform.python_version(), "torch_threads": threads, "transformers": transformers.__version__}
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "torch_threads": threads,
+        "transformers": transformers.__version__,
+    }
 
 
 def main() -> None:
@@ -183,13 +242,23 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-ablations", action="store_true")
-    parser.add_argument("--no-report", action="store_true", help="skip writing docs/results/benchmarks.md and the README "
-                        "headline (with --quick the report goes to OUTPUT/benchmarks.md)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="torch threads (default: every core; use 1 per process when sharing the machine)")
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip writing docs/results/benchmarks.md and the README "
+        "headline (with --quick the report goes to OUTPUT/benchmarks.md)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="torch threads (default: every core; use 1 per process when sharing the machine)",
+    )
     parser.add_argument("--output", default=RESULTS)
-    parser.add_argument("--plots", help="where the calibration frontier plots go (default: docs/results/images, or "
-                        "OUTPUT/images with --quick)")
+    parser.add_argument(
+        "--plots",
+        help="where the calibration frontier plots go (default: docs/results/images, or OUTPUT/images with --quick)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.output, exist_ok=True)
@@ -197,9 +266,18 @@ def main() -> None:
     for name in args.modalities:
         task = load(SIDE_BY_SIDE, name, args.quick)
         seeds = 1 if args.quick else args.seeds
-        results = {"modality": name, "quick": args.quick, "machine": machine(args.threads), "epochs": task.epochs,
-                   "batch_size": task.batch_size, "train_size": len(task.train), "test_size": len(task.test),
-                   "icpc": task.icpc, "seeds": [], "baseline_args": task.baseline_args}
+        results = {
+            "modality": name,
+            "quick": args.quick,
+            "machine": machine(args.threads),
+            "epochs": task.epochs,
+            "batch_size": task.batch_size,
+            "train_size": len(task.train),
+            "test_size": len(task.test),
+            "icpc": task.icpc,
+            "seeds": [],
+            "baseline_args": task.baseline_args,
+        }
         started = time.perf_counter()
         work = os.path.join(tempfile.gettempdir(), "icpc-bench", name)
         for seed in range(seeds):
@@ -207,8 +285,10 @@ def main() -> None:
             icpc_run = train_arm(task, Arm(task.icpc), seed, os.path.join(work, str(seed), "icpc"))
             row = {"seed": seed, **evaluate_pair(task, baseline, icpc_run)}
             results["seeds"].append(row)
-            print(f"{name} seed {seed}: " + json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}),
-                  flush=True)
+            print(
+                f"{name} seed {seed}: " + json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}),
+                flush=True,
+            )
             if seed == 0:
                 main_run = icpc_run
         if not args.no_ablations:
@@ -222,8 +302,10 @@ def main() -> None:
     if not args.no_report:
         import report
 
-        report.main(["--results", args.output] + (["--quick", "--output", os.path.join(args.output, "benchmarks.md")]
-                                                  if args.quick else []))
+        report.main(
+            ["--results", args.output]
+            + (["--quick", "--output", os.path.join(args.output, "benchmarks.md")] if args.quick else [])
+        )
 
 
 if __name__ == "__main__":

@@ -22,10 +22,9 @@ import statistics
 import tempfile
 import time
 
-from transformers import Trainer, TrainerCallback
-
 from harness import RESULT_DOCS, RESULTS, ROOT, splice, training_args
 from tasks import text_task
+from transformers import Trainer, TrainerCallback
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 
@@ -70,8 +69,9 @@ def train_path(task, path: dict, icpc: bool, steps: int, seed: int) -> dict:
     if icpc:
         # The constant schedule: in a stream the default progressive one moves with the steps and in one epoch
         # of a map-style set it does not, which would mix its effect into the comparison of data paths.
-        settings = ICPCConfig(seed=seed, schedule="constant",
-                              **{k: v for k, v in task.icpc.items() if k == "stop_words"})
+        settings = ICPCConfig(
+            seed=seed, schedule="constant", **{k: v for k, v in task.icpc.items() if k == "stop_words"}
+        )
         model = patch_model(model, settings)
         collator = ICPCDataCollator(task.processor, settings)
         callbacks.append(ICPCCallback(calibrate=False, publish=False))
@@ -81,13 +81,22 @@ def train_path(task, path: dict, icpc: bool, steps: int, seed: int) -> dict:
         train = datasets.Dataset.from_list(train).to_iterable_dataset(num_shards=4).shuffle(seed=seed, buffer_size=256)
     overrides = {"max_steps": steps, "train_sampling_strategy": "group_by_length" if path["group"] else "random"}
     with tempfile.TemporaryDirectory() as output:
-        trainer = Trainer(model=model, args=training_args(task, output, seed, overrides), train_dataset=train,
-                          data_collator=collator, callbacks=[counter, *callbacks])
+        trainer = Trainer(
+            model=model,
+            args=training_args(task, output, seed, overrides),
+            train_dataset=train,
+            data_collator=collator,
+            callbacks=[counter, *callbacks],
+        )
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
-    return {"seconds": seconds, "step_ms": 1000 * statistics.median(counter.step_seconds[1:]),
-            "padded_per_batch": counter.padded / counter.batches, "real_per_batch": counter.real / counter.batches}
+    return {
+        "seconds": seconds,
+        "step_ms": 1000 * statistics.median(counter.step_seconds[1:]),
+        "padded_per_batch": counter.padded / counter.batches,
+        "real_per_batch": counter.real / counter.batches,
+    }
 
 
 def measure(quick: bool, repeats: int) -> dict:
@@ -100,8 +109,13 @@ def measure(quick: bool, repeats: int) -> dict:
                 key = f"{'ICPC' if icpc else 'plain Trainer'} | {name}"
                 runs.setdefault(key, []).append(train_path(task, path, icpc, steps, seed=repeat))
                 print(key, runs[key][-1], flush=True)
-    return {"steps": steps, "batch_size": task.batch_size, "train_size": len(task.train), "repeats": repeats,
-            "runs": runs}
+    return {
+        "steps": steps,
+        "batch_size": task.batch_size,
+        "train_size": len(task.train),
+        "repeats": repeats,
+        "runs": runs,
+    }
 
 
 def report(results: dict) -> str:

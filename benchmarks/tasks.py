@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import numpy as np
 import torch
-from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, default_data_collator
-
 from harness import Arm, Task, modality_of  # also puts examples/ on the path
 from peers import add_patch_dropout
+from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, default_data_collator
 
 from icpc_hf import ICPCConfig, family_for, icpc_settings, patch_model
 
@@ -29,31 +28,47 @@ CANVAS = 32
 PRETRAINED = os.path.join(os.path.expanduser("~"), ".cache", "icpc_hf_benchmarks", "vit-fashion-32.pt")
 
 
-def small_vit(canvas: int, patch: int, hidden: int, layers: int, channels: int = 1,
-              names: list[str] = FASHION_LABELS) -> Callable[[int], ViTForImageClassification]:
+def small_vit(
+    canvas: int, patch: int, hidden: int, layers: int, channels: int = 1, names: list[str] = FASHION_LABELS
+) -> Callable[[int], ViTForImageClassification]:
     """A factory of same-seed, same-weights ViTs from a small config (no pretrained image weights are offline)."""
 
     def new_model(seed: int) -> ViTForImageClassification:
         torch.manual_seed(seed)
-        return ViTForImageClassification(ViTConfig(
-            image_size=canvas, patch_size=patch, num_channels=channels, hidden_size=hidden,
-            num_hidden_layers=layers, num_attention_heads=4, intermediate_size=2 * hidden, num_labels=len(names),
-            id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
-        ))
+        return ViTForImageClassification(
+            ViTConfig(
+                image_size=canvas,
+                patch_size=patch,
+                num_channels=channels,
+                hidden_size=hidden,
+                num_hidden_layers=layers,
+                num_attention_heads=4,
+                intermediate_size=2 * hidden,
+                num_labels=len(names),
+                id2label=dict(enumerate(names)),
+                label2id={n: i for i, n in enumerate(names)},
+            )
+        )
 
     return new_model
 
 
-def fashion_features(images: np.ndarray, labels: np.ndarray, indices: np.ndarray, canvas: int,
-                     smallest: int | None, seed: int) -> list[dict]:
+def fashion_features(
+    images: np.ndarray, labels: np.ndarray, indices: np.ndarray, canvas: int, smallest: int | None, seed: int
+) -> list[dict]:
     """Fashion-MNIST items as features: each at a random side from `smallest` to `canvas` on a blank canvas
     (`scale_varied`), or with `smallest=None` the plain item resized to the canvas; values in [-1, 1]."""
     from _shared import scale_varied
 
     items = torch.from_numpy(images[indices].astype(np.float32))[:, None] / 255.0
     if smallest is None:
-        placed = items if items.shape[-1] == canvas else torch.nn.functional.interpolate(
-            items, size=(canvas, canvas), mode="bilinear", antialias=True, align_corners=False)
+        placed = (
+            items
+            if items.shape[-1] == canvas
+            else torch.nn.functional.interpolate(
+                items, size=(canvas, canvas), mode="bilinear", antialias=True, align_corners=False
+            )
+        )
     else:
         placed = scale_varied(items, canvas, smallest, seed)
     pixels = placed * 2.0 - 1.0  # background -1, as the processor would
@@ -76,19 +91,31 @@ def image_task(quick: bool) -> Task:
     rng = np.random.default_rng(0)
     permutation = rng.permutation(len(train_images))
     train_idx = permutation[: 512 if quick else 12_000]
-    val_idx = permutation[len(permutation) - (128 if quick else 1_000):]
+    val_idx = permutation[len(permutation) - (128 if quick else 1_000) :]
     test_idx = rng.permutation(len(test_images))[: 256 if quick else 2_000]
     plain = partial(fashion_features, canvas=28, smallest=None, seed=0)
     hidden = 64 if quick else 128
     return Task(
-        name="image", train=plain(train_images, train_labels, train_idx),
-        test=plain(test_images, test_labels, test_idx), validation=plain(train_images, train_labels, val_idx),
-        new_model=small_vit(28, 4, hidden, 2 if quick else 4), processor=grey_processor(28),
-        baseline_collator=default_data_collator, epochs=2 if quick else 6, batch_size=128, learning_rate=2e-3,
+        name="image",
+        train=plain(train_images, train_labels, train_idx),
+        test=plain(test_images, test_labels, test_idx),
+        validation=plain(train_images, train_labels, val_idx),
+        new_model=small_vit(28, 4, hidden, 2 if quick else 4),
+        processor=grey_processor(28),
+        baseline_collator=default_data_collator,
+        epochs=2 if quick else 6,
+        batch_size=128,
+        learning_rate=2e-3,
         # Mostly 12-pixel inputs: this small ViT learns Fashion-MNIST best from them (see the ablations), and
         # stride positions were the best strategy when all levels were drawn alike.
-        icpc={"levels": [3 / 7, 5 / 7, 1.0], "level_weights": [0.7, 0.15, 0.15], "position_strategy": "stride",
-              "schedule": "constant", "cascade_levels": [3 / 7, 5 / 7, 1.0], "thresholds": 0.9},
+        icpc={
+            "levels": [3 / 7, 5 / 7, 1.0],
+            "level_weights": [0.7, 0.15, 0.15],
+            "position_strategy": "stride",
+            "schedule": "constant",
+            "cascade_levels": [3 / 7, 5 / 7, 1.0],
+            "thresholds": 0.9,
+        },
     )
 
 
@@ -102,18 +129,32 @@ def video_task(quick: bool) -> Task:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         processor = VideoMAEImageProcessor(
-            size={"shortest_edge": video.CANVAS}, crop_size={"height": video.CANVAS, "width": video.CANVAS},
-            image_mean=[0.5], image_std=[0.5],
+            size={"shortest_edge": video.CANVAS},
+            crop_size={"height": video.CANVAS, "width": video.CANVAS},
+            image_mean=[0.5],
+            image_std=[0.5],
         )
     train = video.clip_features(processor, *video.make_clips(128 if quick else 3000, "train", 0))
     test = video.clip_features(processor, *video.make_clips(64 if quick else 1000, "test", 1))
     validation = video.clip_features(processor, *video.make_clips(64 if quick else 500, "train", 2))
     return Task(
-        name="video", train=train, test=test, validation=validation, new_model=video.new_model, processor=processor,
-        baseline_collator=default_data_collator, epochs=1 if quick else 10, batch_size=32, learning_rate=2e-3,
+        name="video",
+        train=train,
+        test=test,
+        validation=validation,
+        new_model=video.new_model,
+        processor=processor,
+        baseline_collator=default_data_collator,
+        epochs=1 if quick else 10,
+        batch_size=32,
+        learning_rate=2e-3,
         # Mostly half the frames at half the side: 1.85x against 1.5x with uniform levels at equal accuracy (seed 0).
-        icpc={"position_strategy": "stride", "levels": [0.5, 0.75, 1.0], "level_weights": [0.6, 0.2, 0.2],
-              "schedule": "constant"},
+        icpc={
+            "position_strategy": "stride",
+            "levels": [0.5, 0.75, 1.0],
+            "level_weights": [0.6, 0.2, 0.2],
+            "schedule": "constant",
+        },
     )
 
 
@@ -124,16 +165,27 @@ def audio_task(quick: bool) -> Task:
     voices = [f"{accent}+{variant}" for accent in audio.ACCENTS for variant in audio.VARIANTS]
     if quick:
         voices = voices[:12:2] + voices[-6:]
-    splits, extractor = audio.spoken_digits(voices, 1 if quick else 2, 4 if quick else 20, seed=0,
-                                            validation_voices=2 if quick else 8)
+    splits, extractor = audio.spoken_digits(
+        voices, 1 if quick else 2, 4 if quick else 20, seed=0, validation_voices=2 if quick else 8
+    )
     hidden, layers = (32, 2) if quick else (96, 3)
     return Task(
-        name="audio", train=splits["train"], test=splits["test"], validation=splits["validation"],
+        name="audio",
+        train=splits["train"],
+        test=splits["test"],
+        validation=splits["validation"],
         new_model=lambda seed: audio.make_model(seed, hidden, layers),
-        processor=extractor, baseline_collator=default_data_collator, epochs=2 if quick else 10, batch_size=32,
+        processor=extractor,
+        baseline_collator=default_data_collator,
+        epochs=2 if quick else 10,
+        batch_size=32,
         learning_rate=5e-4,
-        icpc={"trim_padding": True, "levels": [5 / 15, 7 / 15, 10 / 15, 1.0], "level_weights": [0.5, 0.3, 0.1, 0.1],
-              "schedule": "constant"},
+        icpc={
+            "trim_padding": True,
+            "levels": [5 / 15, 7 / 15, 10 / 15, 1.0],
+            "level_weights": [0.5, 0.3, 0.1, 0.1],
+            "schedule": "constant",
+        },
     )
 
 
@@ -151,20 +203,32 @@ def text_task(quick: bool) -> Task:
     # pruned (level 0.25 keeps a quarter of them): 0.70 of the tokens against 0.82 with the defaults.
     widespread = low_idf_words([t for t, _ in splits["train"]], tokenizer, count=150)
     return Task(
-        name="text", train=text.tokenize(tokenizer, splits["train"], 128),
-        test=text.tokenize(tokenizer, splits["test"], 128), new_model=lambda seed: text.fresh_model(folder, seed),
+        name="text",
+        train=text.tokenize(tokenizer, splits["train"], 128),
+        test=text.tokenize(tokenizer, splits["test"], 128),
+        new_model=lambda seed: text.fresh_model(folder, seed),
         validation=text.tokenize(tokenizer, splits["validation"], 128),
-        processor=tokenizer, baseline_collator=DataCollatorWithPadding(tokenizer), epochs=1 if quick else 3,
-        batch_size=16, learning_rate=2e-4,
-        icpc={"stop_words": widespread, "levels": [0.25, 0.5, 1.0], "level_weights": [0.5, 0.3, 0.2],
-              "schedule": "constant"},
+        processor=tokenizer,
+        baseline_collator=DataCollatorWithPadding(tokenizer),
+        epochs=1 if quick else 3,
+        batch_size=16,
+        learning_rate=2e-4,
+        icpc={
+            "stop_words": widespread,
+            "levels": [0.25, 0.5, 1.0],
+            "level_weights": [0.5, 0.3, 0.2],
+            "schedule": "constant",
+        },
         # Every arm groups batches by length, so pruning shortens padded batches (the ablations add plain batches).
         baseline_args={"train_sampling_strategy": "group_by_length"},
     )
 
 
 SIDE_BY_SIDE: dict[str, Callable[[bool], Task]] = {
-    "image": image_task, "text": text_task, "audio": audio_task, "video": video_task,
+    "image": image_task,
+    "text": text_task,
+    "audio": audio_task,
+    "video": video_task,
 }
 
 
@@ -178,27 +242,41 @@ def grid_arms(model, levels: list[float], token_ratio: float) -> dict[str, Arm]:
     middle = levels[len(levels) // 2]
     arms = {
         "baseline": Arm(None, eval_levels=[1.0], note="plain Trainer, full size"),
-        "icpc constant crop": Arm({"position_strategy": "crop", "schedule": "constant"},
-                                  note="every level alike, every epoch"),
+        "icpc constant crop": Arm(
+            {"position_strategy": "crop", "schedule": "constant"}, note="every level alike, every epoch"
+        ),
         "icpc constant stride": Arm({"position_strategy": "stride", "schedule": "constant"}),
-        "icpc progressive crop": Arm({"position_strategy": "crop", "schedule": "progressive"},
-                                     note="the smallest level allowed rises over the run"),
-        "icpc anchored crop": Arm({"position_strategy": "crop", "schedule": "anchored"},
-                                  note="progressive, with the cascade's levels drawn in every epoch"),
-        "icpc progressive stride": Arm({"position_strategy": "stride", "schedule": "progressive"},
-                                       note="field-of-view positions: a smaller image keeps the full table's spread"),
+        "icpc progressive crop": Arm(
+            {"position_strategy": "crop", "schedule": "progressive"},
+            note="the smallest level allowed rises over the run",
+        ),
+        "icpc anchored crop": Arm(
+            {"position_strategy": "crop", "schedule": "anchored"},
+            note="progressive, with the cascade's levels drawn in every epoch",
+        ),
+        "icpc progressive stride": Arm(
+            {"position_strategy": "stride", "schedule": "progressive"},
+            note="field-of-view positions: a smaller image keeps the full table's spread",
+        ),
         "icpc anchored stride": Arm({"position_strategy": "stride", "schedule": "anchored"}),
         "icpc target 2x crop": Arm({"position_strategy": "crop", "target_speedup": 2.0, "schedule": "constant"}),
-        f"fixed level {smallest:.3g}": Arm({"levels": [smallest]}, eval_levels=[smallest, 1.0],
-                                           note="just downscale: one small size throughout"),
+        f"fixed level {smallest:.3g}": Arm(
+            {"levels": [smallest]}, eval_levels=[smallest, 1.0], note="just downscale: one small size throughout"
+        ),
         f"fixed level {middle:.3g}": Arm({"levels": [middle]}, eval_levels=[middle, 1.0]),
-        "progressive resizing": Arm({"schedule": "progressive_resizing", "position_strategy": "crop"},
-                                    note="one size per epoch, growing; full size for the last fifth (Composer)"),
+        "progressive resizing": Arm(
+            {"schedule": "progressive_resizing", "position_strategy": "crop"},
+            note="one size per epoch, growing; full size for the last fifth (Composer)",
+        ),
     }
     if modality_of(model) == "image":
         arms[f"PatchDropout {token_ratio:.2f}"] = Arm(
-            None, prepare=lambda fresh: add_patch_dropout(fresh, token_ratio, 0), eval_levels=[1.0],
-            note="random patches dropped in training at ICPC's token budget", token_ratio=token_ratio)
+            None,
+            prepare=lambda fresh: add_patch_dropout(fresh, token_ratio, 0),
+            eval_levels=[1.0],
+            note="random patches dropped in training at ICPC's token budget",
+            token_ratio=token_ratio,
+        )
     return arms
 
 
@@ -257,11 +335,18 @@ def fashion_task(name: str, quick: bool) -> Task:
     hidden = 48 if quick else grid.hidden
     held_out = fashion_features(test_images, test_labels, held_idx, grid.canvas, grid.smallest, 2)
     cut = 128 if quick else int(grid.held_size * 0.4)
-    task = Task(name=name, train=fashion_features(train_images, train_labels, train_idx, grid.canvas, grid.smallest, 1),
-                validation=held_out[:cut], test=held_out[cut:],
-                new_model=small_vit(grid.canvas, grid.patch, hidden, 2 if quick else 4),
-                processor=grey_processor(grid.canvas), baseline_collator=default_data_collator,
-                epochs=3 if quick else grid.epochs, batch_size=64, learning_rate=2e-3)
+    task = Task(
+        name=name,
+        train=fashion_features(train_images, train_labels, train_idx, grid.canvas, grid.smallest, 1),
+        validation=held_out[:cut],
+        test=held_out[cut:],
+        new_model=small_vit(grid.canvas, grid.patch, hidden, 2 if quick else 4),
+        processor=grey_processor(grid.canvas),
+        baseline_collator=default_data_collator,
+        epochs=3 if quick else grid.epochs,
+        batch_size=64,
+        learning_rate=2e-3,
+    )
     return with_grid_arms(task, eval_every=1 if quick else grid.eval_every)
 
 
@@ -277,12 +362,27 @@ def pretrained_vit(quick: bool) -> dict:
     images, labels = load_fashion_mnist("train")
     indices = np.random.default_rng(5).permutation(len(images))[: 512 if quick else 20_000]
     model = small_vit(CANVAS, 4, 48 if quick else 96, 2 if quick else 4)(0)
-    args = TrainingArguments(output_dir=os.path.join(os.path.dirname(path), "pretraining"), num_train_epochs=2,
-                             per_device_train_batch_size=128, learning_rate=2e-3, warmup_steps=50,
-                             lr_scheduler_type="cosine", weight_decay=0.05, save_strategy="no", report_to=[],
-                             use_cpu=True, disable_tqdm=True, remove_unused_columns=False, logging_steps=10_000)
-    Trainer(model=model, args=args, train_dataset=fashion_features(images, labels, indices, CANVAS, None, 5),
-            data_collator=default_data_collator).train()
+    args = TrainingArguments(
+        output_dir=os.path.join(os.path.dirname(path), "pretraining"),
+        num_train_epochs=2,
+        per_device_train_batch_size=128,
+        learning_rate=2e-3,
+        warmup_steps=50,
+        lr_scheduler_type="cosine",
+        weight_decay=0.05,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        logging_steps=10_000,
+    )
+    Trainer(
+        model=model,
+        args=args,
+        train_dataset=fashion_features(images, labels, indices, CANVAS, None, 5),
+        data_collator=default_data_collator,
+    ).train()
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("classifier.")}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     torch.save(state, path)
@@ -301,7 +401,7 @@ def image_finetune_task(quick: bool) -> Task:
     pixels = upsampled * 2.0 - 1.0
     order = np.random.default_rng(0).permutation(len(pixels))
     data = [{"pixel_values": pixels[i], "label": int(digits.target[i])} for i in order]
-    train, held_out = data[: 128 if quick else 400], data[400: 400 + (256 if quick else 1_000)]
+    train, held_out = data[: 128 if quick else 400], data[400 : 400 + (256 if quick else 1_000)]
     fresh = small_vit(CANVAS, 4, 48 if quick else 96, 2 if quick else 4, names=[str(d) for d in range(10)])
 
     def new_model(seed: int) -> ViTForImageClassification:
@@ -310,10 +410,20 @@ def image_finetune_task(quick: bool) -> Task:
         return model
 
     cut = 128 if quick else 400
-    return with_grid_arms(Task(name="image_finetune", train=train, validation=held_out[:cut], test=held_out[cut:],
-                               new_model=new_model, processor=grey_processor(CANVAS),
-                               baseline_collator=default_data_collator, epochs=3 if quick else 20, batch_size=32,
-                               learning_rate=5e-4))
+    return with_grid_arms(
+        Task(
+            name="image_finetune",
+            train=train,
+            validation=held_out[:cut],
+            test=held_out[cut:],
+            new_model=new_model,
+            processor=grey_processor(CANVAS),
+            baseline_collator=default_data_collator,
+            epochs=3 if quick else 20,
+            batch_size=32,
+            learning_rate=5e-4,
+        )
+    )
 
 
 def audio_convergence_task(quick: bool) -> Task:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import gzip
 import statistics
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import TrainerCallback
 
 from icpc_hf import run_cascade
-
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -33,7 +33,9 @@ def load_fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
         images = read_idx(f"{FASHION_MNIST}/{prefix}-images-idx3-ubyte.gz")
         labels = read_idx(f"{FASHION_MNIST}/{prefix}-labels-idx1-ubyte.gz")
     except FileNotFoundError:
-        raise SystemExit(f"Fashion-MNIST not found in {FASHION_MNIST}: run `apt-get install -y dataset-fashion-mnist`.")
+        raise SystemExit(
+            f"Fashion-MNIST not found in {FASHION_MNIST}: run `apt-get install -y dataset-fashion-mnist`."
+        ) from None
     return images, labels
 
 
@@ -45,8 +47,9 @@ def scale_varied(items: torch.Tensor, canvas: int, smallest: int, seed: int) -> 
     placed = torch.zeros(len(items), items.shape[1], canvas, canvas)
     for index, side in enumerate(rng.integers(smallest, canvas + 1, size=len(items))):
         side = int(side)
-        item = torch.nn.functional.interpolate(items[index : index + 1], size=(side, side), mode="bilinear",
-                                               antialias=True, align_corners=False)
+        item = torch.nn.functional.interpolate(
+            items[index : index + 1], size=(side, side), mode="bilinear", antialias=True, align_corners=False
+        )
         top, left = (int(v) for v in rng.integers(0, canvas - side + 1, size=2))
         placed[index, :, top : top + side, left : left + side] = item[0]
     return placed
@@ -61,8 +64,16 @@ class AccuracyOverTime(TrainerCallback):
     size) and unpatched again. With `name`, one line per evaluation is printed.
     """
 
-    def __init__(self, validation: Sequence[dict], test: Sequence[dict], processor: Any, levels: Sequence[float],
-                 batch_size: int = 64, every: int = 1, name: str | None = None) -> None:
+    def __init__(
+        self,
+        validation: Sequence[dict],
+        test: Sequence[dict],
+        processor: Any,
+        levels: Sequence[float],
+        batch_size: int = 64,
+        every: int = 1,
+        name: str | None = None,
+    ) -> None:
         self.validation, self.test, self.processor = validation, test, processor
         self.levels, self.batch_size, self.every, self.name = sorted(levels), batch_size, every, name
         self.curve: list[dict] = []
@@ -87,8 +98,11 @@ class AccuracyOverTime(TrainerCallback):
             patch_model(model, ICPCConfig(levels=self.levels))
         was_training = model.training
         model.eval()
-        point = {"epoch": epoch, "train_seconds": pause - self._started - self._paused,
-                 "validation": {f"{lv:g}": self.accuracy(model, self.validation, lv) for lv in self.levels}}
+        point = {
+            "epoch": epoch,
+            "train_seconds": pause - self._started - self._paused,
+            "validation": {f"{lv:g}": self.accuracy(model, self.validation, lv) for lv in self.levels},
+        }
         served = max(self.levels, key=lambda lv: (point["validation"][f"{lv:g}"], -lv))  # the smaller on a tie
         point["test"] = {f"{lv:g}": self.accuracy(model, self.test, lv) for lv in sorted({served, 1.0})}
         point["served_level"], point["served_accuracy"] = f"{served:g}", point["test"][f"{served:g}"]
@@ -97,9 +111,12 @@ class AccuracyOverTime(TrainerCallback):
             unpatch_model(model)
         self.curve.append(point)
         if self.name:
-            print(f"{self.name:>8} epoch {epoch:>2}  {point['train_seconds']:6.1f} s  test accuracy "
-                  f"{point['test']['1']:.4f} at full size, {point['served_accuracy']:.4f} as served (level "
-                  f"{served:g})", flush=True)
+            print(
+                f"{self.name:>8} epoch {epoch:>2}  {point['train_seconds']:6.1f} s  test accuracy "
+                f"{point['test']['1']:.4f} at full size, {point['served_accuracy']:.4f} as served (level "
+                f"{served:g})",
+                flush=True,
+            )
         self._paused += time.perf_counter() - pause
 
     def first_reaching(self, accuracy: float) -> dict | None:
@@ -111,17 +128,24 @@ def add_run_arguments(parser: Any, output_dir: str, threads: int = 1) -> None:
     """The options every example takes: --seed, --threads, --quick (a smoke run under a minute), --output-dir,
     --report-to."""
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=threads,
-                        help="torch threads; on a shared CPU more threads than free cores make small steps slower")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=threads,
+        help="torch threads; on a shared CPU more threads than free cores make small steps slower",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run, under a minute")
     parser.add_argument("--output-dir", default=output_dir)
     add_report_argument(parser)
 
 
 def add_report_argument(parser: Any) -> None:
-    parser.add_argument("--report-to", default="none",
-                        help="tensorboard, wandb, ...: the Trainer's logs, icpc/ figures included (under "
-                             "OUTPUT_DIR/*/runs for TensorBoard; pip install tensorboard)")
+    parser.add_argument(
+        "--report-to",
+        default="none",
+        help="tensorboard, wandb, ...: the Trainer's logs, icpc/ figures included (under "
+        "OUTPUT_DIR/*/runs for TensorBoard; pip install tensorboard)",
+    )
 
 
 def cpu_training_args(output_dir: str, report_to: str = "none", **settings: Any):
@@ -130,8 +154,14 @@ def cpu_training_args(output_dir: str, report_to: str = "none", **settings: Any)
     would only compete with training (ICPC works with them: `dataloader_num_workers=N`)."""
     from transformers import TrainingArguments
 
-    defaults = dict(use_cpu=True, report_to=[] if report_to == "none" else report_to, save_strategy="no",
-                    dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True)
+    defaults = dict(
+        use_cpu=True,
+        report_to=[] if report_to == "none" else report_to,
+        save_strategy="no",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+    )
     return TrainingArguments(output_dir=output_dir, **{**defaults, **settings})
 
 
@@ -171,8 +201,9 @@ def timed_pair(first: Callable[[], Any], second: Callable[[], Any], repeats: int
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def serve_and_time(model: Any, features: Sequence[dict], processor: Any, batch_size: int = 64,
-                   repeats: int = 3) -> dict[str, Any]:
+def serve_and_time(
+    model: Any, features: Sequence[dict], processor: Any, batch_size: int = 64, repeats: int = 3
+) -> dict[str, Any]:
     """The model's cascade (as its settings serve it) and one full-size pass over the same samples: both results
     (`full`, `cascade`) and their median seconds, timed alternately. The one place serving is timed."""
     results: dict[str, Any] = {}
@@ -221,8 +252,10 @@ def save_outputs(model: Any, processor: Any, output_dir: str, tables: Sequence[s
 def print_table(title: str, rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of `rows` (dicts with the same keys), printed and returned."""
     keys = list(rows[0])
+
     def cell(value: Any) -> str:
         return f"{value:.4g}" if isinstance(value, float) else str(value)
+
     lines = [f"### {title}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(cell(row[k]) for k in keys) + " |" for row in rows]
     text = "\n".join(lines)

@@ -60,13 +60,16 @@ def main() -> None:
         model = accelerator.unwrap_model(model)
         labels = [f["label"] for f in test]
         # An uncalibrated cascade can cost more than full size: calibrate it on held-out data first.
-        calibrate_thresholds(model, validation, None, [f["label"] for f in validation],
-                             max_accuracy_loss=0.0, reference="best_level").apply(model)
+        calibrate_thresholds(
+            model, validation, None, [f["label"] for f in validation], max_accuracy_loss=0.0, reference="best_level"
+        ).apply(model)
         full = run_cascade(model, test, None, levels=[1.0])
         cascade = run_cascade(model, test, None)
-        print(f"{accelerator.num_processes} process(es), {time.perf_counter() - start:.1f} s training; "
-              f"accuracy full size {accuracy(full.predictions, labels):.4f}, cascade "
-              f"{accuracy(cascade.predictions, labels):.4f} at {cascade.summary()['flops_ratio']:.2f} of the FLOPs")
+        print(
+            f"{accelerator.num_processes} process(es), {time.perf_counter() - start:.1f} s training; "
+            f"accuracy full size {accuracy(full.predictions, labels):.4f}, cascade "
+            f"{accuracy(cascade.predictions, labels):.4f} at {cascade.summary()['flops_ratio']:.2f} of the FLOPs"
+        )
 
 
 if __name__ == "__main__":

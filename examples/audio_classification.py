@@ -87,7 +87,7 @@ def spoken_digits(voices: list[str], takes: int, test_voices: int, seed: int, va
     voices = list(voices)
     random.Random(seed).shuffle(voices)
     split_of = {voice: "test" for voice in voices[:test_voices]}
-    split_of.update({voice: "validation" for voice in voices[test_voices:test_voices + validation_voices]})
+    split_of.update({voice: "validation" for voice in voices[test_voices : test_voices + validation_voices]})
     clips = synthesise(voices, takes, seed)
     extractor = ASTFeatureExtractor(num_mel_bins=64, max_length=MAX_LENGTH, sampling_rate=SAMPLING_RATE)
     features = featurise(clips, extractor)
@@ -100,18 +100,35 @@ def spoken_digits(voices: list[str], takes: int, test_voices: int, seed: int, va
 def make_model(seed: int, hidden: int, layers: int) -> ASTForAudioClassification:
     torch.manual_seed(seed)
     config = ASTConfig(
-        num_mel_bins=64, max_length=MAX_LENGTH, patch_size=16, frequency_stride=10, time_stride=8,
-        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=2 * hidden,
-        hidden_dropout_prob=0.1, num_labels=len(DIGITS),
-        id2label=dict(enumerate(DIGITS)), label2id={w: i for i, w in enumerate(DIGITS)},
+        num_mel_bins=64,
+        max_length=MAX_LENGTH,
+        patch_size=16,
+        frequency_stride=10,
+        time_stride=8,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=2 * hidden,
+        hidden_dropout_prob=0.1,
+        num_labels=len(DIGITS),
+        id2label=dict(enumerate(DIGITS)),
+        label2id={w: i for i, w in enumerate(DIGITS)},
     )
     return ASTForAudioClassification(config)
 
 
 def training_args(output_dir: str, args):
     return cpu_training_args(
-        output_dir, args.report_to, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
-        warmup_steps=20, weight_decay=0.01, logging_steps=5, seed=args.seed, disable_tqdm=False,
+        output_dir,
+        args.report_to,
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr,
+        warmup_steps=20,
+        weight_decay=0.01,
+        logging_steps=5,
+        seed=args.seed,
+        disable_tqdm=False,
     )
 
 
@@ -143,8 +160,11 @@ def main() -> None:
     splits, extractor = spoken_digits(voices, args.takes, args.test_voices, args.seed)
     train, test = splits["train"], splits["test"]
     test_labels = [f["label"] for f in test]
-    print(f"{len(train)} training clips from {len(voices) - args.test_voices} voices, "
-          f"{len(test)} test clips from {args.test_voices} unseen voices", flush=True)
+    print(
+        f"{len(train)} training clips from {len(voices) - args.test_voices} voices, "
+        f"{len(test)} test clips from {args.test_voices} unseen voices",
+        flush=True,
+    )
 
     # Baseline: the unpatched AST, full spectrograms, the default collator.
     baseline = make_model(args.seed, hidden, layers)
@@ -158,8 +178,11 @@ def main() -> None:
     def train_icpc(settings: ICPCConfig, name: str):
         model = patch_model(make_model(args.seed, hidden, layers), settings)
         trainer = Trainer(
-            model=model, args=training_args(f"{args.output_dir}/{name}", args), train_dataset=train,
-            data_collator=ICPCDataCollator(extractor, model.config.icpc), callbacks=[ICPCCallback()],
+            model=model,
+            args=training_args(f"{args.output_dir}/{name}", args),
+            train_dataset=train,
+            data_collator=ICPCDataCollator(extractor, model.config.icpc),
+            callbacks=[ICPCCallback()],
         )
         trainer.pop_callback(ICPCCallback).attach(trainer)  # ahead of the reporting callbacks (--report-to)
         seconds = train_and_time(trainer)
@@ -171,40 +194,75 @@ def main() -> None:
     inference = cascade_vs_full(model, test, extractor, test_labels, batch_size=64)
     trim_full = run_cascade(trim_model, test, extractor, levels=[1.0], batch_size=64)
 
-    print_table(f"Spoken digits, AST from scratch, {args.epochs} epochs, {args.test_voices} unseen test voices", [
-        {"run": "baseline (plain Trainer)", "test accuracy": baseline_accuracy, "train seconds": baseline_seconds,
-         "train tokens vs full": 1.0},
-        {"run": "ICPC", "test accuracy": inference["full_accuracy"], "train seconds": icpc_seconds,
-         "train tokens vs full": icpc_ratio},
-        {"run": "ICPC + trim_padding", "test accuracy": trim_full.accuracy(test_labels), "train seconds": trim_seconds,
-         "train tokens vs full": trim_ratio},
-    ])
+    print_table(
+        f"Spoken digits, AST from scratch, {args.epochs} epochs, {args.test_voices} unseen test voices",
+        [
+            {
+                "run": "baseline (plain Trainer)",
+                "test accuracy": baseline_accuracy,
+                "train seconds": baseline_seconds,
+                "train tokens vs full": 1.0,
+            },
+            {
+                "run": "ICPC",
+                "test accuracy": inference["full_accuracy"],
+                "train seconds": icpc_seconds,
+                "train tokens vs full": icpc_ratio,
+            },
+            {
+                "run": "ICPC + trim_padding",
+                "test accuracy": trim_full.accuracy(test_labels),
+                "train seconds": trim_seconds,
+                "train tokens vs full": trim_ratio,
+            },
+        ],
+    )
     trim_inference = cascade_vs_full(trim_model, test, extractor, test_labels, batch_size=64)
-    print_table("Cascade (thresholds 0.9) against one full-size pass, same model and test clips", [
-        {"model": name, "full accuracy": result["full_accuracy"], "full seconds": result["full_seconds"],
-         "cascade accuracy": result["cascade_accuracy"], "cascade seconds": result["cascade_seconds"],
-         "speed-up": result["cascade_speedup"], "FLOPs ratio": result["cascade_flops_ratio"],
-         **{k.replace("answered_at_", "at "): v for k, v in result.items() if k.startswith("answered_at_")}}
-        for name, result in (("ICPC", inference), ("ICPC + trim_padding", trim_inference))
-    ])
+    print_table(
+        "Cascade (thresholds 0.9) against one full-size pass, same model and test clips",
+        [
+            {
+                "model": name,
+                "full accuracy": result["full_accuracy"],
+                "full seconds": result["full_seconds"],
+                "cascade accuracy": result["cascade_accuracy"],
+                "cascade seconds": result["cascade_seconds"],
+                "speed-up": result["cascade_speedup"],
+                "FLOPs ratio": result["cascade_flops_ratio"],
+                **{k.replace("answered_at_", "at "): v for k, v in result.items() if k.startswith("answered_at_")},
+            }
+            for name, result in (("ICPC", inference), ("ICPC + trim_padding", trim_inference))
+        ],
+    )
     sweep = []
     for threshold in (0.9, 0.7, 0.5):
-        result, seconds = timed(lambda: run_cascade(model, test, extractor, thresholds=threshold, batch_size=64))
-        sweep.append({"threshold": threshold, "accuracy": result.accuracy(test_labels), "seconds": seconds,
-                      "FLOPs ratio": result.summary()["flops_ratio"],
-                      "mean tokens spent": float(result.spent_tokens.float().mean())})
+        result, seconds = timed(
+            lambda threshold=threshold: run_cascade(model, test, extractor, thresholds=threshold, batch_size=64)
+        )
+        sweep.append(
+            {
+                "threshold": threshold,
+                "accuracy": result.accuracy(test_labels),
+                "seconds": seconds,
+                "FLOPs ratio": result.summary()["flops_ratio"],
+                "mean tokens spent": float(result.spent_tokens.float().mean()),
+            }
+        )
     print_table("ICPC model: cascade thresholds", sweep)
 
     # Accuracy of each level on its own: the ICPC model against the baseline patched only for inference.
     patched_baseline = patch_model(copy.deepcopy(baseline), ICPCConfig(seed=args.seed))
     level_rows = []
     for level in model.config.icpc["cascade_levels"]:
-        level_rows.append({
-            "level": round(level, 3),
-            "baseline patched after training": run_cascade(patched_baseline, test, extractor, levels=[level])
-            .accuracy(test_labels),
-            "ICPC": run_cascade(model, test, extractor, levels=[level]).accuracy(test_labels),
-        })
+        level_rows.append(
+            {
+                "level": round(level, 3),
+                "baseline patched after training": run_cascade(
+                    patched_baseline, test, extractor, levels=[level]
+                ).accuracy(test_labels),
+                "ICPC": run_cascade(model, test, extractor, levels=[level]).accuracy(test_labels),
+            }
+        )
     print_table("Accuracy per level (one pass at that level)", level_rows)
 
     # What trim_padding saves at inference: the model trained with it, fed test clips batched by length (as a
@@ -214,19 +272,29 @@ def main() -> None:
     ordered = lengths.argsort().tolist()
     ordered_test = [test[i] for i in ordered]
     ordered_labels = [test_labels[i] for i in ordered]
-    print(f"test clips: {float(lengths.float().mean()):.1f} of {MAX_LENGTH} frames hold audio on average, "
-          "the rest is padding")
+    print(
+        f"test clips: {float(lengths.float().mean()):.1f} of {MAX_LENGTH} frames hold audio on average, "
+        "the rest is padding"
+    )
     trim_rows = []
     for name, settings in (("padded to max_length", padded), ("trim_padding=True", None)):
         for level in (1.0, trim_model.config.icpc["cascade_levels"][0]):
             result, seconds = timed(
-                lambda: run_cascade(trim_model, ordered_test, extractor, icpc=settings, levels=[level], batch_size=32)
+                lambda settings=settings, level=level: run_cascade(
+                    trim_model, ordered_test, extractor, icpc=settings, levels=[level], batch_size=32
+                )
             )
-            trim_rows.append({
-                "input": name, "level": round(level, 3), "accuracy": result.accuracy(ordered_labels),
-                "mean tokens": float(result.tokens.float().mean()), "seconds": seconds,
-            })
+            trim_rows.append(
+                {
+                    "input": name,
+                    "level": round(level, 3),
+                    "accuracy": result.accuracy(ordered_labels),
+                    "mean tokens": float(result.tokens.float().mean()),
+                    "seconds": seconds,
+                }
+            )
     print_table("ICPC + trim_padding model at inference (test clips batched by length, 32 per batch)", trim_rows)
+
 
 if __name__ == "__main__":
     main()

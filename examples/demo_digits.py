@@ -34,7 +34,12 @@ from transformers import (
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _shared import (  # noqa: E402
-    AccuracyOverTime, cascade_vs_full, cpu_training_args, print_table, save_outputs, scale_varied,
+    AccuracyOverTime,
+    cascade_vs_full,
+    cpu_training_args,
+    print_table,
+    save_outputs,
+    scale_varied,
 )
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, icpc_settings, patch_model  # noqa: E402
@@ -61,17 +66,26 @@ def digits_features(seed: int, fixed_scale: bool = False) -> tuple[list[dict], l
     train_idx, val_idx = train_test_split(
         train_idx, test_size=0.15, random_state=seed, stratify=digits.target[train_idx]
     )
+
     def features(indices):
         return [{"pixel_values": images[i], "label": int(digits.target[i])} for i in indices]
+
     return features(train_idx), features(val_idx), features(test_idx)
 
 
 def new_model(seed: int) -> ViTForImageClassification:
     set_seed(seed)
     config = ViTConfig(
-        image_size=IMAGE_SIZE, patch_size=4, num_channels=1, hidden_size=64, num_hidden_layers=4,
-        num_attention_heads=4, intermediate_size=128, num_labels=10,
-        id2label={i: str(i) for i in range(10)}, label2id={str(i): i for i in range(10)},
+        image_size=IMAGE_SIZE,
+        patch_size=4,
+        num_channels=1,
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=128,
+        num_labels=10,
+        id2label={i: str(i) for i in range(10)},
+        label2id={str(i): i for i in range(10)},
     )
     return ViTForImageClassification(config)
 
@@ -79,8 +93,15 @@ def new_model(seed: int) -> ViTForImageClassification:
 def training_args(output_dir: str, epochs: int, seed: int, report_to: str = "none"):
     logging = {"logging_strategy": "no"} if report_to == "none" else {"report_to": report_to, "logging_steps": 10}
     return cpu_training_args(
-        output_dir, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=1e-3, weight_decay=0.05,
-        warmup_steps=50, lr_scheduler_type="cosine", seed=seed, **logging,
+        output_dir,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=32,
+        learning_rate=1e-3,
+        weight_decay=0.05,
+        warmup_steps=50,
+        lr_scheduler_type="cosine",
+        seed=seed,
+        **logging,
     )
 
 
@@ -110,14 +131,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fixed-scale", action="store_true",
-                        help="every digit fills the canvas (the regime where ICPC does not pay; see docs/results/demo.md)")
+    parser.add_argument(
+        "--fixed-scale",
+        action="store_true",
+        help="every digit fills the canvas (the regime where ICPC does not pay; see docs/results/demo.md)",
+    )
     parser.add_argument("--output-dir", default="outputs/demo")
-    parser.add_argument("--report-to", default="none",
-                        help="e.g. tensorboard (pip install tensorboard): the Trainer's logs with the icpc/ figures, "
-                             "under OUTPUT_DIR/icpc/runs")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="torch threads; on a busy CPU, 1 is steadier than more threads than free cores")
+    parser.add_argument(
+        "--report-to",
+        default="none",
+        help="e.g. tensorboard (pip install tensorboard): the Trainer's logs with the icpc/ figures, "
+        "under OUTPUT_DIR/icpc/runs",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="torch threads; on a busy CPU, 1 is steadier than more threads than free cores",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.output_dir, exist_ok=True)
@@ -130,8 +161,11 @@ def main() -> None:
     baseline = new_model(args.seed)
     baseline_curve = AccuracyOverTime(validation, test, processor, [1.0], name="baseline")
     baseline_trainer = Trainer(
-        model=baseline, args=training_args(f"{args.output_dir}/baseline", args.epochs, args.seed, args.report_to),
-        train_dataset=train, data_collator=default_data_collator, callbacks=[baseline_curve],
+        model=baseline,
+        args=training_args(f"{args.output_dir}/baseline", args.epochs, args.seed, args.report_to),
+        train_dataset=train,
+        data_collator=default_data_collator,
+        callbacks=[baseline_curve],
     )
     baseline_trainer.remove_callback(PrinterCallback)
     baseline_trainer.train()
@@ -141,9 +175,11 @@ def main() -> None:
     icpc_callback = ICPCCallback()
     icpc_curve = AccuracyOverTime(validation, test, processor, icpc_settings(model).levels, name="ICPC")
     trainer = Trainer(
-        model=model, args=training_args(f"{args.output_dir}/icpc", args.epochs, args.seed, args.report_to),
+        model=model,
+        args=training_args(f"{args.output_dir}/icpc", args.epochs, args.seed, args.report_to),
         train_dataset=train,
-        eval_dataset=validation, data_collator=ICPCDataCollator(processor, model.config.icpc),
+        eval_dataset=validation,
+        data_collator=ICPCDataCollator(processor, model.config.icpc),
         callbacks=[icpc_callback, icpc_curve],
     )
     trainer.remove_callback(PrinterCallback)
@@ -155,35 +191,62 @@ def main() -> None:
     cascade = cascade_vs_full(model, test, processor, labels, batch_size=64)
     served = model.config.icpc
     rows = [
-        {"run": "plain Trainer", "train seconds": baseline_curve.curve[-1]["train_seconds"],
-         "best test accuracy": best, "seconds to that accuracy": base_hit["train_seconds"],
-         "final accuracy as served": baseline_curve.curve[-1]["served_accuracy"], "served speed vs full size": 1.0},
-        {"run": "ICPC, ICPCConfig()", "train seconds": icpc_curve.curve[-1]["train_seconds"],
-         "best test accuracy": max(p["served_accuracy"] for p in icpc_curve.curve),
-         "seconds to that accuracy": icpc_hit["train_seconds"] if icpc_hit else "never",
-         "final accuracy as served": cascade["cascade_accuracy"],
-         "served speed vs full size": cascade["cascade_speedup"]},
+        {
+            "run": "plain Trainer",
+            "train seconds": baseline_curve.curve[-1]["train_seconds"],
+            "best test accuracy": best,
+            "seconds to that accuracy": base_hit["train_seconds"],
+            "final accuracy as served": baseline_curve.curve[-1]["served_accuracy"],
+            "served speed vs full size": 1.0,
+        },
+        {
+            "run": "ICPC, ICPCConfig()",
+            "train seconds": icpc_curve.curve[-1]["train_seconds"],
+            "best test accuracy": max(p["served_accuracy"] for p in icpc_curve.curve),
+            "seconds to that accuracy": icpc_hit["train_seconds"] if icpc_hit else "never",
+            "final accuracy as served": cascade["cascade_accuracy"],
+            "served speed vs full size": cascade["cascade_speedup"],
+        },
     ]
-    table = print_table(f"Same model, data, optimiser and {args.epochs} epochs (accuracy on {len(test)} test digits)",
-                        rows)
+    table = print_table(
+        f"Same model, data, optimiser and {args.epochs} epochs (accuracy on {len(test)} test digits)", rows
+    )
     if icpc_hit is not None:
-        verdict = (f"ICPC reached the plain Trainer's best accuracy ({best:.4f}) after {icpc_hit['train_seconds']:.1f} s "
-                   f"of training, {base_hit['train_seconds'] / icpc_hit['train_seconds']:.2f}x sooner than the plain "
-                   f"Trainer ({base_hit['train_seconds']:.1f} s).")
+        verdict = (
+            f"ICPC reached the plain Trainer's best accuracy ({best:.4f}) after {icpc_hit['train_seconds']:.1f} s "
+            f"of training, {base_hit['train_seconds'] / icpc_hit['train_seconds']:.2f}x sooner than the plain "
+            f"Trainer ({base_hit['train_seconds']:.1f} s)."
+        )
     else:
-        verdict = (f"ICPC did NOT reach the plain Trainer's best accuracy ({best:.4f}) in {args.epochs} epochs; its "
-                   f"best was {rows[1]['best test accuracy']:.4f}.")
-    verdict += (f" Served by the cascade the callback calibrated on validation (levels "
-                f"{[round(x, 3) for x in served['cascade_levels']]}, thresholds {served['thresholds']}), it answers "
-                f"at {cascade['cascade_speedup']:.2f}x the speed of full-size inference with accuracy "
-                f"{cascade['cascade_accuracy']:.4f} ({cascade['full_accuracy']:.4f} at full size).")
+        verdict = (
+            f"ICPC did NOT reach the plain Trainer's best accuracy ({best:.4f}) in {args.epochs} epochs; its "
+            f"best was {rows[1]['best test accuracy']:.4f}."
+        )
+    verdict += (
+        f" Served by the cascade the callback calibrated on validation (levels "
+        f"{[round(x, 3) for x in served['cascade_levels']]}, thresholds {served['thresholds']}), it answers "
+        f"at {cascade['cascade_speedup']:.2f}x the speed of full-size inference with accuracy "
+        f"{cascade['cascade_accuracy']:.4f} ({cascade['full_accuracy']:.4f} at full size)."
+    )
     print(verdict)
-    figure = plot_curves({"baseline": baseline_curve.curve, "ICPC": icpc_curve.curve},
-                         os.path.join(args.output_dir, "accuracy_vs_time.png"))
+    figure = plot_curves(
+        {"baseline": baseline_curve.curve, "ICPC": icpc_curve.curve},
+        os.path.join(args.output_dir, "accuracy_vs_time.png"),
+    )
     print(f"accuracy against training time: {figure}")
-    save_outputs(model, processor, args.output_dir, [table, verdict],
-                 {"baseline_curve": baseline_curve.curve, "icpc_curve": icpc_curve.curve, **cascade,
-                  "baseline_best": best, "served_cascade": {k: served[k] for k in ("cascade_levels", "thresholds")}})
+    save_outputs(
+        model,
+        processor,
+        args.output_dir,
+        [table, verdict],
+        {
+            "baseline_curve": baseline_curve.curve,
+            "icpc_curve": icpc_curve.curve,
+            **cascade,
+            "baseline_best": best,
+            "served_cascade": {k: served[k] for k in ("cascade_levels", "thresholds")},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ def scalars(run_dir: str) -> dict[str, tuple[list[int], list[float]]]:
         raise SystemExit(f"No TensorBoard event file under {run_dir}: run an example with --report-to tensorboard.")
     events = EventAccumulator(files[-1])
     events.Reload()
-    return {tag: ([e.step for e in events.Scalars(tag)], [e.value for e in events.Scalars(tag)])
-            for tag in events.Tags()["scalars"]}
+    return {
+        tag: ([e.step for e in events.Scalars(tag)], [e.value for e in events.Scalars(tag)])
+        for tag in events.Tags()["scalars"]
+    }
 
 
 def main() -> None:
@@ -30,8 +32,11 @@ def main() -> None:
     parser.add_argument("--output", default="icpc_curves.png")
     args = parser.parse_args()
     logged = scalars(args.run_dir)
-    panels = [("train/loss", "training loss"), ("train/icpc/token_ratio", "icpc/token_ratio"),
-              ("train/icpc/flops_saved", "icpc/flops_saved")]
+    panels = [
+        ("train/loss", "training loss"),
+        ("train/icpc/token_ratio", "icpc/token_ratio"),
+        ("train/icpc/flops_saved", "icpc/flops_saved"),
+    ]
     import matplotlib
 
     matplotlib.use("Agg")

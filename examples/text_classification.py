@@ -29,7 +29,12 @@ from transformers import (
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _shared import (  # noqa: E402
-    accuracy, add_run_arguments, cascade_vs_full, cpu_training_args, print_table, train_timed,
+    accuracy,
+    add_run_arguments,
+    cascade_vs_full,
+    cpu_training_args,
+    print_table,
+    train_timed,
 )
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, icpc_settings, patch_model  # noqa: E402
@@ -105,13 +110,20 @@ def main() -> None:
 
     def trainer_for(model, collator, callbacks, run):
         training_args = cpu_training_args(
-            os.path.join(args.output_dir, run), args.report_to, num_train_epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
-            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
-            logging_steps=1 if args.quick else 5, disable_tqdm=False,
+            os.path.join(args.output_dir, run),
+            args.report_to,
+            num_train_epochs=args.epochs,
+            learning_rate=args.lr,
+            seed=args.seed,
+            per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=64,
+            logging_steps=1 if args.quick else 5,
+            disable_tqdm=False,
             train_sampling_strategy="group_by_length",  # similar lengths per batch: pruning shortens the padding
         )
-        return Trainer(model=model, args=training_args, train_dataset=data["train"], data_collator=collator,
-                       callbacks=callbacks)
+        return Trainer(
+            model=model, args=training_args, train_dataset=data["train"], data_collator=collator, callbacks=callbacks
+        )
 
     def scores(trainer) -> dict[str, float]:
         return {
@@ -122,8 +134,15 @@ def main() -> None:
     rows = []
     baseline = trainer_for(fresh_model(folder, args.seed), DataCollatorWithPadding(tokenizer), [], "baseline")
     seconds, cpu_seconds = train_timed(baseline)
-    rows.append({"run": "baseline (full text)", "train_s": seconds, "train_cpu_s": cpu_seconds, **scores(baseline),
-                 "train_token_ratio": 1.0})
+    rows.append(
+        {
+            "run": "baseline (full text)",
+            "train_s": seconds,
+            "train_cpu_s": cpu_seconds,
+            **scores(baseline),
+            "train_token_ratio": 1.0,
+        }
+    )
 
     model = patch_model(fresh_model(folder, args.seed), ICPCConfig(seed=args.seed))
     icpc = ICPCDataCollator(tokenizer, model.config.icpc)
@@ -131,23 +150,35 @@ def main() -> None:
     trainer.pop_callback(ICPCCallback).attach(trainer)  # ahead of the reporting callbacks (--report-to)
     seconds, cpu_seconds = train_timed(trainer)
     logged = [h["icpc/token_ratio"] for h in trainer.state.log_history if "icpc/token_ratio" in h]
-    rows.append({"run": "ICPC (word pruning)", "train_s": seconds, "train_cpu_s": cpu_seconds, **scores(trainer),
-                 "train_token_ratio": sum(logged) / max(1, len(logged))})
+    rows.append(
+        {
+            "run": "ICPC (word pruning)",
+            "train_s": seconds,
+            "train_cpu_s": cpu_seconds,
+            **scores(trainer),
+            "train_token_ratio": sum(logged) / max(1, len(logged)),
+        }
+    )
     print()
-    print_table(f"Training: {args.epochs} epochs, {len(data['train'])} texts, levels {model.config.icpc['levels']}",
-                rows)
+    print_table(
+        f"Training: {args.epochs} epochs, {len(data['train'])} texts, levels {model.config.icpc['levels']}", rows
+    )
 
     torch.set_grad_enabled(False)
     # Confidence is low after a short fine-tuning: thresholds are chosen on the validation split, the cheapest
     # cascade within one point of unpruned accuracy.
-    calibrate_thresholds(model, data["validation"], tokenizer, [f["label"] for f in data["validation"]],
-                         max_accuracy_loss=0.01).apply(model)
+    calibrate_thresholds(
+        model, data["validation"], tokenizer, [f["label"] for f in data["validation"]], max_accuracy_loss=0.01
+    ).apply(model)
     settings = icpc_settings(model)
     labels = [f["label"] for f in data["test"]]
     inference = cascade_vs_full(model, data["test"], tokenizer, labels, batch_size=64, repeats=2)
     print()
-    print_table(f"Inference on the test set, ICPC model: cascade {model.config.icpc['cascade_levels']} at threshold "
-                f"{settings.thresholds} (chosen on validation) vs unpruned", [inference])
+    print_table(
+        f"Inference on the test set, ICPC model: cascade {model.config.icpc['cascade_levels']} at threshold "
+        f"{settings.thresholds} (chosen on validation) vs unpruned",
+        [inference],
+    )
 
     from transformers import pipeline
 

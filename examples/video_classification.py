@@ -31,7 +31,13 @@ from transformers import (
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _shared import (  # noqa: E402
-    accuracy, add_run_arguments, cascade_vs_full, cpu_training_args, load_fashion_mnist, print_table, save_outputs,
+    accuracy,
+    add_run_arguments,
+    cascade_vs_full,
+    cpu_training_args,
+    load_fashion_mnist,
+    print_table,
+    save_outputs,
     train_and_time,
 )
 
@@ -91,17 +97,35 @@ def clip_features(processor: VideoMAEImageProcessor, clips: np.ndarray, labels: 
 def new_model(seed: int) -> VideoMAEForVideoClassification:
     set_seed(seed)
     config = VideoMAEConfig(
-        num_frames=NUM_FRAMES, tubelet_size=TUBELET, image_size=CANVAS, patch_size=PATCH, num_channels=1,
-        hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, use_mean_pooling=True,
-        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)},
+        num_frames=NUM_FRAMES,
+        tubelet_size=TUBELET,
+        image_size=CANVAS,
+        patch_size=PATCH,
+        num_channels=1,
+        hidden_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=128,
+        use_mean_pooling=True,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={name: i for i, name in enumerate(LABELS)},
     )
     return VideoMAEForVideoClassification(config)
 
 
 def training_args(output_dir: str, epochs: int, seed: int, logging_steps: int = 50, report_to: str = "none"):
     return cpu_training_args(
-        output_dir, report_to, num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=2e-3, weight_decay=0.05,
-        warmup_steps=20, lr_scheduler_type="cosine", logging_steps=logging_steps, seed=seed,
+        output_dir,
+        report_to,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=32,
+        learning_rate=2e-3,
+        weight_decay=0.05,
+        warmup_steps=20,
+        lr_scheduler_type="cosine",
+        logging_steps=logging_steps,
+        seed=seed,
     )
 
 
@@ -119,7 +143,9 @@ def main() -> None:
     with warnings.catch_warnings():  # the PIL fallback warning when torchvision is not installed
         warnings.simplefilter("ignore")
         processor = VideoMAEImageProcessor(
-            size={"shortest_edge": CANVAS}, crop_size={"height": CANVAS, "width": CANVAS}, image_mean=[0.5],
+            size={"shortest_edge": CANVAS},
+            crop_size={"height": CANVAS, "width": CANVAS},
+            image_mean=[0.5],
             image_std=[0.5],
         )
     train = clip_features(processor, *make_clips(args.train, "train", args.seed))
@@ -128,17 +154,21 @@ def main() -> None:
 
     baseline = new_model(args.seed)
     baseline_trainer = Trainer(
-        model=baseline, args=training_args(f"{args.output_dir}/baseline", args.epochs, args.seed, 50, args.report_to),
-        train_dataset=train, data_collator=default_data_collator,
+        model=baseline,
+        args=training_args(f"{args.output_dir}/baseline", args.epochs, args.seed, 50, args.report_to),
+        train_dataset=train,
+        data_collator=default_data_collator,
     )
     baseline_seconds = train_and_time(baseline_trainer)
 
     model = patch_model(new_model(args.seed), ICPCConfig(position_strategy=args.position_strategy, seed=args.seed))
     icpc = model.config.icpc
     trainer = Trainer(
-        model=model, args=training_args(f"{args.output_dir}/icpc", args.epochs, args.seed, 2 if args.quick else 50,
-                                        args.report_to),
-        train_dataset=train, data_collator=ICPCDataCollator(processor, icpc), callbacks=[ICPCCallback()],
+        model=model,
+        args=training_args(f"{args.output_dir}/icpc", args.epochs, args.seed, 2 if args.quick else 50, args.report_to),
+        train_dataset=train,
+        data_collator=ICPCDataCollator(processor, icpc),
+        callbacks=[ICPCCallback()],
     )
     trainer.pop_callback(ICPCCallback).attach(trainer)  # ahead of the reporting callbacks (--report-to)
     icpc_seconds = train_and_time(trainer)
@@ -147,31 +177,66 @@ def main() -> None:
     patch_model(baseline)  # identity at full size: lets the same code evaluate the baseline
     baseline_accuracy = accuracy(run_cascade(baseline, test, processor, levels=[1.0]).predictions, labels)
     icpc_accuracy = accuracy(run_cascade(model, test, processor, levels=[1.0]).predictions, labels)
-    training = print_table("Training (same model, data, epochs, seed)", [
-        {"run": "baseline (plain Trainer)", "test accuracy": baseline_accuracy, "train seconds": baseline_seconds,
-         "tokens per clip vs full": 1.0},
-        {"run": f"ICPC (levels {icpc['levels']}, {args.position_strategy})", "test accuracy": icpc_accuracy,
-         "train seconds": icpc_seconds,
-         "tokens per clip vs full": float(np.mean(token_ratios)) if token_ratios else float("nan")},
-    ])
+    training = print_table(
+        "Training (same model, data, epochs, seed)",
+        [
+            {
+                "run": "baseline (plain Trainer)",
+                "test accuracy": baseline_accuracy,
+                "train seconds": baseline_seconds,
+                "tokens per clip vs full": 1.0,
+            },
+            {
+                "run": f"ICPC (levels {icpc['levels']}, {args.position_strategy})",
+                "test accuracy": icpc_accuracy,
+                "train seconds": icpc_seconds,
+                "tokens per clip vs full": float(np.mean(token_ratios)) if token_ratios else float("nan"),
+            },
+        ],
+    )
     print(f"training speedup: {baseline_seconds / icpc_seconds:.2f}x")
 
     cascade = cascade_vs_full(model, test, processor, labels, batch_size=64)
     baseline_cascade = run_cascade(baseline, test, processor)
-    inference = print_table("Inference (same test clips, batch 64, median of 3)", [
-        {"model / mode": "ICPC, full clips", "accuracy": cascade["full_accuracy"], "seconds": cascade["full_seconds"],
-         "FLOPs vs full": 1.0},
-        {"model / mode": f"ICPC, cascade {icpc['cascade_levels']}", "accuracy": cascade["cascade_accuracy"],
-         "seconds": cascade["cascade_seconds"], "FLOPs vs full": cascade["cascade_flops_ratio"]},
-        {"model / mode": "baseline, same cascade", "accuracy": accuracy(baseline_cascade.predictions, labels),
-         "seconds": float("nan"), "FLOPs vs full": baseline_cascade.summary()["flops_ratio"]},
-    ])
+    inference = print_table(
+        "Inference (same test clips, batch 64, median of 3)",
+        [
+            {
+                "model / mode": "ICPC, full clips",
+                "accuracy": cascade["full_accuracy"],
+                "seconds": cascade["full_seconds"],
+                "FLOPs vs full": 1.0,
+            },
+            {
+                "model / mode": f"ICPC, cascade {icpc['cascade_levels']}",
+                "accuracy": cascade["cascade_accuracy"],
+                "seconds": cascade["cascade_seconds"],
+                "FLOPs vs full": cascade["cascade_flops_ratio"],
+            },
+            {
+                "model / mode": "baseline, same cascade",
+                "accuracy": accuracy(baseline_cascade.predictions, labels),
+                "seconds": float("nan"),
+                "FLOPs vs full": baseline_cascade.summary()["flops_ratio"],
+            },
+        ],
+    )
     answered = {k: round(v, 3) for k, v in cascade.items() if k.startswith("answered_at_")}
     print(f"cascade speedup: {cascade['cascade_speedup']:.2f}x; share of clips answered per level: {answered}")
 
-    save_outputs(model, processor, args.output_dir, [training, inference],
-                 {"baseline_accuracy": baseline_accuracy, "icpc_accuracy": icpc_accuracy,
-                  "baseline_seconds": baseline_seconds, "icpc_seconds": icpc_seconds, **cascade})
+    save_outputs(
+        model,
+        processor,
+        args.output_dir,
+        [training, inference],
+        {
+            "baseline_accuracy": baseline_accuracy,
+            "icpc_accuracy": icpc_accuracy,
+            "baseline_seconds": baseline_seconds,
+            "icpc_seconds": icpc_seconds,
+            **cascade,
+        },
+    )
 
 
 if __name__ == "__main__":

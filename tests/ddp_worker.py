@@ -27,9 +27,18 @@ def main(out_dir: str, num_samples: int, workers: int, stream: bool) -> Trainer:
     trained = InputRecorder(model)
     collator = RecordingCollator(None, icpc)
     callback = ICPCCallback()
-    args = TrainingArguments(output_dir=out_dir, per_device_train_batch_size=4, use_cpu=True, report_to=[],
-                             save_strategy="no", remove_unused_columns=False, disable_tqdm=True, logging_steps=1000,
-                             dataloader_num_workers=workers, **length)
+    args = TrainingArguments(
+        output_dir=out_dir,
+        per_device_train_batch_size=4,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        logging_steps=1000,
+        dataloader_num_workers=workers,
+        **length,
+    )
     trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator, callbacks=[callback])
     trainer.train()
     rank = trainer.args.process_index
@@ -39,9 +48,12 @@ def main(out_dir: str, num_samples: int, workers: int, stream: bool) -> Trainer:
     else:
         plans = [plan.epoch_levels(e, len(trained.sides) // 2) for e in range(2)]
     record = {
-        "rank": rank, "world_size": trainer.args.world_size,
+        "rank": rank,
+        "world_size": trainer.args.world_size,
         "batches": [{"size": side, "idx": [int(i) for i in idx]} for side, idx in collator.batches],
-        "trained": trained.sides, "plans": plans, "steps_per_epoch": len(trained.sides) // 2,
+        "trained": trained.sides,
+        "plans": plans,
+        "steps_per_epoch": len(trained.sides) // 2,
     }
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as handle:
         json.dump(record, handle)
@@ -49,7 +61,9 @@ def main(out_dir: str, num_samples: int, workers: int, stream: bool) -> Trainer:
 
 
 if __name__ == "__main__":
-    trainer = main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "stream")  # held: freeing it here would free the DDP reducer
+    trainer = main(
+        sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "stream"
+    )  # held: freeing it here would free the DDP reducer
     # Skip teardown: freeing the DDP reducer races gloo's worker thread for the GIL in torch 2.13, which aborts
     # or hangs a rank after its record is written (seen in CI). Every collective is already done.
     sys.stdout.flush()

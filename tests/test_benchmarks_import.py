@@ -28,8 +28,11 @@ def local_imports(path: str, local: set[str]) -> set[str]:
 
 def import_graph(folders=FOLDERS) -> dict[str, set[str]]:
     """Script module -> the script modules it imports, over the folders put on `sys.path` together."""
-    paths = {os.path.splitext(os.path.basename(p))[0]: p
-             for folder in folders for p in glob.glob(os.path.join(ROOT, folder, "*.py"))}
+    paths = {
+        os.path.splitext(os.path.basename(p))[0]: p
+        for folder in folders
+        for p in glob.glob(os.path.join(ROOT, folder, "*.py"))
+    }
     return {name: local_imports(path, set(paths)) - {name} for name, path in paths.items()}
 
 
@@ -43,7 +46,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         state[node] = "done"
@@ -72,9 +75,11 @@ def test_no_import_circle_in_benchmarks_or_examples():
 
 def test_every_benchmark_module_imports():
     assert {"convergence", "device", "compile_levels", "suite", "harness"} <= set(MODULES)
-    script = (f"import importlib, sys; sys.path[:0] = [{os.path.join(ROOT, 'benchmarks')!r}, "
-              f"{os.path.join(ROOT, 'examples')!r}]\n"
-              f"for name in {MODULES!r}:\n    importlib.import_module(name)\nprint('imported', len({MODULES!r}))")
+    script = (
+        f"import importlib, sys; sys.path[:0] = [{os.path.join(ROOT, 'benchmarks')!r}, "
+        f"{os.path.join(ROOT, 'examples')!r}]\n"
+        f"for name in {MODULES!r}:\n    importlib.import_module(name)\nprint('imported', len({MODULES!r}))"
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -100,5 +105,6 @@ def test_benchmarks_and_examples_ask_the_registry_for_model_types():
 
     scripts = [p for folder in FOLDERS for p in glob.glob(os.path.join(ROOT, folder, "*.py"))]
     found = [hit for path in scripts for hit in model_type_comparisons(path, set(REGISTRY))]
-    assert not found, "compare the registry's modality (family_for(config).modality.name), not model types: " + \
-        ", ".join(found)
+    assert not found, (
+        "compare the registry's modality (family_for(config).modality.name), not model types: " + ", ".join(found)
+    )

@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 import torch
-
 from helpers import tiny_image_processor, tiny_vit
+
 from icpc_hf import ICPCConfig, patch_model, run_cascade
 from icpc_hf.training.calibrate import calibrate_thresholds, main, replay_cascade
 
@@ -23,8 +23,9 @@ def test_replay_matches_the_real_cascade(setup):
     full = singles[0].full_flops
     for thresholds in ([0.4, 0.4], [0.36, 0.5], [1.0, 1.0], [0.0, 0.0]):
         real = run_cascade(model, features, None, thresholds=thresholds)
-        predictions, spent = replay_cascade([s.probabilities for s in singles],
-                                            [s.spent_flops / full for s in singles], thresholds)
+        predictions, spent = replay_cascade(
+            [s.probabilities for s in singles], [s.spent_flops / full for s in singles], thresholds
+        )
         assert torch.equal(predictions, real.predictions)
         assert torch.allclose(spent, real.spent_flops / real.full_flops)
 
@@ -62,13 +63,29 @@ def test_cli_calibrates_a_saved_model_on_a_saved_dataset(setup, tmp_path, capsys
     model, features, labels = setup
     model.save_pretrained(tmp_path / "model")
     tiny_image_processor().save_pretrained(tmp_path / "model")
-    data = datasets.Dataset.from_dict({"pixel_values": [f["pixel_values"].numpy() for f in features],
-                                       "label": labels}).with_format("torch")
+    data = datasets.Dataset.from_dict(
+        {"pixel_values": [f["pixel_values"].numpy() for f in features], "label": labels}
+    ).with_format("torch")
     data.save_to_disk(str(tmp_path / "data"))
-    main([str(tmp_path / "model"), str(tmp_path / "data"), "--target-speedup", "1.5", "--plot",
-          str(tmp_path / "frontier.png"), "--save", "--cost", "flops"])
+    main(
+        [
+            str(tmp_path / "model"),
+            str(tmp_path / "data"),
+            "--target-speedup",
+            "1.5",
+            "--plot",
+            str(tmp_path / "frontier.png"),
+            "--save",
+            "--cost",
+            "flops",
+        ]
+    )
     report = json.loads(capsys.readouterr().out)
-    assert report["cost_unit"] == "flops" and report["chosen"]["cost"] <= 1 / 1.5 and (tmp_path / "frontier.png").stat().st_size > 1000
+    assert (
+        report["cost_unit"] == "flops"
+        and report["chosen"]["cost"] <= 1 / 1.5
+        and (tmp_path / "frontier.png").stat().st_size > 1000
+    )
     saved = json.loads((tmp_path / "model" / "config.json").read_text())
     assert saved["icpc"]["thresholds"] == report["chosen"]["thresholds"]
 
@@ -118,14 +135,17 @@ def test_best_level_reference_is_the_most_accurate_single_level(setup):
     assert full.reference_accuracy == pytest.approx(singles[-1]) and full.full_accuracy == pytest.approx(singles[-1])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(levels=[1.0], max_accuracy_loss=0.0), "at least two cascade levels"),
-    (dict(max_accuracy_loss=0.0, reference="median"), "Unknown `reference`"),
-    (dict(target_speedup=2.0, reference="best_level"), "applies to `max_accuracy_loss` only"),
-    (dict(min_accuracy=0.9, reference="best_level"), "applies to `max_accuracy_loss` only"),
-    (dict(min_accuracy=1.5), "accuracy in \\[0, 1\\]"),
-    (dict(min_accuracy=0.5, target_speedup=2.0), "exactly one target"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(levels=[1.0], max_accuracy_loss=0.0), "at least two cascade levels"),
+        (dict(max_accuracy_loss=0.0, reference="median"), "Unknown `reference`"),
+        (dict(target_speedup=2.0, reference="best_level"), "applies to `max_accuracy_loss` only"),
+        (dict(min_accuracy=0.9, reference="best_level"), "applies to `max_accuracy_loss` only"),
+        (dict(min_accuracy=1.5), "accuracy in \\[0, 1\\]"),
+        (dict(min_accuracy=0.5, target_speedup=2.0), "exactly one target"),
+    ],
+)
 def test_impossible_calibrations_are_refused(setup, kwargs, message):
     model, features, labels = setup
     with pytest.raises(ValueError, match=message):
@@ -136,14 +156,14 @@ def test_default_levels_include_every_training_level_and_cascades_stay_short():
     model = patch_model(tiny_vit(), ICPCConfig(levels=[0.375, 0.5, 0.625, 0.75, 1.0], cascade_levels=[0.5, 1.0]))
     features = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(12)]
     labels = [f["label"] for f in features]
-    calibration = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0,
-                                       candidates=(0.0, 0.5, 1.0))
+    calibration = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0, candidates=(0.0, 0.5, 1.0))
     assert calibration.levels == [0.375, 0.5, 0.625, 0.75, 1.0]
     assert max(len(p.levels) for p in calibration.points) == 3  # at most max_steps levels in one cascade
     assert all(p.levels[-1] == 1.0 for p in calibration.points)
     assert any(p.levels == [0.625, 1.0] for p in calibration.points)  # a level the stored cascade skipped
-    two = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0, candidates=(0.0, 0.5, 1.0),
-                               max_steps=2)
+    two = calibrate_thresholds(
+        model, features, None, labels, max_accuracy_loss=0.0, candidates=(0.0, 0.5, 1.0), max_steps=2
+    )
     assert max(len(p.levels) for p in two.points) == 2
     with pytest.raises(ValueError, match="max_steps"):
         calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0, max_steps=0)
@@ -155,11 +175,15 @@ def test_measured_time_sets_the_cost_a_calibration_minimises(setup, monkeypatch)
     import icpc_hf.training.calibrate as calibrate
 
     model, features, labels = setup
-    monkeypatch.setattr(calibrate, "level_seconds", lambda run, levels, warmup: [
-        (run(lv), {0.5: 0.8, 0.75: 0.9, 1.0: 1.0}[lv])[1] for lv in levels])
+    monkeypatch.setattr(
+        calibrate,
+        "level_seconds",
+        lambda run, levels, warmup: [(run(lv), {0.5: 0.8, 0.75: 0.9, 1.0: 1.0}[lv])[1] for lv in levels],
+    )
     measured = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0)
     estimated = calibrate_thresholds(model, features, None, labels, max_accuracy_loss=0.0, cost="flops")
     assert measured.cost_unit == "time" and estimated.cost_unit == "flops"
+
     def alone(calibration):  # every sample answered by the first level (threshold 0), or full size alone
         return {p.levels[0]: p.cost for p in calibration.points if len(p.levels) == 1 or p.thresholds == [0.0]}
 

@@ -5,12 +5,12 @@ import logging
 
 import pytest
 import torch
+from helpers import tiny_vit
 from transformers import Trainer, TrainerCallback, TrainingArguments, ViTForImageClassification
 
-from helpers import tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
-from icpc_hf.training.calibrate import calibrate_thresholds
 from icpc_hf.patching import icpc_settings
+from icpc_hf.training.calibrate import calibrate_thresholds
 
 LEVELS = [0.5, 0.75, 1.0]
 
@@ -24,12 +24,27 @@ def make_trainer(tmp_path, callback, eval_dataset=None, cascade_levels=LEVELS, *
     torch.manual_seed(0)
     icpc = ICPCConfig(levels=LEVELS, cascade_levels=cascade_levels, seed=1)
     model = patch_model(tiny_vit(), icpc)
-    values = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=1, logging_steps=2,
-                  report_to=[], use_cpu=True, save_strategy="no", remove_unused_columns=False, disable_tqdm=True,
-                  eval_strategy="epoch" if eval_dataset is not None else "no")
+    values = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_train_epochs=1,
+        logging_steps=2,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        eval_strategy="epoch" if eval_dataset is not None else "no",
+    )
     values.update(kwargs)
-    return Trainer(model=model, args=TrainingArguments(**values), train_dataset=dataset(16, seed=0),
-                   eval_dataset=eval_dataset, data_collator=ICPCDataCollator(None, icpc), callbacks=[callback])
+    return Trainer(
+        model=model,
+        args=TrainingArguments(**values),
+        train_dataset=dataset(16, seed=0),
+        eval_dataset=eval_dataset,
+        data_collator=ICPCDataCollator(None, icpc),
+        callbacks=[callback],
+    )
 
 
 class LogRecorder(TrainerCallback):
@@ -44,8 +59,11 @@ def test_calibrated_cascade_is_stored_logged_and_saved(tmp_path, monkeypatch):
     import icpc_hf.training.calibrate
 
     # the default calibration times each level; a fixed clock makes the recomputed expectation below the same
-    monkeypatch.setattr(icpc_hf.training.calibrate, "level_seconds", lambda run, levels, warmup: [
-        (run(lv), 0.2 + 0.8 * lv * lv)[1] for lv in levels])
+    monkeypatch.setattr(
+        icpc_hf.training.calibrate,
+        "level_seconds",
+        lambda run, levels, warmup: [(run(lv), 0.2 + 0.8 * lv * lv)[1] for lv in levels],
+    )
     evaluation = dataset(12, seed=1)
     recorder = LogRecorder()
     callback = ICPCCallback()
@@ -55,8 +73,15 @@ def test_calibrated_cascade_is_stored_logged_and_saved(tmp_path, monkeypatch):
     before = dict(trainer.model.config.icpc)
     trainer.train()
     stored = trainer.model.config.icpc
-    expected = calibrate_thresholds(trainer.model, evaluation, None, [f["label"] for f in evaluation],
-                                    levels=LEVELS, max_accuracy_loss=0.0, reference="best_level").chosen
+    expected = calibrate_thresholds(
+        trainer.model,
+        evaluation,
+        None,
+        [f["label"] for f in evaluation],
+        levels=LEVELS,
+        max_accuracy_loss=0.0,
+        reference="best_level",
+    ).chosen
     assert (stored["cascade_levels"], stored["thresholds"] or [0.0]) == (expected.levels, expected.thresholds or [0.0])
     assert icpc_settings(trainer.model).cascade_levels == expected.levels  # the model is re-patched with it
     assert stored != before
@@ -126,8 +151,9 @@ def test_calibrate_false_leaves_the_config_untouched(tmp_path):
 
 
 def test_an_eval_set_without_labels_is_refused(tmp_path):
-    trainer = make_trainer(tmp_path, ICPCCallback(), eval_dataset=dataset(12, seed=1, label_key="target"),
-                           eval_strategy="no")
+    trainer = make_trainer(
+        tmp_path, ICPCCallback(), eval_dataset=dataset(12, seed=1, label_key="target"), eval_strategy="no"
+    )
     trainer.pop_callback(ICPCCallback).attach(trainer)
     with pytest.raises(ValueError, match="`label` or `labels`.*calibrate=False"):
         trainer.train()
@@ -146,4 +172,3 @@ def test_a_full_size_cascade_is_calibrated_over_the_training_levels(tmp_path):
     trainer = make_trainer(tmp_path, callback, eval_dataset=dataset(12, seed=1), cascade_levels=[1.0])
     trainer.train()
     assert callback.calibration.levels == sorted(LEVELS)
-

@@ -8,12 +8,17 @@ import weakref
 
 import pytest
 import torch
-from transformers import ASTConfig, ASTForAudioClassification, Trainer, TrainingArguments, VideoMAEConfig
-from transformers import VideoMAEForVideoClassification
-
 from helpers import tiny_vit
-from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade, unpatch_model
-from icpc_hf import device
+from transformers import (
+    ASTConfig,
+    ASTForAudioClassification,
+    Trainer,
+    TrainingArguments,
+    VideoMAEConfig,
+    VideoMAEForVideoClassification,
+)
+
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, device, patch_model, run_cascade, unpatch_model
 from icpc_hf.modality import GRID_KEY
 from icpc_hf.registry import REGISTRY
 
@@ -21,14 +26,33 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_videomae():
-    config = VideoMAEConfig(num_frames=8, tubelet_size=2, image_size=32, patch_size=8, hidden_size=32,
-                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, num_labels=3)
+    config = VideoMAEConfig(
+        num_frames=8,
+        tubelet_size=2,
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+    )
     return VideoMAEForVideoClassification(config).eval()
 
 
 def tiny_ast():
-    config = ASTConfig(num_mel_bins=16, max_length=64, patch_size=8, frequency_stride=4, time_stride=4,
-                       hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, num_labels=3)
+    config = ASTConfig(
+        num_mel_bins=16,
+        max_length=64,
+        patch_size=8,
+        frequency_stride=4,
+        time_stride=4,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+    )
     return ASTForAudioClassification(config).eval()
 
 
@@ -38,14 +62,25 @@ def padded_spectrograms(count):
 
     extractor = ASTFeatureExtractor(num_mel_bins=16, max_length=64, sampling_rate=16000)
     clips = [torch.randn(int(16000 * s)).numpy() * 0.1 for s in (0.2, 0.3, 0.5, 0.6)[:count]]
-    return extractor, [{"input_values": v, "label": i % 3}
-                       for i, v in enumerate(extractor(clips, sampling_rate=16000, return_tensors="pt")["input_values"])]
+    return extractor, [
+        {"input_values": v, "label": i % 3}
+        for i, v in enumerate(extractor(clips, sampling_rate=16000, return_tensors="pt")["input_values"])
+    ]
 
 
 CASES = {
-    "image": lambda: (tiny_vit(), {}, None, [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(4)]),
-    "video": lambda: (tiny_videomae(), {}, None,
-                      [{"pixel_values": torch.randn(8, 3, 32, 32), "label": i % 3} for i in range(3)]),
+    "image": lambda: (
+        tiny_vit(),
+        {},
+        None,
+        [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(4)],
+    ),
+    "video": lambda: (
+        tiny_videomae(),
+        {},
+        None,
+        [{"pixel_values": torch.randn(8, 3, 32, 32), "label": i % 3} for i in range(3)],
+    ),
     "audio": lambda: (tiny_ast(), {}, None, [{"input_values": torch.randn(64, 16), "label": i % 3} for i in range(3)]),
     "audio-trim": lambda: (tiny_ast(), {"trim_padding": True, "position_strategy": "crop"}, *padded_spectrograms(4)),
 }
@@ -92,7 +127,9 @@ def test_full_size_is_bit_identical_to_a_plain_forward():
     batch = ICPCDataCollator(None, model.config.icpc, resize_on_device=True)(features, level=1.0)
     assert GRID_KEY not in batch
     with torch.no_grad():
-        assert torch.equal(model(**batch).logits, plain(pixel_values=torch.stack([f["pixel_values"] for f in features])).logits)
+        assert torch.equal(
+            model(**batch).logits, plain(pixel_values=torch.stack([f["pixel_values"] for f in features])).logits
+        )
 
 
 def test_a_model_that_cannot_compress_the_batch_refuses_it(monkeypatch):
@@ -135,21 +172,35 @@ def train(tmp_path, resize_on_device, workers=0, accelerators=None, monkeypatch=
     if peft:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], modules_to_save=["classifier"]))
+        model = get_peft_model(
+            model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], modules_to_save=["classifier"])
+        )
     seen = []
     base = model.get_base_model() if peft else model
     base.vit.embeddings.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape[-2:])))
     collator = ICPCDataCollator(None, base.config.icpc, resize_on_device=resize_on_device)
     generator = torch.Generator().manual_seed(1)
     data = [{"pixel_values": torch.randn(3, 32, 32, generator=generator), "label": i % 3} for i in range(16)]
-    args = TrainingArguments(str(tmp_path / str(resize_on_device)), num_train_epochs=2, per_device_train_batch_size=4,
-                             report_to=[], use_cpu=True, save_strategy="no", remove_unused_columns=False,
-                             dataloader_num_workers=workers, logging_steps=2, seed=0)
+    args = TrainingArguments(
+        str(tmp_path / str(resize_on_device)),
+        num_train_epochs=2,
+        per_device_train_batch_size=4,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        remove_unused_columns=False,
+        dataloader_num_workers=workers,
+        logging_steps=2,
+        seed=0,
+    )
     callback = ICPCCallback(calibrate=False, publish=False)
     trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator, callbacks=[callback])
     trainer.train()
-    logs = [{k: v for k, v in log.items() if k == "loss" or k.startswith("icpc/")}
-            for log in trainer.state.log_history if "loss" in log]
+    logs = [
+        {k: v for k, v in log.items() if k == "loss" or k.startswith("icpc/")}
+        for log in trainer.state.log_history
+        if "loss" in log
+    ]
     return collator, seen, logs
 
 

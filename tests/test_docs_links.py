@@ -24,7 +24,10 @@ def test_broken_links_sees_a_missing_page(tmp_path):
 
 
 def test_readme_and_docs_links_resolve():
-    pages = [os.path.join(ROOT, "README.md"), *glob.glob(os.path.join(ROOT, "*.md")),
-             *glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)]
+    pages = [
+        os.path.join(ROOT, "README.md"),
+        *glob.glob(os.path.join(ROOT, "*.md")),
+        *glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True),
+    ]
     broken = {os.path.relpath(p, ROOT): links for p in sorted(set(pages)) if (links := broken_links(p))}
     assert not broken, broken

@@ -3,13 +3,13 @@ import os
 
 import numpy as np
 import pytest
+from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
 from PIL import Image
 
-from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
 from icpc_hf import ICPCConfig, patch_model, push_to_hub, save_for_hub
+from icpc_hf.registry import FAMILIES
 from icpc_hf.training.hub import build_pipeline
 from icpc_hf.training.model_card import render_model_card
-from icpc_hf.registry import FAMILIES
 
 
 def saved_model(folder):
@@ -24,7 +24,10 @@ def test_folder_holds_weights_processor_settings_card_and_pipeline_code(tmp_path
     assert {"model.safetensors", "preprocessor_config.json", "config.json", "README.md", "image.py"} <= files
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["icpc"]["levels"] == [0.5, 0.75, 1.0]
-    assert config["custom_pipelines"]["icpc-image-classification-remote-code"]["impl"] == "image.ICPCImageClassificationPipeline"
+    assert (
+        config["custom_pipelines"]["icpc-image-classification-remote-code"]["impl"]
+        == "image.ICPCImageClassificationPipeline"
+    )
     card = (tmp_path / "README.md").read_text()
     assert "library_name: transformers" in card and "- icpc" in card
     assert "0.5, 0.75, 1" in card and "trust_remote_code=True" in card
@@ -58,7 +61,7 @@ def test_saved_folder_serves_the_cascade_without_icpc_hf(tmp_path):
         from PIL import Image
         from transformers import pipeline
         classifier = pipeline(model={str(tmp_path)!r}, trust_remote_code=True)
-        images = [Image.fromarray(im) for im in np.load({str(tmp_path / 'images.npy')!r})]
+        images = [Image.fromarray(im) for im in np.load({str(tmp_path / "images.npy")!r})]
         print(json.dumps({{"answers": classifier(images, top_k=1), "module": type(classifier).__module__}}))
     """)
     assert not remote["module"].startswith("icpc_hf")

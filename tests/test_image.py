@@ -3,14 +3,19 @@ import copy
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_image_processor, tiny_vit
 from PIL import Image
 from transformers import (
-    BertConfig, BertForSequenceClassification, BitImageProcessor, Dinov2Config, Dinov2ForImageClassification,
-    ViTForImageClassification, pipeline,
+    BertConfig,
+    BertForSequenceClassification,
+    BitImageProcessor,
+    Dinov2Config,
+    Dinov2ForImageClassification,
+    ViTForImageClassification,
+    pipeline,
 )
 from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 
-from helpers import tiny_image_processor, tiny_vit
 from icpc_hf import ICPCConfig, ICPCDataCollator, is_patched, patch_model, run_cascade, unpatch_model
 from icpc_hf.grid import axis_positions, grid_position_index
 from icpc_hf.patching import icpc_settings
@@ -47,8 +52,16 @@ def test_compressed_grid_takes_the_strategy_positions(strategy):
 
 
 def tiny_dinov2():
-    config = Dinov2Config(image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                          mlp_ratio=2, num_labels=3, use_mask_token=True)
+    config = Dinov2Config(
+        image_size=32,
+        patch_size=4,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        mlp_ratio=2,
+        num_labels=3,
+        use_mask_token=True,
+    )
     model = Dinov2ForImageClassification(config).eval()
     torch.nn.init.normal_(model.dinov2.embeddings.mask_token)  # zeros by default: masking would look like no-op
     return model
@@ -73,8 +86,10 @@ def test_dinov2_full_size_is_the_original_forward_and_a_short_crop_is_refused_wi
     reference = copy.deepcopy(model)
     patch_model(model, ICPCConfig(levels=[0.5, 1.0]))
     pixels, masked = torch.randn(2, 3, 32, 32), torch.rand(2, 64) < 0.5
-    assert torch.equal(model.dinov2(pixels, bool_masked_pos=masked).last_hidden_state,
-                       reference.dinov2(pixels, bool_masked_pos=masked).last_hidden_state)
+    assert torch.equal(
+        model.dinov2(pixels, bool_masked_pos=masked).last_hidden_state,
+        reference.dinov2(pixels, bool_masked_pos=masked).last_hidden_state,
+    )
     with pytest.raises(ValueError, match="larger than the model"):  # unpatched DINOv2 would resample its table
         model(pixel_values=torch.randn(1, 3, 40, 40))
     # Meta's checkpoints: image_size 518, processor crop 224; the full size is the config's, not the crop's
@@ -114,8 +129,9 @@ def test_patched_model_refuses_grids_it_cannot_take():
 
 
 def test_unsupported_model_type_lists_supported_ones():
-    bert = BertForSequenceClassification(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                                    intermediate_size=32))
+    bert = BertForSequenceClassification(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    )
     bert.config.model_type = "not-a-model"
     with pytest.raises(ValueError, match="supported model types: .*vit"):
         patch_model(bert, ICPCConfig())

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import tiny_vit
 from transformers import Trainer, TrainingArguments
 
-from helpers import tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -23,11 +23,25 @@ def train(tmp_path, **extra):
     model = patch_model(tiny_vit(), ICPCConfig(levels=[0.5, 0.75, 1.0]))
     dtypes = []
     model.classifier.register_forward_hook(lambda module, args, output: dtypes.append(output.dtype))
-    args = TrainingArguments(str(tmp_path / str(sorted(extra))), num_train_epochs=2, per_device_train_batch_size=4,
-                             report_to=[], use_cpu=True, save_strategy="no", remove_unused_columns=False,
-                             logging_steps=2, seed=0, **extra)
-    trainer = Trainer(model=model, args=args, train_dataset=data(), data_collator=ICPCDataCollator(None, model.config.icpc),
-                      callbacks=[ICPCCallback(calibrate=False, publish=False)])
+    args = TrainingArguments(
+        str(tmp_path / str(sorted(extra))),
+        num_train_epochs=2,
+        per_device_train_batch_size=4,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        remove_unused_columns=False,
+        logging_steps=2,
+        seed=0,
+        **extra,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data(),
+        data_collator=ICPCDataCollator(None, model.config.icpc),
+        callbacks=[ICPCCallback(calibrate=False, publish=False)],
+    )
     trainer.train()
     return [log for log in trainer.state.log_history if "loss" in log], dtypes
 

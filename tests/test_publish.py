@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
 from huggingface_hub import ModelCard
 from PIL import Image
 from transformers import Trainer, TrainingArguments, pipeline
 
-from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, save_for_hub
 from icpc_hf.training.hub import build_pipeline
 
@@ -28,14 +28,27 @@ def dataset(count, seed):
 def train(tmp_path, callback, eval_dataset=None, processor=True, **kwargs):
     torch.manual_seed(0)
     icpc = ICPCConfig(levels=LEVELS, cascade_levels=LEVELS, seed=1)
-    values = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_train_epochs=1,
-                  report_to=[], use_cpu=True, save_strategy="epoch", remove_unused_columns=False, disable_tqdm=True,
-                  eval_strategy="epoch" if eval_dataset is not None else "no")
+    values = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        num_train_epochs=1,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="epoch",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        eval_strategy="epoch" if eval_dataset is not None else "no",
+    )
     values.update(kwargs)
-    trainer = Trainer(model=patch_model(tiny_vit(), icpc), args=TrainingArguments(**values),
-                      train_dataset=dataset(8, seed=0), eval_dataset=eval_dataset,
-                      processing_class=tiny_image_processor() if processor else None,
-                      data_collator=ICPCDataCollator(None, icpc), callbacks=[callback])
+    trainer = Trainer(
+        model=patch_model(tiny_vit(), icpc),
+        args=TrainingArguments(**values),
+        train_dataset=dataset(8, seed=0),
+        eval_dataset=eval_dataset,
+        processing_class=tiny_image_processor() if processor else None,
+        data_collator=ICPCDataCollator(None, icpc),
+        callbacks=[callback],
+    )
     trainer.train()
     return trainer
 
@@ -60,8 +73,10 @@ def test_trainer_save_model_and_checkpoints_are_served_without_icpc_hf_with_the_
     for folder in (out, out / "checkpoint-2"):
         assert {"model.safetensors", "preprocessor_config.json", "README.md", "pipelines.py"} <= set(os.listdir(folder))
         config = json.loads((folder / "config.json").read_text())
-        assert config["custom_pipelines"]["icpc-image-classification-remote-code"]["impl"] == \
-            "image.ICPCImageClassificationPipeline"
+        assert (
+            config["custom_pipelines"]["icpc-image-classification-remote-code"]["impl"]
+            == "image.ICPCImageClassificationPipeline"
+        )
     inputs = images(tmp_path)
     expected = build_pipeline(trainer.model, tiny_image_processor())(inputs, top_k=1)
     remote = run_without_icpc_hf(f"""
@@ -69,7 +84,7 @@ def test_trainer_save_model_and_checkpoints_are_served_without_icpc_hf_with_the_
         from PIL import Image
         from transformers import pipeline
         classifier = pipeline(model={str(out)!r}, trust_remote_code=True)
-        images = [Image.fromarray(im) for im in np.load({str(tmp_path / 'images.npy')!r})]
+        images = [Image.fromarray(im) for im in np.load({str(tmp_path / "images.npy")!r})]
         print(json.dumps({{"answers": classifier(images, top_k=1), "module": type(classifier).__module__,
                            "levels": classifier.icpc.cascade_levels, "thresholds": classifier.icpc.thresholds}}))
     """)
@@ -138,8 +153,9 @@ def hub(monkeypatch):
     def create_repo(self, repo_id, **kwargs):
         return SimpleNamespace(repo_id=f"someone/{repo_id}")
 
-    def upload_folder(self, repo_id, folder_path, commit_message=None, run_as_future=False, path_in_repo=None,
-                      **kwargs):
+    def upload_folder(
+        self, repo_id, folder_path, commit_message=None, run_as_future=False, path_in_repo=None, **kwargs
+    ):
         files = {n for n in os.listdir(folder_path) if not n.startswith(("_", "checkpoint-"))}
         readme = open(os.path.join(folder_path, "README.md")).read() if "README.md" in files else ""
         config = json.loads(open(os.path.join(folder_path, "config.json")).read())
@@ -166,7 +182,9 @@ def test_trainer_push_to_hub_uploads_a_servable_folder_and_the_icpc_card(tmp_pat
     trainer = train(tmp_path, callback, eval_dataset=dataset(12, seed=1), push_to_hub=True, hub_model_id="icpc-vit")
     checkpoint_push = [u for u in uploads if u["path"] is None]
     assert checkpoint_push and "pipelines.py" in checkpoint_push[0]["files"]
-    assert "runs at the end of training, after this save" in checkpoint_push[0]["readme"]  # pushed during training, before calibration
+    assert (
+        "runs at the end of training, after this save" in checkpoint_push[0]["readme"]
+    )  # pushed during training, before calibration
     uploads.clear()
     trainer.push_to_hub()
     final = uploads[-1]

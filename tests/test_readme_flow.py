@@ -9,23 +9,22 @@ import re
 
 import pytest
 import torch
-from PIL import Image
-
 from helpers import tiny_image_processor
+from PIL import Image
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 PLACEHOLDERS = {
     "ViTConfig(...)": "ViTConfig(image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=2, "
-                      "num_attention_heads=2, intermediate_size=64, num_labels=3)",
+    "num_attention_heads=2, intermediate_size=64, num_labels=3)",
     "TrainingArguments(...)": "TrainingArguments(output_dir=out, num_train_epochs=2, per_device_train_batch_size=8, "
-                              "report_to=[], use_cpu=True, save_strategy='no', disable_tqdm=True, "
-                              "remove_unused_columns=False)",
+    "report_to=[], use_cpu=True, save_strategy='no', disable_tqdm=True, "
+    "remove_unused_columns=False)",
 }
 
 
 def readme_snippet() -> str:
     text = open(README, encoding="utf-8").read()
-    use = text[text.index("## Use"):]
+    use = text[text.index("## Use") :]
     code = re.search(r"```python\n(.*?)```", use, re.S).group(1)
     for placeholder, value in PLACEHOLDERS.items():
         assert placeholder in code, f"the README's snippet no longer has {placeholder}: update this test"
@@ -40,7 +39,7 @@ def images(count: int, seed: int) -> list[dict]:
     for index in range(count):
         label = index % 3
         pixels = (torch.rand(32, 32, 3, generator=generator) * 60).to(torch.uint8)
-        pixels[4 + 8 * label: 12 + 8 * label, 4:28] = 255
+        pixels[4 + 8 * label : 12 + 8 * label, 4:28] = 255
         samples.append({"image": Image.fromarray(pixels.numpy()), "label": label})
     return samples
 
@@ -49,8 +48,13 @@ def images(count: int, seed: int) -> list[dict]:
 def test_the_readme_trainer_flow_ships_a_calibrated_cascade(tmp_path):
     torch.manual_seed(0)
     out = str(tmp_path / "model")
-    namespace = {"out": out, "image_processor": tiny_image_processor(32), "train": images(48, seed=0),
-                 "val": images(24, seed=1), "images": [s["image"] for s in images(4, seed=2)]}
+    namespace = {
+        "out": out,
+        "image_processor": tiny_image_processor(32),
+        "train": images(48, seed=0),
+        "val": images(24, seed=1),
+        "images": [s["image"] for s in images(4, seed=2)],
+    }
     exec(compile(readme_snippet(), README, "exec"), namespace)  # noqa: S102 - the README's own code
 
     trainer, callback = namespace["trainer"], None
@@ -78,20 +82,33 @@ class LogRecorder(__import__("transformers").TrainerCallback):
 @pytest.mark.usefixtures("one_torch_thread")
 def test_the_callback_goes_ahead_of_callbacks_listed_before_it(tmp_path):
     """Reporters the Trainer lists before ICPCCallback still receive its icpc/ figures, without `attach`."""
+    from helpers import tiny_vit
     from transformers import Trainer, TrainingArguments, ViTForImageClassification
 
-    from helpers import tiny_vit
     from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 
     icpc = ICPCConfig(levels=[0.5, 1.0], schedule="constant")
     model = patch_model(tiny_vit(), icpc)
     recorder, callback = LogRecorder(), ICPCCallback(calibrate=False, publish=False)
-    args = TrainingArguments(output_dir=str(tmp_path), num_train_epochs=1, per_device_train_batch_size=4,
-                             logging_steps=1, report_to=[], use_cpu=True, save_strategy="no", disable_tqdm=True,
-                             remove_unused_columns=False)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        num_train_epochs=1,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+    )
     data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(8)]
-    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=ICPCDataCollator(None, icpc),
-                      callbacks=[recorder, callback])
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        data_collator=ICPCDataCollator(None, icpc),
+        callbacks=[recorder, callback],
+    )
     assert isinstance(model, ViTForImageClassification)
     assert trainer.callback_handler.callbacks[0] is callback
     trainer.train()

@@ -2,10 +2,10 @@ import dataclasses
 import inspect
 
 import pytest
+from helpers import tiny_vit
 from transformers import AutoConfig, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY, SUPPORTED_TASKS
 
-from helpers import tiny_vit
 from icpc_hf import ICPCConfig, ICPCPipeline, is_patched, patch_model, unpatch_model
 from icpc_hf.registry import FAMILIES, REGISTRY, ModelFamily, family_for, register
 

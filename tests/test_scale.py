@@ -7,28 +7,43 @@ import subprocess
 
 import pytest
 import torch
+from helpers import InputRecorder, StopAt, tiny_vit
 from transformers import Trainer, TrainingArguments
 
-from helpers import InputRecorder, StopAt, tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.mark.parametrize("num_samples,workers,data", [(32, 0, "map"), (30, 0, "map"), (32, 2, "map"),
-                                                     (32, 0, "stream"), (32, 2, "stream")])
+@pytest.mark.parametrize(
+    "num_samples,workers,data", [(32, 0, "map"), (30, 0, "map"), (32, 2, "map"), (32, 0, "stream"), (32, 2, "stream")]
+)
 def test_two_processes_share_levels_per_step_and_cover_the_data(tmp_path, num_samples, workers, data):
     if shutil.which("torchrun") is None:
         pytest.skip("torchrun not on PATH")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        ["torchrun", "--nproc_per_node", "2", "--master_port", str(29500 + num_samples + 7 * workers + 50 * (data == "stream")),
-         os.path.join(HERE, "ddp_worker.py"), str(tmp_path), str(num_samples), str(workers), data],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            "torchrun",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(29500 + num_samples + 7 * workers + 50 * (data == "stream")),
+            os.path.join(HERE, "ddp_worker.py"),
+            str(tmp_path),
+            str(num_samples),
+            str(workers),
+            data,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    records = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2) if
-               (tmp_path / f"rank{r}.json").exists()]
+    records = [
+        json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2) if (tmp_path / f"rank{r}.json").exists()
+    ]
     assert len(records) == 2, "only one process ran"
     assert {r["world_size"] for r in records} == {2} and {r["rank"] for r in records} == {0, 1}
     rank0, rank1 = records
@@ -40,7 +55,7 @@ def test_two_processes_share_levels_per_step_and_cover_the_data(tmp_path, num_sa
     assert len(rank0["batches"]) == len(rank1["batches"])
     steps = rank0["steps_per_epoch"]
     for epoch in range(2):
-        seen = [i for r in records for batch in r["batches"][epoch * steps:(epoch + 1) * steps] for i in batch["idx"]]
+        seen = [i for r in records for batch in r["batches"][epoch * steps : (epoch + 1) * steps] for i in batch["idx"]]
         assert set(seen) == set(range(num_samples))  # every sample is seen in every epoch
         if num_samples % 8 == 0:
             assert len(seen) == num_samples  # and exactly once when the world size divides the data
@@ -51,9 +66,21 @@ def test_fsdp2_fully_shard_on_cpu_computes_what_the_unsharded_patched_model_comp
         pytest.skip("torchrun not on PATH")
     pytest.importorskip("torch.distributed.fsdp").fully_shard  # noqa: B018  (FSDP2, torch >= 2.6)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(["torchrun", "--nproc_per_node", "2", "--master_port", "29650",
-                             os.path.join(HERE, "fsdp_worker.py"), str(tmp_path)],
-                            capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [
+            "torchrun",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29650",
+            os.path.join(HERE, "fsdp_worker.py"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads((tmp_path / f"fsdp{r}.json").read_text()) for r in range(2)]
     for record in records:  # at a compressed level and at full size, each rank's own batch
@@ -68,12 +95,27 @@ def run(tmp_path, icpc, callbacks=(), resume=None, save_steps=None, workers=0, d
         data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(24)]
     model = patch_model(tiny_vit(), icpc)
     trained = InputRecorder(model)
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=2,
-                             use_cpu=True, report_to=[], remove_unused_columns=False, disable_tqdm=True,
-                             save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,
-                             logging_steps=1000, dataloader_num_workers=workers, max_steps=max_steps)
-    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=ICPCDataCollator(None, icpc),
-                      callbacks=[ICPCCallback(), *callbacks])
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_train_epochs=2,
+        use_cpu=True,
+        report_to=[],
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or 500,
+        logging_steps=1000,
+        dataloader_num_workers=workers,
+        max_steps=max_steps,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        data_collator=ICPCDataCollator(None, icpc),
+        callbacks=[ICPCCallback(), *callbacks],
+    )
     trainer.train(resume_from_checkpoint=resume)
     return trained.batches
 
@@ -114,8 +156,8 @@ def test_lora_adapter_saves_with_icpc_settings_and_loads_back_patched(tmp_path):
     loaded = load_adapter(fresh, str(tmp_path))
     assert is_patched(loaded) and icpc_settings(loaded).position_strategy == "stride"
     assert torch.allclose(loaded(pixel_values=pixels).logits, expected, atol=1e-6)
-    from helpers import tiny_image_processor
     import numpy as np
+    from helpers import tiny_image_processor
     from PIL import Image
 
     classifier = build_pipeline(loaded, tiny_image_processor())

@@ -74,9 +74,12 @@ def test_a_resumed_pass_goes_on_with_the_same_levels():
     levelled = plan.bind(record_level)
     for workers in (0, 2):
         levelled.set_epoch(1, first_position=5)
-        loader = DataLoader(list(range(45)), batch_sampler=SkipBatchSampler(
-            torch.utils.data.BatchSampler(range(45), 4, False), skip_batches=5), collate_fn=levelled,
-            num_workers=workers)
+        loader = DataLoader(
+            list(range(45)),
+            batch_sampler=SkipBatchSampler(torch.utils.data.BatchSampler(range(45), 4, False), skip_batches=5),
+            collate_fn=levelled,
+            num_workers=workers,
+        )
         assert [float(b["level"]) for b in loader] == plan.epoch_levels(1, 12)[5:]
 
 
@@ -130,6 +133,7 @@ def test_anchored_schedule_rises_like_progressive_but_keeps_the_cascade_levels()
     levels, weights = epoch_distribution(SIX, [6, 5, 4, 3, 2, 1], "anchored", 11, 12, anchors=anchors)
     assert levels == anchors and weights == [5, 3, 1]  # weights follow their levels
     from helpers import tiny_vit
+
     from icpc_hf import patch_model
     from icpc_hf.patching import icpc_settings
 

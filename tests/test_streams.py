@@ -4,10 +4,10 @@ workers, resuming mid-stream, and the bad inputs a stream brings."""
 import pytest
 import torch
 from accelerate import Accelerator
+from helpers import InputRecorder, StopAt, tiny_vit
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
 
-from helpers import InputRecorder, StopAt, tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, LevelPlan, patch_model
 
 datasets = pytest.importorskip("datasets")
@@ -15,8 +15,7 @@ datasets = pytest.importorskip("datasets")
 
 def rows(count):
     generator = torch.Generator().manual_seed(0)
-    return [{"pixel_values": torch.randn(3, 32, 32, generator=generator).numpy(), "label": i % 3}
-            for i in range(count)]
+    return [{"pixel_values": torch.randn(3, 32, 32, generator=generator).numpy(), "label": i % 3} for i in range(count)]
 
 
 def stream(count, shards=4):
@@ -33,12 +32,26 @@ def train(tmp_path, data, icpc, workers=0, max_steps=12, callbacks=(), resume=No
     model = patch_model(tiny_vit(), icpc)
     trained = InputRecorder(model)
     callback = ICPCCallback()
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=max_steps,
-                             use_cpu=True, report_to=[], remove_unused_columns=False, disable_tqdm=True,
-                             logging_steps=2, dataloader_num_workers=workers,
-                             save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500)
-    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=ICPCDataCollator(None, icpc),
-                      callbacks=[callback, *callbacks])
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=max_steps,
+        use_cpu=True,
+        report_to=[],
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        logging_steps=2,
+        dataloader_num_workers=workers,
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or 500,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        data_collator=ICPCDataCollator(None, icpc),
+        callbacks=[callback, *callbacks],
+    )
     trainer.train(resume_from_checkpoint=resume)
     return trainer, callback, trained
 
@@ -62,8 +75,9 @@ def test_a_run_resumed_mid_stream_goes_on_with_the_same_plan(tmp_path, workers):
     assert len(uninterrupted.batches) == 12 and len(set(uninterrupted.sides)) > 1
     _, _, first = train(tmp_path / "b", stream(60), icpc(), workers=workers, callbacks=[StopAt(8)], save_steps=8)
     assert first.batches == uninterrupted.batches[:8]
-    _, _, resumed = train(tmp_path / "b", stream(60), icpc(), workers=workers,
-                          resume=str(tmp_path / "b" / "checkpoint-8"))
+    _, _, resumed = train(
+        tmp_path / "b", stream(60), icpc(), workers=workers, resume=str(tmp_path / "b" / "checkpoint-8")
+    )
     assert resumed.batches == uninterrupted.batches[8:]
 
 
@@ -104,10 +118,26 @@ def test_a_stream_calibrates_on_a_map_style_eval_set(tmp_path):
     icpc = ICPCConfig(levels=[0.5, 1.0], seed=2)
     model = patch_model(tiny_vit(), icpc)
     evaluation = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(12)]
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=6, use_cpu=True,
-                             report_to=[], remove_unused_columns=False, disable_tqdm=True, logging_steps=2,
-                             eval_strategy="steps", eval_steps=6, save_strategy="no")
-    trainer = Trainer(model=model, args=args, train_dataset=stream(24), eval_dataset=evaluation,
-                      data_collator=ICPCDataCollator(None, icpc), callbacks=[ICPCCallback()])
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=6,
+        use_cpu=True,
+        report_to=[],
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        logging_steps=2,
+        eval_strategy="steps",
+        eval_steps=6,
+        save_strategy="no",
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=stream(24),
+        eval_dataset=evaluation,
+        data_collator=ICPCDataCollator(None, icpc),
+        callbacks=[ICPCCallback()],
+    )
     trainer.train()
     assert any("icpc/calibrated_accuracy" in h for h in trainer.state.log_history)

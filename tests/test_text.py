@@ -45,8 +45,13 @@ def tokenizer():
 
 def tiny_bert(tokenizer, num_labels=3, max_positions=64):
     config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=max_positions, num_labels=num_labels,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_positions,
+        num_labels=num_labels,
     )
     return BertForSequenceClassification(config).eval()
 
@@ -69,8 +74,11 @@ def rows(batch):
     for r in range(batch["input_ids"].shape[0]):
         n = int(batch["attention_mask"][r].sum())
         out.append(
-            (batch["input_ids"][r, :n].tolist(), batch["position_ids"][r, :n].tolist(),
-             batch["token_type_ids"][r, :n].tolist())
+            (
+                batch["input_ids"][r, :n].tolist(),
+                batch["position_ids"][r, :n].tolist(),
+                batch["token_type_ids"][r, :n].tolist(),
+            )
         )
     return out
 
@@ -118,8 +126,9 @@ def test_pruning_is_deterministic_under_the_seed(tokenizer):
 def test_pre_padded_and_raw_features_prune_like_tokenized_ones(tokenizer):
     _, _, collator = patched(tokenizer)
     feats = features(tokenizer)
-    padded = tokenizer.pad([{k: v for k, v in f.items() if k != "label"} for f in feats], padding="max_length",
-                           max_length=40)
+    padded = tokenizer.pad(
+        [{k: v for k, v in f.items() if k != "label"} for f in feats], padding="max_length", max_length=40
+    )
     padded = [{k: padded[k][i] for k in padded} for i in range(len(feats))]
     expected = rows(collator(feats, level=0.4))
     assert rows(collator(padded, level=0.4)) == expected
@@ -138,7 +147,7 @@ def test_text_pairs_stay_aligned(tokenizer):
     _, _, collator = patched(tokenizer)
     firsts, seconds = TEXTS[:3], TEXTS[3:]
     feats = features(tokenizer, firsts, seconds)
-    for ids, positions, types in rows(collator(feats, level=0.1)):
+    for ids, _positions, types in rows(collator(feats, level=0.1)):
         assert ids.count(tokenizer.sep_token_id) == 2
         boundary = ids.index(tokenizer.sep_token_id)
         assert types == [0] * (boundary + 1) + [1] * (len(ids) - boundary - 1)
@@ -175,8 +184,9 @@ def test_stop_words_are_pluggable(tokenizer):
     _, _, punctuation_only = patched(tokenizer, stop_words=[])
     ids, _, _ = rows(punctuation_only(features(tokenizer, ["the cat, the dog."]), level=0.01))[0]
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "the", "cat", "the", "dog", "[SEP]"]
-    words = low_idf_words(["Penny, red.", "penny blue!", "penny, green", "a dog."], tokenizer, count=1,
-                          with_stop_words=False)
+    words = low_idf_words(
+        ["Penny, red.", "penny blue!", "penny, green", "a dog."], tokenizer, count=1, with_stop_words=False
+    )
     assert words == ["penny"]  # in most texts; punctuation is always pruned and never listed
     assert set(low_idf_words(TEXTS, tokenizer, count=2)) >= STOP_WORDS
 
@@ -226,8 +236,16 @@ def test_trainer_trains_with_pruned_batches_and_original_positions(tokenizer, tm
     before = copy.deepcopy(model.state_dict())
     train = features(tokenizer, TEXTS * 4)
     args = TrainingArguments(
-        str(tmp_path), num_train_epochs=2, per_device_train_batch_size=4, learning_rate=1e-3, report_to=[],
-        use_cpu=True, save_strategy="no", logging_steps=2, remove_unused_columns=False, dataloader_num_workers=0,
+        str(tmp_path),
+        num_train_epochs=2,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=2,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
     )
     callback = ICPCCallback()
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[callback])
@@ -280,8 +298,14 @@ def test_pipeline_and_hub_export(tokenizer, tmp_path):
 # ---------------------------------------------------------------------------------------------- relatives
 def test_roberta_positions_are_offset_by_the_padding_index(tokenizer):
     config = RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=65, pad_token_id=tokenizer.pad_token_id, num_labels=2,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=65,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=2,
     )
     model = RobertaForSequenceClassification(config).eval()
     reference = copy.deepcopy(model)
@@ -297,12 +321,19 @@ def test_roberta_positions_are_offset_by_the_padding_index(tokenizer):
     pruned = collator(features(tokenizer), level=0.3)
     assert pruned["position_ids"][0, 0] == icpc.geometry["position_offset"]
     assert pruned["position_ids"].max() < config.max_position_embeddings
-    assert run_cascade(model, features(tokenizer), tokenizer, thresholds=0.0).tokens.sum() < full["attention_mask"].sum()
+    assert (
+        run_cascade(model, features(tokenizer), tokenizer, thresholds=0.0).tokens.sum() < full["attention_mask"].sum()
+    )
 
 
 def test_distilbert_takes_positions_without_token_types(tokenizer):
     config = DistilBertConfig(
-        vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=64,
+        vocab_size=len(tokenizer),
+        dim=32,
+        n_layers=1,
+        n_heads=2,
+        hidden_dim=64,
+        max_position_embeddings=64,
         num_labels=3,
     )
     model = DistilBertForSequenceClassification(config).eval()

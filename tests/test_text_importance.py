@@ -53,8 +53,13 @@ def scores(tokenizer):
 
 def patched(tokenizer, **settings):
     config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64, num_labels=3,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
     )
     model = BertForSequenceClassification(config).eval()
     icpc = ICPCConfig(**settings)
@@ -231,12 +236,24 @@ def test_the_callback_fits_the_scores_on_the_train_dataset(tokenizer, tmp_path):
     texts, labels = corpus(48, seed=5)
     train = Dataset.from_dict({"text": texts, "label": labels}).map(lambda b: tokenizer(b["text"]), batched=True)
     args = TrainingArguments(
-        str(tmp_path), num_train_epochs=1, per_device_train_batch_size=8, report_to=[], use_cpu=True,
-        save_strategy="no", logging_steps=2, dataloader_num_workers=0,
+        str(tmp_path),
+        num_train_epochs=1,
+        per_device_train_batch_size=8,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=2,
+        dataloader_num_workers=0,
     )
     callback = ICPCCallback(calibrate=False, publish=False)
-    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[callback],
-                      processing_class=tokenizer)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        data_collator=collator,
+        callbacks=[callback],
+        processing_class=tokenizer,
+    )
     trainer.train()
     expected = fit_word_scores(train["input_ids"], tokenizer, labels)
     assert icpc.word_scores == expected and collator.icpc.word_scores == expected

@@ -3,10 +3,10 @@
 import pytest
 import torch
 from accelerate import Accelerator
+from helpers import InputRecorder, RecordingCollator, tiny_vit
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
 
-from helpers import InputRecorder, RecordingCollator, tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, LevelPlan, patch_model
 
 
@@ -15,8 +15,17 @@ def dataset(count=40):
 
 
 def args(tmp_path, **kwargs):
-    values = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=3, logging_steps=2,
-                  report_to=[], use_cpu=True, save_strategy="no", remove_unused_columns=False, disable_tqdm=True)
+    values = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_train_epochs=3,
+        logging_steps=2,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+    )
     values.update(kwargs)
     return TrainingArguments(**values)
 
@@ -25,8 +34,14 @@ def test_trainer_trains_on_per_batch_levels_logs_savings_and_evaluates_uncompres
     icpc = ICPCConfig(levels=[0.5, 0.75, 1.0], uncompressed_last_epochs=1, seed=3)
     model = patch_model(tiny_vit(), icpc)
     collator = RecordingCollator(None, icpc)
-    trainer = Trainer(model=model, args=args(tmp_path), train_dataset=dataset(), eval_dataset=dataset(8),
-                      data_collator=collator, callbacks=[ICPCCallback()])
+    trainer = Trainer(
+        model=model,
+        args=args(tmp_path),
+        train_dataset=dataset(),
+        eval_dataset=dataset(8),
+        data_collator=collator,
+        callbacks=[ICPCCallback()],
+    )
     trainer.train()
     train_sides = collator.sides[:30]
     assert len(collator.batches) == 30
@@ -47,9 +62,14 @@ def train_two_epochs(tmp_path, workers, wrap=lambda collator: collator, **traine
     model = patch_model(tiny_vit(), icpc)
     trained = InputRecorder(model)
     callback = ICPCCallback()
-    trainer = Trainer(model=model, args=args(tmp_path, num_train_epochs=2, dataloader_num_workers=workers),
-                      train_dataset=dataset(), data_collator=wrap(ICPCDataCollator(None, icpc)), callbacks=[callback],
-                      **trainer_args)
+    trainer = Trainer(
+        model=model,
+        args=args(tmp_path, num_train_epochs=2, dataloader_num_workers=workers),
+        train_dataset=dataset(),
+        data_collator=wrap(ICPCDataCollator(None, icpc)),
+        callbacks=[callback],
+        **trainer_args,
+    )
     trainer.train()
     planned = [lv for epoch in range(2) for lv in callback.levels.plan.epoch_levels(epoch, 10)]
     return trainer, callback, trained, planned
@@ -85,8 +105,13 @@ def test_a_users_collate_around_the_collator_gets_the_levels(tmp_path, workers):
 def test_trainer_with_an_unpatched_model_says_how_to_fix_it(tmp_path):
     icpc = ICPCConfig()
     patch_model(tiny_vit(), icpc)
-    trainer = Trainer(model=tiny_vit(), args=args(tmp_path), train_dataset=dataset(),
-                      data_collator=ICPCDataCollator(None, icpc), callbacks=[ICPCCallback()])
+    trainer = Trainer(
+        model=tiny_vit(),
+        args=args(tmp_path),
+        train_dataset=dataset(),
+        data_collator=ICPCDataCollator(None, icpc),
+        callbacks=[ICPCCallback()],
+    )
     with pytest.raises(ValueError, match="patch_model"):
         trainer.train()
 
@@ -94,8 +119,13 @@ def test_trainer_with_an_unpatched_model_says_how_to_fix_it(tmp_path):
 def test_trainer_refuses_persistent_workers_with_the_fix(tmp_path):
     icpc = ICPCConfig()
     model = patch_model(tiny_vit(), icpc)
-    trainer = Trainer(model=model, args=args(tmp_path, dataloader_num_workers=1, dataloader_persistent_workers=True),
-                      train_dataset=dataset(), data_collator=ICPCDataCollator(None, icpc), callbacks=[ICPCCallback()])
+    trainer = Trainer(
+        model=model,
+        args=args(tmp_path, dataloader_num_workers=1, dataloader_persistent_workers=True),
+        train_dataset=dataset(),
+        data_collator=ICPCDataCollator(None, icpc),
+        callbacks=[ICPCCallback()],
+    )
     with pytest.raises(ValueError, match="dataloader_persistent_workers=False"):
         trainer.train()
 
@@ -128,9 +158,8 @@ def test_plain_accelerate_loop_with_level_plan_and_collator(workers):
 def test_trainer_with_a_datasets_image_column_and_with_transform(tmp_path):
     datasets = pytest.importorskip("datasets")
     import numpy as np
-    from PIL import Image
-
     from helpers import tiny_image_processor
+    from PIL import Image
 
     rng = np.random.default_rng(0)
     images = [Image.fromarray((rng.random((40, 40, 3)) * 255).astype("uint8")) for _ in range(16)]
@@ -138,13 +167,20 @@ def test_trainer_with_a_datasets_image_column_and_with_transform(tmp_path):
     processor = tiny_image_processor()
 
     def transform(batch):
-        return {"pixel_values": processor(images=batch["image"], return_tensors="pt")["pixel_values"],
-                "label": batch["label"]}
+        return {
+            "pixel_values": processor(images=batch["image"], return_tensors="pt")["pixel_values"],
+            "label": batch["label"],
+        }
 
     icpc = ICPCConfig(levels=[0.5, 1.0], seed=2)
     model = patch_model(tiny_vit(), icpc)
     collator = RecordingCollator(processor, icpc)
-    trainer = Trainer(model=model, args=args(tmp_path, num_train_epochs=2), train_dataset=data.with_transform(transform),
-                      data_collator=collator, callbacks=[ICPCCallback()])
+    trainer = Trainer(
+        model=model,
+        args=args(tmp_path, num_train_epochs=2),
+        train_dataset=data.with_transform(transform),
+        data_collator=collator,
+        callbacks=[ICPCCallback()],
+    )
     trainer.train()
     assert len(collator.batches) == 8 and set(collator.sides) == {16, 32}

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_image_processor, tiny_vit
 from PIL import Image
 from transformers import pipeline
 
-from helpers import tiny_image_processor, tiny_vit
 from icpc_hf import ICPCConfig, encoder_flops, patch_model, run_cascade
 
 LEVELS = [0.5, 0.75, 1.0]
@@ -49,8 +49,9 @@ def test_budget_in_tokens_and_flops(model):
     by_tokens = run_cascade(model, data, None, thresholds=1.0, combine="mean", budget=17 + 37, budget_unit="tokens")
     assert by_tokens.spent_tokens.tolist() == [54, 54]
     flops = level_flops(model, 17)
-    by_flops = run_cascade(model, data, None, thresholds=1.0, combine="mean", budget=flops * 1.0001,
-                           budget_unit="flops")
+    by_flops = run_cascade(
+        model, data, None, thresholds=1.0, combine="mean", budget=flops * 1.0001, budget_unit="flops"
+    )
     assert by_flops.levels_used(0) == [0.5]
 
 

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from helpers import run_without_icpc_hf
 from transformers import (
     Trainer,
     TrainingArguments,
@@ -23,7 +24,6 @@ import icpc_hf
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade, save_for_hub
 from icpc_hf.grid import axis_positions
 from icpc_hf.video import VideoModality, tubelet_frame_index
-from helpers import run_without_icpc_hf
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -34,8 +34,16 @@ FULL_GRID = (FRAMES // TUBELET, SIZE // PATCH, SIZE // PATCH)
 
 def tiny_config(**kwargs) -> VideoMAEConfig:
     values = dict(
-        num_frames=FRAMES, tubelet_size=TUBELET, image_size=SIZE, patch_size=PATCH, num_channels=3, hidden_size=32,
-        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=3,
+        num_frames=FRAMES,
+        tubelet_size=TUBELET,
+        image_size=SIZE,
+        patch_size=PATCH,
+        num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
     )
     return VideoMAEConfig(**{**values, **kwargs})
 
@@ -255,12 +263,17 @@ def test_trainer_with_the_callback_trains_on_drawn_levels(tmp_path):
     try:
         train = [{"pixel_values": clip, "label": i % 3} for i, clip in enumerate(clips(24))]
         args = TrainingArguments(
-            str(tmp_path), num_train_epochs=2, per_device_train_batch_size=4, report_to=[], use_cpu=True,
-            save_strategy="no", remove_unused_columns=False, dataloader_num_workers=0, logging_steps=2,
+            str(tmp_path),
+            num_train_epochs=2,
+            per_device_train_batch_size=4,
+            report_to=[],
+            use_cpu=True,
+            save_strategy="no",
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            logging_steps=2,
         )
-        Trainer(
-            model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[ICPCCallback()]
-        ).train()
+        Trainer(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[ICPCCallback()]).train()
     finally:
         del collator.modality.collate
     frames = {shape[0] for shape in shapes}
@@ -292,7 +305,7 @@ def test_pipeline_and_hub_export_without_icpc_hf(tmp_path, monkeypatch):
         warnings.simplefilter("ignore")
         from transformers import pipeline
         classifier = pipeline(model={str(tmp_path)!r}, trust_remote_code=True)
-        answer = classifier(np.load({str(tmp_path / 'clip.npy')!r}), top_k=2, thresholds=0.0)
+        answer = classifier(np.load({str(tmp_path / "clip.npy")!r}), top_k=2, thresholds=0.0)
         print(json.dumps({{"cls": type(classifier).__name__, "answer": answer}}))
         """
     )

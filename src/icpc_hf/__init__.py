@@ -2,11 +2,12 @@
 
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .training import settings as _training_settings  # noqa: F401  (adds the training fields' checks first)
+from .training import settings as _training_settings  # noqa: F401  # isort: skip  (its checks first)
 from .cascade import CascadePolicy, CascadeResult, run_cascade
 from .config import ICPCConfig
 from .costs import encoder_flops
 from .patching import icpc_settings, is_patched, patch_model, unpatch_model
+
 from .image import ICPCImageClassificationPipeline  # isort: skip  (registration order: image, text, audio, video)
 from .text import ICPCTextClassificationPipeline  # isort: skip
 from .audio import ICPCAudioClassificationPipeline  # isort: skip

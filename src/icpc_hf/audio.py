@@ -12,7 +12,8 @@ registration.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -189,8 +190,9 @@ class AudioModality(GridModality):
         self.compress(batch, grid, icpc)
         return batch
 
-    def full_size_batch(self, processor: Any, features: Sequence[dict[str, Any]], level: float,
-                        icpc: ICPCConfig) -> tuple[dict, tuple[int, ...]]:
+    def full_size_batch(
+        self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig
+    ) -> tuple[dict, tuple[int, ...]]:
         """The features' full-size spectrograms and, with `trim_padding`, the level's attention mask; the level's grid."""
         spectrograms = self.spectrograms(processor, features, icpc)
         grid = self.grid(level, icpc)
@@ -228,8 +230,9 @@ class AudioModality(GridModality):
     def arrives_full_size(self, features: Sequence[dict[str, Any]], icpc: ICPCConfig) -> bool:
         return True  # spectrograms are cut or padded to the model's length, never resampled, before a level
 
-    def collate_deferred(self, processor: Any, features: Sequence[dict[str, Any]], level: float,
-                         icpc: ICPCConfig) -> dict:
+    def collate_deferred(
+        self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig
+    ) -> dict:
         """Full-size spectrograms with the level's grid and, with `trim_padding`, its attention mask (cheap here)."""
         batch, grid = self.full_size_batch(processor, features, level, icpc)
         if tuple(grid) != tuple(self.geo(icpc).full_grid) or self.kept_time_patches(batch, grid, icpc) < grid[1]:
@@ -267,13 +270,15 @@ class ICPCAudioClassificationPipeline(ICPCPipeline):
     _load_tokenizer = False
 
 
-FAMILY = register(ModelFamily(
-    modality=AudioModality(),
-    patches={"audio-spectrogram-transformer": AST_PATCH},
-    pipeline_class=ICPCAudioClassificationPipeline,
-    auto_model=AutoModelForAudioClassification,
-    pipeline_tag="audio-classification",
-    processor_argument="feature_extractor",
-    classifier_description="audio classifier",
-    compression_description="spectrograms shortened",
-))
+FAMILY = register(
+    ModelFamily(
+        modality=AudioModality(),
+        patches={"audio-spectrogram-transformer": AST_PATCH},
+        pipeline_class=ICPCAudioClassificationPipeline,
+        auto_model=AutoModelForAudioClassification,
+        pipeline_tag="audio-classification",
+        processor_argument="feature_extractor",
+        classifier_description="audio classifier",
+        compression_description="spectrograms shortened",
+    )
+)

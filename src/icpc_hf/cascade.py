@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,7 +15,6 @@ from .device import ACCELERATORS
 from .modality import GridModality
 from .patching import base_model_of, icpc_settings
 from .registry import family_for
-
 
 COMBINE_MODES = ("last", "mean", "level_weighted")
 BUDGET_UNITS = ("full", "tokens", "flops")
@@ -72,8 +72,9 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 def _rows(batch: dict[str, Any], keep: torch.Tensor) -> dict[str, Any]:
-    return {k: v[keep] if isinstance(v, torch.Tensor) and v.dim() and len(v) == len(keep) else v
-            for k, v in batch.items()}
+    return {
+        k: v[keep] if isinstance(v, torch.Tensor) and v.dim() and len(v) == len(keep) else v for k, v in batch.items()
+    }
 
 
 def _check_budget(budget: float | None, budget_unit: str) -> None:
@@ -102,9 +103,14 @@ class CascadePolicy:
 
     @classmethod
     def from_settings(
-        cls, icpc: ICPCConfig, levels: Sequence[float] | None = None, thresholds: float | Sequence[float] | None = None,
-        combine: str = "last", budget: float | None = None, budget_unit: str = "full",
-    ) -> "CascadePolicy":
+        cls,
+        icpc: ICPCConfig,
+        levels: Sequence[float] | None = None,
+        thresholds: float | Sequence[float] | None = None,
+        combine: str = "last",
+        budget: float | None = None,
+        budget_unit: str = "full",
+    ) -> CascadePolicy:
         """The policy of a call: its arguments where given, the model's ICPC settings otherwise; refuses bad ones."""
         levels = sorted(set(levels if levels is not None else icpc.cascade_levels))
         if not levels:
@@ -126,8 +132,9 @@ class CascadePolicy:
         """A level's weight when answers combine (test-time augmentation)."""
         return level if self.combine == "level_weighted" else 1.0
 
-    def within_budget(self, answers: "_Answers", chunk: torch.Tensor, tokens: torch.Tensor,
-                      flops: torch.Tensor) -> torch.Tensor:
+    def within_budget(
+        self, answers: _Answers, chunk: torch.Tensor, tokens: torch.Tensor, flops: torch.Tensor
+    ) -> torch.Tensor:
         """Which samples of `chunk` can afford a pass costing `tokens` / `flops` more."""
         if self.budget is None:
             return torch.ones(len(chunk), dtype=torch.bool)
@@ -153,8 +160,15 @@ class _Answers:
         self.spent_flops = torch.zeros(count, dtype=torch.float64)
         self.full_flops = torch.zeros(count, dtype=torch.float64)
 
-    def record(self, run: torch.Tensor, step: int, probabilities: torch.Tensor, policy: CascadePolicy,
-               tokens: torch.Tensor, flops: torch.Tensor) -> None:
+    def record(
+        self,
+        run: torch.Tensor,
+        step: int,
+        probabilities: torch.Tensor,
+        policy: CascadePolicy,
+        tokens: torch.Tensor,
+        flops: torch.Tensor,
+    ) -> None:
         if self.summed is None:
             self.summed = torch.zeros(len(self.weights), probabilities.shape[-1], dtype=torch.float64)
         if policy.combine == "last":
@@ -174,8 +188,16 @@ class _Answers:
 
     def result(self, levels: Sequence[float]) -> CascadeResult:
         probabilities = (self.summed / self.weights[:, None]).float()
-        return CascadeResult(probabilities, list(levels), self.answered, self.used, self.tokens, self.spent_tokens,
-                             self.spent_flops, self.full_flops)
+        return CascadeResult(
+            probabilities,
+            list(levels),
+            self.answered,
+            self.used,
+            self.tokens,
+            self.spent_tokens,
+            self.spent_flops,
+            self.full_flops,
+        )
 
 
 @dataclass

@@ -6,15 +6,16 @@ import dataclasses
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 POSITION_STRATEGIES = ("crop", "stride", "interpolate")
 TEXT_SCORERS = ("stop_words", "importance")
 CONFIG_KEY = "icpc"
-CHECKS: list[Callable[["ICPCConfig"], None]] = []
+CHECKS: list[Callable[[ICPCConfig], None]] = []
 """Checks of the fields only training reads (weights, schedule, budget, epochs), which icpc_hf.training adds: a
 served folder has no training code and serves whatever those fields hold."""
 
@@ -123,8 +124,12 @@ class ICPCConfig:
                     "`word_scores` are used by the importance scorer only: set `text_scorer='importance'`, or drop them."
                 )
             words = self.word_scores.get("words") if isinstance(self.word_scores, dict) else None
-            if not isinstance(words, dict) or not isinstance(self.word_scores.get("vocabulary"), str) or not all(
-                isinstance(k, str) and isinstance(v, (int, float)) and math.isfinite(v) for k, v in words.items()
+            if (
+                not isinstance(words, dict)
+                or not isinstance(self.word_scores.get("vocabulary"), str)
+                or not all(
+                    isinstance(k, str) and isinstance(v, (int, float)) and math.isfinite(v) for k, v in words.items()
+                )
             ):
                 raise ValueError(
                     "`word_scores` must be what `icpc_hf.fit_word_scores(train_texts, tokenizer, labels)` returns "
@@ -173,7 +178,7 @@ class ICPCConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ICPCConfig":
+    def from_dict(cls, values: dict[str, Any]) -> ICPCConfig:
         if isinstance(values, ICPCConfig):
             return values
         if not isinstance(values, dict):
@@ -188,11 +193,11 @@ class ICPCConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
     @classmethod
-    def from_json_string(cls, text: str) -> "ICPCConfig":
+    def from_json_string(cls, text: str) -> ICPCConfig:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def from_model_config(cls, model_config: Any) -> "ICPCConfig":
+    def from_model_config(cls, model_config: Any) -> ICPCConfig:
         """The settings saved in a model's config (raises when the model was never patched)."""
         stored = getattr(model_config, CONFIG_KEY, None)
         if stored is None:

@@ -19,7 +19,7 @@ from .modality import GRID_KEY, GridModality, grid_of_marker
 ACCELERATORS = ("cuda", "mps", "xpu", "hpu", "npu", "mlu", "xla")
 """Device types where `resize_on_device=None` resamples on the device."""
 
-_RECEIVERS: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
+_RECEIVERS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 """Patched models of this process whose hook compresses batches on their device."""
 
 
@@ -78,8 +78,9 @@ def remove(base: nn.Module) -> None:
 
 def has_receiver(model_type: str) -> bool:
     """Whether this process holds a patched model of `model_type` to compress device-path batches."""
-    return any(getattr(m, "_icpc_settings", None) is not None and m.config.model_type == model_type
-               for m in list(_RECEIVERS))
+    return any(
+        getattr(m, "_icpc_settings", None) is not None and m.config.model_type == model_type for m in list(_RECEIVERS)
+    )
 
 
 def device_type(model: nn.Module) -> str:

@@ -7,7 +7,8 @@ original class. Only the embeddings change: everything after them is the unchang
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn

@@ -8,7 +8,7 @@ chosen by the position strategy (`grid.py`, shared with images and audio).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from transformers.models.videomae.modeling_videomae import VideoMAEEmbeddings

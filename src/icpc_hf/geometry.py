@@ -23,7 +23,7 @@ def pair(value: Any) -> tuple[int, int]:
 @dataclass(frozen=True, kw_only=True)
 class Geometry:
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "Geometry":
+    def from_dict(cls, values: dict[str, Any]) -> Geometry:
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names})
 

@@ -8,7 +8,7 @@ say which entries of the full table its patches take. Pure functions, plus a sma
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -75,9 +75,7 @@ def level_to_patches(level: float, full: int) -> int:
 
 def scaled_grid(full_grid: Sequence[int], level: float, compressed_axes: Sequence[bool]) -> tuple[int, ...]:
     """The grid a level gives: compressed axes shrink to `level` of their patches, the others keep theirs."""
-    return tuple(
-        level_to_patches(level, full) if shrink else full for full, shrink in zip(full_grid, compressed_axes)
-    )
+    return tuple(level_to_patches(level, full) if shrink else full for full, shrink in zip(full_grid, compressed_axes))
 
 
 def snap_levels(levels: Sequence[float], full_grid: Sequence[int], compressed_axes: Sequence[bool]) -> list[float]:

@@ -5,7 +5,8 @@ The image family (ViT, DeiT and DINOv2 classifiers) in one module: the modality,
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from transformers import AutoModelForImageClassification
@@ -19,7 +20,6 @@ from .grid import resize_images
 from .modality import GridModality, as_tensor
 from .pipelines import ICPCPipeline
 from .registry import ModelFamily, register
-
 
 PIL_MODES = {1: "L", 3: "RGB"}
 """The PIL mode a raw image is converted to for a model of each channel count."""
@@ -69,11 +69,11 @@ class ImageModality(GridModality):
         image_size = pair(model_config.image_size)
         patch_size = pair(model_config.patch_size)
         if image_size[0] % patch_size[0] or image_size[1] % patch_size[1]:
-            raise ValueError(
-                f"The model's image size {image_size} is not a multiple of its patch size {patch_size}."
-            )
+            raise ValueError(f"The model's image size {image_size} is not a multiple of its patch size {patch_size}.")
         return ImageGeometry(
-            image_size=image_size, patch_size=patch_size, num_channels=int(model_config.num_channels),
+            image_size=image_size,
+            patch_size=patch_size,
+            num_channels=int(model_config.num_channels),
             full_grid=(image_size[0] // patch_size[0], image_size[1] // patch_size[1]),
         )
 
@@ -163,13 +163,15 @@ class ICPCImageClassificationPipeline(ICPCPipeline):
     _load_tokenizer = False
 
 
-FAMILY = register(ModelFamily(
-    modality=ImageModality(),
-    patches={"vit": VIT_PATCH, "deit": DEIT_PATCH, "dinov2": DINOV2_PATCH},
-    pipeline_class=ICPCImageClassificationPipeline,
-    auto_model=AutoModelForImageClassification,
-    pipeline_tag="image-classification",
-    processor_argument="image_processor",
-    classifier_description="image classifier",
-    compression_description="images resized to a smaller whole number of patches",
-))
+FAMILY = register(
+    ModelFamily(
+        modality=ImageModality(),
+        patches={"vit": VIT_PATCH, "deit": DEIT_PATCH, "dinov2": DINOV2_PATCH},
+        pipeline_class=ICPCImageClassificationPipeline,
+        auto_model=AutoModelForImageClassification,
+        pipeline_tag="image-classification",
+        processor_argument="image_processor",
+        classifier_description="image classifier",
+        compression_description="images resized to a smaller whole number of patches",
+    )
+)

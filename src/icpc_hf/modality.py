@@ -9,7 +9,8 @@ by `config.model_type`.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -119,9 +120,7 @@ class GridModality(Modality):
         axes = icpc.axes if icpc.axes is not None else list(self.default_axes)
         unknown = [a for a in axes if a not in self.axis_names]
         if unknown:
-            raise ValueError(
-                f"Unknown axes {unknown} for {self.name} inputs: choose among {list(self.axis_names)}."
-            )
+            raise ValueError(f"Unknown axes {unknown} for {self.name} inputs: choose among {list(self.axis_names)}.")
         return [a in axes for a in self.axis_names]
 
     def resolve(self, icpc: ICPCConfig, model_config: Any) -> None:
@@ -158,8 +157,9 @@ class GridModality(Modality):
         collating at full size costs no resampling and the device path resamples once, as the CPU path does."""
         raise NotImplementedError
 
-    def collate_deferred(self, processor: Any, features: Sequence[dict[str, Any]], level: float,
-                         icpc: ICPCConfig) -> dict:
+    def collate_deferred(
+        self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig
+    ) -> dict:
         """A full-size batch carrying its level's grid under GRID_KEY (no key when nothing is left to resample)."""
         batch = self.collate(processor, features, 1.0, icpc)
         grid = self.grid(level, icpc)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
 from .config import CONFIG_KEY, ICPCConfig, as_icpc_config
-from .device import install as install_device_hook, remove as remove_device_hook
+from .device import install as install_device_hook
+from .device import remove as remove_device_hook
 from .registry import family_for
 
 RESOLVED: list[Callable[[ICPCConfig, Any], None]] = []

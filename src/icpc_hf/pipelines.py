@@ -41,8 +41,13 @@ class ICPCPipeline(Pipeline):
     def _sanitize_parameters(
         self, thresholds=None, levels=None, top_k=None, combine=None, budget=None, budget_unit=None, **kwargs
     ):
-        options = {"thresholds": thresholds, "levels": levels, "combine": combine, "budget": budget,
-                   "budget_unit": budget_unit}
+        options = {
+            "thresholds": thresholds,
+            "levels": levels,
+            "combine": combine,
+            "budget": budget,
+            "budget_unit": budget_unit,
+        }
         forward_params = {k: v for k, v in options.items() if v is not None}
         postprocess_params = {} if top_k is None else {"top_k": top_k}
         return {}, forward_params, postprocess_params
@@ -85,4 +90,6 @@ class ICPCPipeline(Pipeline):
             "cost": float(result.spent_flops[index] / result.full_flops[index]),
         }
         id2label = self.model.config.id2label
-        return [{"label": id2label[int(i)], "score": float(s), **details} for s, i in zip(scores.tolist(), ids.tolist())]
+        return [
+            {"label": id2label[int(i)], "score": float(s), **details} for s, i in zip(scores.tolist(), ids.tolist())
+        ]

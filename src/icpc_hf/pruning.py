@@ -9,8 +9,9 @@ import unicodedata
 import weakref
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -104,7 +105,7 @@ class TokenVocabulary:
         return words
 
 
-_VOCABULARIES: "weakref.WeakKeyDictionary[Any, TokenVocabulary]" = weakref.WeakKeyDictionary()
+_VOCABULARIES: weakref.WeakKeyDictionary[Any, TokenVocabulary] = weakref.WeakKeyDictionary()
 
 
 def token_vocabulary(tokenizer: Any) -> TokenVocabulary:
@@ -180,9 +181,7 @@ def kept_token_indices(
     return everything[~np.isin(words, removed)]
 
 
-def low_idf_words(
-    texts: Iterable[str], tokenizer: Any, count: int = 50, with_stop_words: bool = True
-) -> list[str]:
+def low_idf_words(texts: Iterable[str], tokenizer: Any, count: int = 50, with_stop_words: bool = True) -> list[str]:
     """Words that occur in the most training texts (lowest inverse document frequency), for `ICPCConfig.stop_words`.
 
     Returns the `count` most widespread words (punctuation is always insignificant and not listed), plus the

@@ -10,9 +10,10 @@ Hub export copies them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from torch import nn
 
@@ -105,7 +106,6 @@ def family_for(model_config_or_type: Any) -> ModelFamily:
         model_type = getattr(model_config_or_type, "model_type", None)
     if model_type not in REGISTRY:
         raise ValueError(
-            f"icpc_hf does not support model type {model_type!r}; supported model types: "
-            f"{', '.join(sorted(REGISTRY))}."
+            f"icpc_hf does not support model type {model_type!r}; supported model types: {', '.join(sorted(REGISTRY))}."
         )
     return REGISTRY[model_type].family

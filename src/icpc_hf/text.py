@@ -13,7 +13,8 @@ The text family (BERT-style classifiers) in one module: the modality, its pipeli
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,7 +61,8 @@ class TextModality(Modality):
                 "text pruning needs a model with an absolute position table."
             )
         icpc.geometry = TextGeometry(  # the patch adds where its positions start (`position_offset`)
-            max_position_embeddings=int(max_positions), vocab_size=int(vocab_size),
+            max_position_embeddings=int(max_positions),
+            vocab_size=int(vocab_size),
             pad_token_id=getattr(model_config, "pad_token_id", None),
             type_vocab_size=int(getattr(model_config, "type_vocab_size", 0) or 0),
         ).to_dict()
@@ -156,9 +158,7 @@ class TextModality(Modality):
             training = in_training_batch()  # a training draw; inference and evaluation prune exactly
             for seq in sequences:
                 words = seq["words"] if seq["words"] is not None else vocabulary.word_index(seq["ids"])
-                seq["positions"] = kept_token_indices(
-                    seq["ids"], words, vocabulary, scorer, level, icpc.seed, training
-                )
+                seq["positions"] = kept_token_indices(seq["ids"], words, vocabulary, scorer, level, icpc.seed, training)
         length = max(len(seq.get("positions", seq["ids"])) for seq in sequences)
         count = len(sequences)
         pad_id = getattr(processor, "pad_token_id", None)
@@ -250,22 +250,24 @@ class ICPCTextClassificationPipeline(ICPCPipeline):
     _load_tokenizer = True
 
 
-FAMILY = register(ModelFamily(
-    modality=TextModality(),
-    patches={
-        "bert": TextPositionsPatch(BertEmbeddings),
-        "distilbert": TextPositionsPatch(DistilBertEmbeddings),
-        "electra": TextPositionsPatch(ElectraEmbeddings),
-        "albert": TextPositionsPatch(AlbertEmbeddings),
-        "roberta": TextPositionsPatch(RobertaEmbeddings, offset_from_padding=True),
-        "xlm-roberta": TextPositionsPatch(XLMRobertaEmbeddings, offset_from_padding=True),
-        "camembert": TextPositionsPatch(CamembertEmbeddings, offset_from_padding=True),
-        "modernbert": TextPositionsPatch(ModernBertEmbeddings, table=False),
-    },
-    pipeline_class=ICPCTextClassificationPipeline,
-    auto_model=AutoModelForSequenceClassification,
-    pipeline_tag="text-classification",
-    processor_argument="tokenizer",
-    classifier_description="text classifier",
-    compression_description="insignificant words pruned",
-))
+FAMILY = register(
+    ModelFamily(
+        modality=TextModality(),
+        patches={
+            "bert": TextPositionsPatch(BertEmbeddings),
+            "distilbert": TextPositionsPatch(DistilBertEmbeddings),
+            "electra": TextPositionsPatch(ElectraEmbeddings),
+            "albert": TextPositionsPatch(AlbertEmbeddings),
+            "roberta": TextPositionsPatch(RobertaEmbeddings, offset_from_padding=True),
+            "xlm-roberta": TextPositionsPatch(XLMRobertaEmbeddings, offset_from_padding=True),
+            "camembert": TextPositionsPatch(CamembertEmbeddings, offset_from_padding=True),
+            "modernbert": TextPositionsPatch(ModernBertEmbeddings, table=False),
+        },
+        pipeline_class=ICPCTextClassificationPipeline,
+        auto_model=AutoModelForSequenceClassification,
+        pipeline_tag="text-classification",
+        processor_argument="tokenizer",
+        classifier_description="text classifier",
+        compression_description="insignificant words pruned",
+    )
+)

@@ -12,7 +12,8 @@ The video family (VideoMAE and ViViT classifiers) in one module: the modality, i
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from transformers import AutoModelForVideoClassification
@@ -54,7 +55,10 @@ class VideoModality(GridModality):
         if num_frames % tubelet_size:
             raise ValueError(f"The model's {num_frames} frames are not a multiple of its tubelet size {tubelet_size}.")
         return VideoGeometry(
-            num_frames=num_frames, tubelet_size=tubelet_size, image_size=image_size, patch_size=patch_size,
+            num_frames=num_frames,
+            tubelet_size=tubelet_size,
+            image_size=image_size,
+            patch_size=patch_size,
             num_channels=int(model_config.num_channels),
             full_grid=(num_frames // tubelet_size, image_size[0] // patch_size[0], image_size[1] // patch_size[1]),
         )
@@ -207,13 +211,15 @@ class ICPCVideoClassificationPipeline(ICPCPipeline):
     _load_tokenizer = False
 
 
-FAMILY = register(ModelFamily(
-    modality=VideoModality(),
-    patches={"videomae": VIDEOMAE_PATCH, "vivit": VIVIT_PATCH},
-    pipeline_class=ICPCVideoClassificationPipeline,
-    auto_model=AutoModelForVideoClassification,
-    pipeline_tag="video-classification",
-    processor_argument="image_processor",
-    classifier_description="video classifier",
-    compression_description="fewer and smaller frames",
-))
+FAMILY = register(
+    ModelFamily(
+        modality=VideoModality(),
+        patches={"videomae": VIDEOMAE_PATCH, "vivit": VIVIT_PATCH},
+        pipeline_class=ICPCVideoClassificationPipeline,
+        auto_model=AutoModelForVideoClassification,
+        pipeline_tag="video-classification",
+        processor_argument="image_processor",
+        classifier_description="video classifier",
+        compression_description="fewer and smaller frames",
+    )
+)

@@ -3,8 +3,8 @@ previous one."""
 
 import pytest
 import torch
-
 from helpers import tiny_vit
+
 from icpc_hf import ICPCConfig, ICPCDataCollator, encoder_flops, patch_model
 from icpc_hf.training.accounting import TrainingAccount
 

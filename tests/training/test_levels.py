@@ -4,9 +4,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import tiny_vit
 from torch.utils.data import DataLoader, IterableDataset
 
-from helpers import tiny_vit
 from icpc_hf import ICPCConfig, ICPCDataCollator, LevelledCollate, patch_model
 from icpc_hf.training.levels import RunLevels, has_length, install_levels, schedule_of
 
@@ -21,8 +21,13 @@ class Stream(IterableDataset):
 
 
 def state(global_step=0, epochs=2, max_steps=20, stored=None):
-    return SimpleNamespace(global_step=global_step, num_train_epochs=epochs, max_steps=max_steps, epoch=0,
-                           stateful_callbacks={"ICPCCallback": stored} if stored is not None else {})
+    return SimpleNamespace(
+        global_step=global_step,
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        epoch=0,
+        stateful_callbacks={"ICPCCallback": stored} if stored is not None else {},
+    )
 
 
 def args(accumulation=1, ignore_data_skip=False):
@@ -32,8 +37,7 @@ def args(accumulation=1, ignore_data_skip=False):
 def setup(icpc=None, count=40, batch_size=4, **loader_kwargs):
     icpc = icpc or ICPCConfig(levels=[0.5, 1.0], seed=5)
     model = patch_model(tiny_vit(), icpc)
-    loader = DataLoader(samples(count), batch_size=batch_size, collate_fn=ICPCDataCollator(None, icpc),
-                        **loader_kwargs)
+    loader = DataLoader(samples(count), batch_size=batch_size, collate_fn=ICPCDataCollator(None, icpc), **loader_kwargs)
     return icpc, model, loader
 
 
@@ -120,7 +124,6 @@ def test_a_resumed_stream_goes_on_from_its_optimizer_step():
     assert (run.levels.first_position, run.levels.first_step, run.levels.accumulation) == (0, 0, 2)
     run.epoch_begin(args(2), SimpleNamespace(epoch=1, global_step=9, max_steps=12), stream)
     assert run.levels.first_step == 9
-
 
 
 def test_an_epoch_before_the_plan_is_installed_is_left_alone():

@@ -49,10 +49,15 @@ def test_no_processor_refuses_a_push_and_warns_of_unservable_saves(caplog):
     assert [r.getMessage().startswith("ICPCCallback found no processor") for r in caplog.records] == [True]
 
 
-@pytest.mark.parametrize("model_type, sampling, stream, warned", [
-    ("bert", "random", False, True), ("bert", "group_by_length", False, False), ("bert", "random", True, False),
-    ("vit", "random", False, False),
-])
+@pytest.mark.parametrize(
+    "model_type, sampling, stream, warned",
+    [
+        ("bert", "random", False, True),
+        ("bert", "group_by_length", False, False),
+        ("bert", "random", True, False),
+        ("vit", "random", False, False),
+    ],
+)
 def test_texts_in_random_batches_are_warned_of(caplog, model_type, sampling, stream, warned):
     with caplog.at_level(logging.WARNING):
         warn_about_padding(SimpleNamespace(model_type=model_type), args(train_sampling_strategy=sampling), stream)

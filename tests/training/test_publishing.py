@@ -6,15 +6,17 @@ from types import SimpleNamespace
 
 import huggingface_hub
 import pytest
+from helpers import tiny_image_processor, tiny_vit
 from torch.utils.data import DataLoader
 
-from helpers import tiny_image_processor, tiny_vit
 from icpc_hf import ICPCConfig, ICPCDataCollator, patch_model
 from icpc_hf.training.model_card import Measured
 from icpc_hf.training.publishing import Publisher
 
-MEASURED = Measured(train_totals={"samples": 8, "tokens": 40, "full_tokens": 80, "flops": 1.0, "full_flops": 2.0},
-                    missing="no evaluation set in this test")
+MEASURED = Measured(
+    train_totals={"samples": 8, "tokens": 40, "full_tokens": 80, "flops": 1.0, "full_flops": 2.0},
+    missing="no evaluation set in this test",
+)
 
 
 def args(tmp_path, **kwargs):
@@ -25,12 +27,16 @@ def args(tmp_path, **kwargs):
 
 def served_files(folder):
     return {"preprocessor_config.json", "README.md"} <= set(os.listdir(folder)) and any(
-        name.endswith(".py") for name in os.listdir(folder))
+        name.endswith(".py") for name in os.listdir(folder)
+    )
 
 
 def test_begin_marks_the_model_servable_only_with_a_processor_and_publishing_on():
-    for enabled, processor, listed in ((True, tiny_image_processor(), True), (True, None, False),
-                                       (False, tiny_image_processor(), False)):
+    for enabled, processor, listed in (
+        (True, tiny_image_processor(), True),
+        (True, None, False),
+        (False, tiny_image_processor(), False),
+    ):
         model = patch_model(tiny_vit(), ICPCConfig())
         publisher = Publisher(enabled)
         publisher.begin(model, processor)
@@ -101,8 +107,9 @@ def test_the_card_is_uploaded_to_the_trainers_repository(tmp_path, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_file", upload_file)
     model = patch_model(tiny_vit(), ICPCConfig())
-    hub_args = SimpleNamespace(hub_model_id="someone/icpc-vit", output_dir=str(tmp_path), hub_token=None,
-                               hub_revision="main")
+    hub_args = SimpleNamespace(
+        hub_model_id="someone/icpc-vit", output_dir=str(tmp_path), hub_token=None, hub_revision="main"
+    )
     trainer = SimpleNamespace(model=model, args=hub_args, processing_class=tiny_image_processor())
     assert Publisher().push_model_card(trainer, MEASURED) == "commit"
     card, path, repo, revision = uploads[0]

@@ -6,13 +6,19 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import tiny_vit
 from torch.utils.data import IterableDataset
 
-from helpers import tiny_vit
 from icpc_hf import ICPCCallback, ICPCConfig, patch_model
 from icpc_hf.patching import icpc_settings
-from icpc_hf.training.shipping import (CascadeShipping, calibration_target, dataset_description, eval_features,
-                                       labels_of, serve_full_size)
+from icpc_hf.training.shipping import (
+    CascadeShipping,
+    calibration_target,
+    dataset_description,
+    eval_features,
+    labels_of,
+    serve_full_size,
+)
 
 LEVELS = [0.5, 0.75, 1.0]
 
@@ -31,16 +37,27 @@ def loader(features):
 
 
 def test_targets_by_name_or_keywords():
-    assert calibration_target("best_level") == calibration_target(True) == {"max_accuracy_loss": 0.0,
-                                                                             "reference": "best_level"}
+    assert (
+        calibration_target("best_level")
+        == calibration_target(True)
+        == {"max_accuracy_loss": 0.0, "reference": "best_level"}
+    )
     assert calibration_target(False) is None
     target = {"target_speedup": 2.0, "cost": "flops"}
     assert calibration_target(target) == target and calibration_target(target) is not target
 
 
-@pytest.mark.parametrize("target", ["fastest", {"max_accuracy_loss": 0.01, "speed": 2}, None,
-                                    {"max_accuracy_loss": 0.01, "target_speedup": 2.0}, {"target_speedup": -1},
-                                    {"min_accuracy": 1.2}])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "fastest",
+        {"max_accuracy_loss": 0.01, "speed": 2},
+        None,
+        {"max_accuracy_loss": 0.01, "target_speedup": 2.0},
+        {"target_speedup": -1},
+        {"min_accuracy": 1.2},
+    ],
+)
 def test_unknown_or_impossible_targets_are_refused(target):
     with pytest.raises(ValueError, match="calibrat|target|must be positive|accuracy in"):
         calibration_target(target)
@@ -68,8 +85,12 @@ def test_labels_of_a_datasets_column_run_no_transform():
 
 def test_the_card_names_a_hub_dataset_and_no_local_file():
     hub = SimpleNamespace(info=SimpleNamespace(dataset_name="beans"), config_name="default", split="validation")
-    assert dataset_description(hub) == {"dataset_type": "beans", "dataset_name": "beans",
-                                        "dataset_config": "default", "dataset_split": "validation"}
+    assert dataset_description(hub) == {
+        "dataset_type": "beans",
+        "dataset_name": "beans",
+        "dataset_config": "default",
+        "dataset_split": "validation",
+    }
     assert dataset_description(SimpleNamespace(builder_name="csv")) == {}
     assert dataset_description(dataset(2)) == {}
 
@@ -130,9 +151,15 @@ def test_a_calibrated_cascade_is_applied_and_its_figures_returned():
     assert figures["icpc/calibrated_cost"] == chosen.cost
     assert figures["icpc/calibrated_speedup_est"] == pytest.approx(1 / chosen.cost)
     assert figures["icpc/calibrated_levels"] == ", ".join(f"{lv:g}" for lv in chosen.levels)
-    assert set(figures) == {"icpc/calibrated_accuracy", "icpc/calibrated_cost", "icpc/calibrated_speedup_est",
-                            "icpc/calibrated_levels", "icpc/calibrated_thresholds", "icpc/full_size_accuracy",
-                            "icpc/best_level_accuracy"}
+    assert set(figures) == {
+        "icpc/calibrated_accuracy",
+        "icpc/calibrated_cost",
+        "icpc/calibrated_speedup_est",
+        "icpc/calibrated_levels",
+        "icpc/calibrated_thresholds",
+        "icpc/full_size_accuracy",
+        "icpc/best_level_accuracy",
+    }
 
 
 def test_an_unmet_target_ships_full_size(caplog):

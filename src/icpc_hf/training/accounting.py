@@ -56,8 +56,10 @@ class TrainingAccount:
         since = {k: v - self._at_last_log[k] for k, v in self.train_totals.items()}
         if since["samples"] == 0:
             return None
-        figures = {"icpc/tokens_per_sample": since["tokens"] / since["samples"],
-                   "icpc/token_ratio": since["tokens"] / max(1, since["full_tokens"])}
+        figures = {
+            "icpc/tokens_per_sample": since["tokens"] / since["samples"],
+            "icpc/token_ratio": since["tokens"] / max(1, since["full_tokens"]),
+        }
         if since["full_flops"] > 0:
             figures["icpc/flops_saved"] = 1.0 - since["flops"] / since["full_flops"]
         self._at_last_log = dict(self.train_totals)

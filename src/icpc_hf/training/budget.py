@@ -6,7 +6,7 @@ a served model keeps the weights saved in its `config.icpc`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

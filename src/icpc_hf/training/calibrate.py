@@ -12,8 +12,9 @@ import argparse
 import itertools
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,8 +78,9 @@ class Calibration:
         import matplotlib.pyplot as plt
 
         figure, axes = plt.subplots(figsize=(5, 3.5))
-        axes.scatter([p.cost for p in self.points], [p.accuracy for p in self.points], s=8, alpha=0.4,
-                     label="threshold settings")
+        axes.scatter(
+            [p.cost for p in self.points], [p.accuracy for p in self.points], s=8, alpha=0.4, label="threshold settings"
+        )
         front = self.frontier()
         axes.plot([p.cost for p in front], [p.accuracy for p in front], "o-", color="C1", label="frontier")
         axes.axhline(self.full_accuracy, color="grey", linestyle="--", label="full size")
@@ -138,13 +140,17 @@ REFERENCES = ("full", "best_level")
 
 
 def check_target(
-    max_accuracy_loss: float | None = None, target_speedup: float | None = None, reference: str = "full",
+    max_accuracy_loss: float | None = None,
+    target_speedup: float | None = None,
+    reference: str = "full",
     min_accuracy: float | None = None,
 ) -> None:
     """Refuse a calibration target that names no target, two targets, or impossible values, before any pass."""
     if sum(target is not None for target in (max_accuracy_loss, target_speedup, min_accuracy)) != 1:
-        raise ValueError("Give exactly one target: `max_accuracy_loss` (e.g. 0.003), `target_speedup` (e.g. 2.0) or "
-                         "`min_accuracy` (e.g. 0.92).")
+        raise ValueError(
+            "Give exactly one target: `max_accuracy_loss` (e.g. 0.003), `target_speedup` (e.g. 2.0) or "
+            "`min_accuracy` (e.g. 0.92)."
+        )
     if min_accuracy is not None and not 0.0 <= min_accuracy <= 1.0:
         raise ValueError(f"`min_accuracy` is an accuracy in [0, 1], got {min_accuracy}.")
     if max_accuracy_loss is not None and not max_accuracy_loss >= 0:
@@ -152,11 +158,15 @@ def check_target(
     if target_speedup is not None and not target_speedup > 0:
         raise ValueError(f"`target_speedup` must be positive, got {target_speedup}.")
     if reference not in REFERENCES:
-        raise ValueError(f"Unknown `reference` {reference!r}: use 'full' (full-size accuracy) or 'best_level' (the "
-                         "most accurate single level).")
+        raise ValueError(
+            f"Unknown `reference` {reference!r}: use 'full' (full-size accuracy) or 'best_level' (the "
+            "most accurate single level)."
+        )
     if max_accuracy_loss is None and reference != "full":
-        raise ValueError(f"`reference={reference!r}` applies to `max_accuracy_loss` only: drop it, or give "
-                         "`max_accuracy_loss` as the target.")
+        raise ValueError(
+            f"`reference={reference!r}` applies to `max_accuracy_loss` only: drop it, or give "
+            "`max_accuracy_loss` as the target."
+        )
 
 
 def calibrate_thresholds(
@@ -216,8 +226,11 @@ def calibrate_thresholds(
 
     if cost == "time":
         first_batch = [features[i] for i in range(min(len(features), batch_size))]
-        seconds = level_seconds(run_level, levels, lambda: run_cascade(
-            model, first_batch, processor, levels=[levels[-1]], batch_size=batch_size))
+        seconds = level_seconds(
+            run_level,
+            levels,
+            lambda: run_cascade(model, first_batch, processor, levels=[levels[-1]], batch_size=batch_size),
+        )
     else:
         for level in levels:
             run_level(level)
@@ -237,11 +250,17 @@ def calibrate_thresholds(
         for subset in itertools.combinations(range(last), size):
             steps = list(subset) + [last]
             for thresholds in itertools.product(candidates, repeat=size):
-                predictions, spent = replay_cascade([probabilities[i] for i in steps], [costs[i] for i in steps],
-                                                    thresholds)
-                points.append(CascadePoint([float(t) for t in thresholds],
-                                           float((predictions == labels).float().mean()), float(spent.mean()),
-                                           [levels[i] for i in steps]))
+                predictions, spent = replay_cascade(
+                    [probabilities[i] for i in steps], [costs[i] for i in steps], thresholds
+                )
+                points.append(
+                    CascadePoint(
+                        [float(t) for t in thresholds],
+                        float((predictions == labels).float().mean()),
+                        float(spent.mean()),
+                        [levels[i] for i in steps],
+                    )
+                )
     reference_accuracy = min_accuracy
     if max_accuracy_loss is not None:
         reference_accuracy = max(level_accuracies) if reference == "best_level" else full_accuracy
@@ -269,8 +288,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     target.add_argument("--min-accuracy", type=float, help="the cheapest setting at least this accurate")
     parser.add_argument("--levels", type=float, nargs="+", default=None)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--cost", choices=COST_UNITS, default="time",
-                        help="what a cascade's cost counts: measured time on this machine, or estimated FLOPs")
+    parser.add_argument(
+        "--cost",
+        choices=COST_UNITS,
+        default="time",
+        help="what a cascade's cost counts: measured time on this machine, or estimated FLOPs",
+    )
     parser.add_argument("--plot", default=None, help="write the accuracy/cost frontier to this PNG")
     parser.add_argument("--save", action="store_true", help="write the chosen thresholds into the model's config")
     args = parser.parse_args(argv)
@@ -290,13 +313,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     patch_model(model)
     processor = AutoProcessor.from_pretrained(args.model)
     result = calibrate_thresholds(
-        model, data, processor, data[args.label_column], levels=args.levels, max_accuracy_loss=args.max_accuracy_loss,
-        target_speedup=args.target_speedup, min_accuracy=args.min_accuracy, batch_size=args.batch_size,
+        model,
+        data,
+        processor,
+        data[args.label_column],
+        levels=args.levels,
+        max_accuracy_loss=args.max_accuracy_loss,
+        target_speedup=args.target_speedup,
+        min_accuracy=args.min_accuracy,
+        batch_size=args.batch_size,
         cost=args.cost,
     )
-    report = {"levels": result.levels, "full_accuracy": result.full_accuracy, "cost_unit": result.cost_unit,
-              "chosen": None if result.chosen is None else vars(result.chosen),
-              "frontier": [vars(p) for p in result.frontier()]}
+    report = {
+        "levels": result.levels,
+        "full_accuracy": result.full_accuracy,
+        "cost_unit": result.cost_unit,
+        "chosen": None if result.chosen is None else vars(result.chosen),
+        "frontier": [vars(p) for p in result.frontier()],
+    }
     print(json.dumps(report, indent=2))
     if args.plot:
         result.plot(args.plot)

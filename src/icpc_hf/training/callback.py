@@ -9,10 +9,10 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from .model_card import Measured
 from ..patching import icpc_settings
 from .accounting import TrainingAccount
 from .levels import RunLevels, install_levels
+from .model_card import Measured
 from .preflight import check_before_training, training_processor
 from .publishing import Publisher
 from .shipping import CascadeShipping
@@ -52,19 +52,32 @@ class ICPCCallback(TrainerCallback, ExportableState):
         self.link = TrainerLink()
 
     # What users and reports read stays on the callback; Trainer sets `schedule` when it restores the state.
-    publish = property(lambda self: self.publisher.enabled, lambda self, on: setattr(self.publisher, "enabled", on),
-                       doc="Write the pipeline code, processor and model card beside the Trainer's saves.")
-    calibration_target = property(lambda self: self.shipping.target,
-                                  doc="`calibrate_thresholds` keywords for the end-of-training calibration; None: off.")
-    calibration = property(lambda self: self.shipping.calibration,
-                           doc="The last end-of-training calibration, every point searched included.")
-    levels = property(lambda self: self.run_levels.levels,
-                      doc="The train DataLoader's collate function during training: `levels.plan` holds each level.")
-    schedule = property(lambda self: self.run_levels.schedule,
-                        lambda self, value: setattr(self.run_levels, "schedule", value),
-                        doc="What determines the level plan (`schedule_of`), saved in checkpoints.")
-    train_totals = property(lambda self: self.account.train_totals,
-                            doc="Samples, tokens and estimated FLOPs trained so far, compressed and full.")
+    publish = property(
+        lambda self: self.publisher.enabled,
+        lambda self, on: setattr(self.publisher, "enabled", on),
+        doc="Write the pipeline code, processor and model card beside the Trainer's saves.",
+    )
+    calibration_target = property(
+        lambda self: self.shipping.target,
+        doc="`calibrate_thresholds` keywords for the end-of-training calibration; None: off.",
+    )
+    calibration = property(
+        lambda self: self.shipping.calibration,
+        doc="The last end-of-training calibration, every point searched included.",
+    )
+    levels = property(
+        lambda self: self.run_levels.levels,
+        doc="The train DataLoader's collate function during training: `levels.plan` holds each level.",
+    )
+    schedule = property(
+        lambda self: self.run_levels.schedule,
+        lambda self, value: setattr(self.run_levels, "schedule", value),
+        doc="What determines the level plan (`schedule_of`), saved in checkpoints.",
+    )
+    train_totals = property(
+        lambda self: self.account.train_totals,
+        doc="Samples, tokens and estimated FLOPs trained so far, compressed and full.",
+    )
 
     def attach(self, trainer: Any) -> Any:
         """Put the callback first in the trainer's callbacks and let it read `trainer.eval_dataset`; returns trainer.
@@ -85,8 +98,9 @@ class ICPCCallback(TrainerCallback, ExportableState):
     def measured(self) -> Measured:
         """What the model card reports: the calibration (or why there is none) and the training totals."""
         missing = None if self.calibration is not None else self.shipping.missing
-        return Measured(calibration=self.calibration, train_totals=dict(self.train_totals), missing=missing,
-                        **self.shipping.dataset)
+        return Measured(
+            calibration=self.calibration, train_totals=dict(self.train_totals), missing=missing, **self.shipping.dataset
+        )
 
     def push_model_card(self, trainer: Any, commit_message: str = "ICPC model card") -> Any:
         """Upload the ICPC card as README.md to the repository `trainer.push_to_hub()` pushed to."""
@@ -102,9 +116,15 @@ class ICPCCallback(TrainerCallback, ExportableState):
         processing_class = kwargs.get("processing_class")
         processor = training_processor(train_dataloader, processing_class)
         trainer = self.link.trainer
-        check_before_training(args, icpc, stream=self.run_levels.stream, calibration_target=self.calibration_target,
-                              has_eval_set=trainer is not None and trainer.eval_dataset is not None,
-                              processor=processor or processing_class, publish=self.publish)
+        check_before_training(
+            args,
+            icpc,
+            stream=self.run_levels.stream,
+            calibration_target=self.calibration_target,
+            has_eval_set=trainer is not None and trainer.eval_dataset is not None,
+            processor=processor or processing_class,
+            publish=self.publish,
+        )
         self.publisher.begin(model, processor or processing_class)
         self.run_levels.install(model, icpc, train_dataloader, processor, state.global_step)
         self.account.start(model, icpc)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch.utils.data
 
@@ -77,8 +78,13 @@ class ICPCDataCollator:
     inputs of other sizes, which the CPU path resamples once rather than twice. Text is always pruned here.
     """
 
-    def __init__(self, processor: Any, icpc: ICPCConfig | dict | None = None, level: float | None = None,
-                 resize_on_device: bool | None = None):
+    def __init__(
+        self,
+        processor: Any,
+        icpc: ICPCConfig | dict | None = None,
+        level: float | None = None,
+        resize_on_device: bool | None = None,
+    ):
         self.processor = processor
         self.icpc = as_icpc_config(icpc)
         if level is not None and not 0.0 < level <= 1.0:
@@ -121,8 +127,7 @@ class ICPCDataCollator:
             return False
         is_grid = isinstance(modality, GridModality)
         if choice is None:
-            return (is_grid and self.model_device in ACCELERATORS
-                    and modality.arrives_full_size(features, self.icpc))
+            return is_grid and self.model_device in ACCELERATORS and modality.arrives_full_size(features, self.icpc)
         if not is_grid:
             raise ValueError(
                 f"`resize_on_device=True` applies to image, video and audio inputs; {modality.name} compression "

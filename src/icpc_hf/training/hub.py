@@ -9,9 +9,9 @@ from typing import Any
 from torch import nn
 from transformers.dynamic_module_utils import custom_object_save
 
-from .model_card import Measured, render_model_card
 from ..patching import base_model_of, icpc_settings, patch_model
 from ..registry import ModelFamily, family_for
+from .model_card import Measured, render_model_card
 
 
 def build_pipeline(model: nn.Module, processor: Any, **kwargs: Any):
@@ -34,11 +34,13 @@ def mark_servable(model: nn.Module) -> ModelFamily:
     """Put the `custom_pipelines` entry in the model's config, so every later `save_pretrained` writes it."""
     family = family_for(icpc_settings(model).model_type)
     pipeline_class = family.pipeline_class
-    base_model_of(model).config.custom_pipelines = {remote_task(family): {
-        "impl": f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}",
-        "pt": [family.auto_model.__name__],
-        "type": family.modality.name,
-    }}
+    base_model_of(model).config.custom_pipelines = {
+        remote_task(family): {
+            "impl": f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}",
+            "pt": [family.auto_model.__name__],
+            "type": family.modality.name,
+        }
+    }
     return family
 
 
@@ -61,8 +63,13 @@ def model_title(model: nn.Module) -> str:
 
 
 def write_serving_files(
-    model: nn.Module, processor: Any, folder: str | os.PathLike, repo_id: str | None = None,
-    measured: Measured | None = None, results: str | None = None, **card_data: Any,
+    model: nn.Module,
+    processor: Any,
+    folder: str | os.PathLike,
+    repo_id: str | None = None,
+    measured: Measured | None = None,
+    results: str | None = None,
+    **card_data: Any,
 ) -> None:
     """Everything but the weights and config.json that a served ICPC folder needs: processor, code and card."""
     check_processor(processor)
@@ -77,8 +84,12 @@ def write_serving_files(
 
 
 def save_for_hub(
-    model: nn.Module, processor: Any, save_directory: str | os.PathLike, results: str | None = None,
-    callback: Any = None, **card_data: Any,
+    model: nn.Module,
+    processor: Any,
+    save_directory: str | os.PathLike,
+    results: str | None = None,
+    callback: Any = None,
+    **card_data: Any,
 ) -> str:
     """Write a folder that `pipeline(model=folder, trust_remote_code=True)` serves without icpc_hf installed.
 
@@ -88,8 +99,9 @@ def save_for_hub(
     mark_servable(model)
     base_model_of(model).save_pretrained(save_directory)
     measured = callback.measured() if callback is not None else None
-    write_serving_files(model, processor, save_directory, card_data.pop("repo_id", None), measured, results,
-                        **card_data)
+    write_serving_files(
+        model, processor, save_directory, card_data.pop("repo_id", None), measured, results, **card_data
+    )
     return str(save_directory)
 
 
@@ -104,15 +116,26 @@ def _upload(save: Any, repo_id: str, private: bool | None, token: str | None, co
 
 
 def push_to_hub(
-    model: nn.Module, processor: Any, repo_id: str, private: bool | None = None, token: str | None = None,
-    commit_message: str = "Upload ICPC model", results: str | None = None, callback: Any = None, **card_data: Any,
+    model: nn.Module,
+    processor: Any,
+    repo_id: str,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload ICPC model",
+    results: str | None = None,
+    callback: Any = None,
+    **card_data: Any,
 ) -> Any:
     """`save_for_hub` into a temporary folder, then upload it as one commit to `repo_id`."""
     check_processor(processor)
     return _upload(
-        lambda folder: save_for_hub(model, processor, folder, results=results, callback=callback, repo_id=repo_id,
-                                    **card_data),
-        repo_id, private, token, commit_message,
+        lambda folder: save_for_hub(
+            model, processor, folder, results=results, callback=callback, repo_id=repo_id, **card_data
+        ),
+        repo_id,
+        private,
+        token,
+        commit_message,
     )
 
 
@@ -129,7 +152,10 @@ def save_adapter(peft_model: nn.Module, save_directory: str | os.PathLike) -> st
 
 
 def push_adapter_to_hub(
-    peft_model: nn.Module, repo_id: str, private: bool | None = None, token: str | None = None,
+    peft_model: nn.Module,
+    repo_id: str,
+    private: bool | None = None,
+    token: str | None = None,
     commit_message: str = "Upload ICPC adapter",
 ) -> Any:
     return _upload(lambda folder: save_adapter(peft_model, folder), repo_id, private, token, commit_message)

@@ -46,8 +46,11 @@ def has_length(dataloader: Any) -> bool:
 def schedule_of(icpc: Any, num_epochs: int | None, num_steps: int | None = None) -> dict[str, Any]:
     """What determines the level plan of every epoch: a resumed run must find the same."""
     return {
-        "levels": list(icpc.levels), "level_weights": icpc.level_weights, "seed": icpc.seed,
-        "uncompressed_last_epochs": icpc.uncompressed_last_epochs, "num_epochs": num_epochs,
+        "levels": list(icpc.levels),
+        "level_weights": icpc.level_weights,
+        "seed": icpc.seed,
+        "uncompressed_last_epochs": icpc.uncompressed_last_epochs,
+        "num_epochs": num_epochs,
         **({"num_steps": num_steps} if num_steps is not None else {}),  # a stream's schedule moves by steps
         # recorded only when it moves, so checkpoints written before schedules existed still resume
         **({"schedule": icpc.schedule} if icpc.schedule != "constant" else {}),

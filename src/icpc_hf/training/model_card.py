@@ -11,9 +11,9 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .calibrate import Calibration
 from ..config import ICPCConfig
 from ..registry import family_for
+from .calibrate import Calibration
 
 
 @dataclass
@@ -33,12 +33,19 @@ class Measured:
 
 
 EXAMPLE_INPUTS = {
-    "image": ('from PIL import Image\n\nimage = Image.new("RGB", (224, 224), "white")  # or Image.open("photo.jpg")\n\n',
-              "image"),
+    "image": (
+        'from PIL import Image\n\nimage = Image.new("RGB", (224, 224), "white")  # or Image.open("photo.jpg")\n\n',
+        "image",
+    ),
     "text": ("", '"A quietly brilliant film."'),
-    "audio": ("import numpy as np\n\nwaveform = np.zeros(16000, dtype=np.float32)  # one second of 16 kHz audio\n\n",
-              "waveform"),
-    "video": ("import numpy as np\n\nclip = [np.zeros((224, 224, 3), dtype=np.uint8)] * 16  # 16 RGB frames\n\n", "clip"),
+    "audio": (
+        "import numpy as np\n\nwaveform = np.zeros(16000, dtype=np.float32)  # one second of 16 kHz audio\n\n",
+        "waveform",
+    ),
+    "video": (
+        "import numpy as np\n\nclip = [np.zeros((224, 224, 3), dtype=np.uint8)] * 16  # 16 RGB frames\n\n",
+        "clip",
+    ),
 }
 """Per modality: the code making one input, and its name, so the card's usage runs as written."""
 
@@ -106,11 +113,15 @@ def results_of(measured: Measured | None, task: str, pipeline_tag: str) -> tuple
     lines = []
     totals = measured.train_totals or {}
     if totals.get("full_tokens"):
-        lines.append(f"| training tokens | {totals['tokens']:,.0f} of {totals['full_tokens']:,.0f} at full size "
-                     f"({1 - totals['tokens'] / totals['full_tokens']:.1%} fewer) |")
+        lines.append(
+            f"| training tokens | {totals['tokens']:,.0f} of {totals['full_tokens']:,.0f} at full size "
+            f"({1 - totals['tokens'] / totals['full_tokens']:.1%} fewer) |"
+        )
     if totals.get("full_flops"):
-        lines.append(f"| estimated training FLOPs saved | {1 - totals['flops'] / totals['full_flops']:.1%} "
-                     f"(encoder forward passes, {totals['samples']:,.0f} samples) |")
+        lines.append(
+            f"| estimated training FLOPs saved | {1 - totals['flops'] / totals['full_flops']:.1%} "
+            f"(encoder forward passes, {totals['samples']:,.0f} samples) |"
+        )
     calibration = measured.calibration
     if calibration is None:
         lines.append(f"| accuracy | **not measured**: {measured.missing or 'no evaluation set'} |")
@@ -122,13 +133,28 @@ def results_of(measured: Measured | None, task: str, pipeline_tag: str) -> tuple
     lines.append(f"| accuracy as served by the cascade ({served}) | {served_accuracy:.4f} |")
     unit = "time" if calibration.cost_unit == "time" else "FLOPs"
     lines.append(f"| cascade cost | {cost:.3g} of a full-size pass ({1 / cost:.2f}x less {unit}) |")
-    dataset = dict(dataset_type=measured.dataset_type, dataset_name=measured.dataset_name,
-                   dataset_config=measured.dataset_config, dataset_split=measured.dataset_split)
-    metrics = [("accuracy", "Accuracy (full size)", calibration.full_accuracy),
-               ("accuracy", "Accuracy (served by the ICPC cascade)", served_accuracy),
-               ("cost", f"Cascade cost (share of full-size {unit})", cost)]
-    evals = [EvalResult(task_type=pipeline_tag, task_name=task, metric_type=kind, metric_name=name,
-                        metric_value=round(float(value), 6), **dataset) for kind, name, value in metrics]
+    dataset = dict(
+        dataset_type=measured.dataset_type,
+        dataset_name=measured.dataset_name,
+        dataset_config=measured.dataset_config,
+        dataset_split=measured.dataset_split,
+    )
+    metrics = [
+        ("accuracy", "Accuracy (full size)", calibration.full_accuracy),
+        ("accuracy", "Accuracy (served by the ICPC cascade)", served_accuracy),
+        ("cost", f"Cascade cost (share of full-size {unit})", cost),
+    ]
+    evals = [
+        EvalResult(
+            task_type=pipeline_tag,
+            task_name=task,
+            metric_type=kind,
+            metric_name=name,
+            metric_value=round(float(value), 6),
+            **dataset,
+        )
+        for kind, name, value in metrics
+    ]
     where = "Measured on " + (f"{measured.dataset_name}" if measured.dataset_type != "custom" else "the evaluation set")
     where += f" ({measured.dataset_split})" if measured.dataset_split else ""
     table = "| measure | value |\n|---|---|\n" + "\n".join(lines)
@@ -138,10 +164,15 @@ def results_of(measured: Measured | None, task: str, pipeline_tag: str) -> tuple
 def frontier_table(calibration: Any) -> str:
     """Every cascade no other beats on both accuracy and cost: what a user may serve instead, and its price."""
     unit = "measured time" if calibration.cost_unit == "time" else "estimated FLOPs"
-    rows = [f"| {', '.join(f'{lv:g}' for lv in p.levels)} | {', '.join(f'{t:g}' for t in p.thresholds) or '-'} | "
-            f"{p.accuracy:.4f} | {p.cost:.3g} | {1 / p.cost:.2f}x |" for p in calibration.frontier()]
-    return (f"Served frontier (cost: share of a full-size pass, {unit}):\n\n"
-            "| levels | thresholds | accuracy | cost | speedup |\n|---|---|---|---|---|\n" + "\n".join(rows))
+    rows = [
+        f"| {', '.join(f'{lv:g}' for lv in p.levels)} | {', '.join(f'{t:g}' for t in p.thresholds) or '-'} | "
+        f"{p.accuracy:.4f} | {p.cost:.3g} | {1 / p.cost:.2f}x |"
+        for p in calibration.frontier()
+    ]
+    return (
+        f"Served frontier (cost: share of a full-size pass, {unit}):\n\n"
+        "| levels | thresholds | accuracy | cost | speedup |\n|---|---|---|---|---|\n" + "\n".join(rows)
+    )
 
 
 def render_model_card(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .collator import collate_layers
 from ..registry import family_for
+from .collator import collate_layers
 from .shipping import check_calibration_levels
 
 logger = logging.getLogger(__name__)
@@ -40,8 +40,11 @@ def check_servable(processor: Any, push_to_hub: bool) -> None:
 
 def warn_about_padding(icpc: Any, args: Any, stream: bool) -> None:
     """Pruned texts shorten a batch only when its texts have similar lengths: say so when batches are random."""
-    if (family_for(icpc.model_type).modality.pads_to_the_longest and not stream
-            and args.train_sampling_strategy != "group_by_length"):
+    if (
+        family_for(icpc.model_type).modality.pads_to_the_longest
+        and not stream
+        and args.train_sampling_strategy != "group_by_length"
+    ):
         logger.warning(
             "ICPC prunes words from texts, but random batches still pad every text to the longest one in its "
             "batch: set `TrainingArguments(train_sampling_strategy='group_by_length')` so that the pruning shortens "
@@ -49,8 +52,16 @@ def warn_about_padding(icpc: Any, args: Any, stream: bool) -> None:
         )
 
 
-def check_before_training(args: Any, icpc: Any, *, stream: bool, calibration_target: dict[str, Any] | None,
-                          has_eval_set: bool, processor: Any, publish: bool) -> None:
+def check_before_training(
+    args: Any,
+    icpc: Any,
+    *,
+    stream: bool,
+    calibration_target: dict[str, Any] | None,
+    has_eval_set: bool,
+    processor: Any,
+    publish: bool,
+) -> None:
     """Every check of the start of training, in order. The calibration's levels are checked only when there will be
     an evaluation set to calibrate on (`has_eval_set` now, or evaluations during training)."""
     if calibration_target is not None and (args.eval_strategy != "no" or has_eval_set):

@@ -50,8 +50,9 @@ class Publisher:
             if os.path.isdir(folder):  # not with a hyperparameter search, whose runs save elsewhere
                 self.write(args, model, folder, measured)
 
-    def push_begins(self, args: Any, model: Any, train_dataloader: Any, processing_class: Any,
-                    measured: Measured) -> None:
+    def push_begins(
+        self, args: Any, model: Any, train_dataloader: Any, processing_class: Any, measured: Measured
+    ) -> None:
         """`output_dir` is about to be uploaded: complete it (a push after training finds the processor itself)."""
         if self.enabled and self.processor is None:
             self.processor = training_processor(train_dataloader, None) or processing_class
@@ -84,6 +85,9 @@ class Publisher:
         folder = trainer.args.output_dir
         write_serving_files(trainer.model, processor, folder, repo_id=repo_id, measured=measured)
         return HfApi(token=trainer.args.hub_token).upload_file(
-            path_or_fileobj=os.path.join(folder, "README.md"), path_in_repo="README.md", repo_id=repo_id,
-            commit_message=commit_message, revision=trainer.args.hub_revision,
+            path_or_fileobj=os.path.join(folder, "README.md"),
+            path_in_repo="README.md",
+            repo_id=repo_id,
+            commit_message=commit_message,
+            revision=trainer.args.hub_revision,
         )

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch.utils.data
@@ -42,8 +43,13 @@ RESIZING_FULL_SIZE_SHARE = 0.2
 
 
 def epoch_distribution(
-    levels: Sequence[float], weights: Sequence[float] | None, schedule: str, epoch: int, num_epochs: int | None,
-    uncompressed_last_epochs: int = 0, anchors: Sequence[float] = (),
+    levels: Sequence[float],
+    weights: Sequence[float] | None,
+    schedule: str,
+    epoch: int,
+    num_epochs: int | None,
+    uncompressed_last_epochs: int = 0,
+    anchors: Sequence[float] = (),
 ) -> tuple[list[float], list[float] | None]:
     """The levels (and weights) an epoch draws from under a schedule over the run.
 
@@ -68,8 +74,11 @@ def epoch_distribution(
             drawn = [(lv, w) for lv, w in zip(levels, weights) if w > 0]
             levels, weights = [lv for lv, _ in drawn], [w for _, w in drawn]
         first = min(len(levels) - 1, int(progress * len(levels)))
-        kept = [i for i, lv in enumerate(levels)
-                if i >= first or (schedule == "anchored" and any(abs(lv - a) < 1e-9 for a in anchors))]
+        kept = [
+            i
+            for i, lv in enumerate(levels)
+            if i >= first or (schedule == "anchored" and any(abs(lv - a) < 1e-9 for a in anchors))
+        ]
         return [levels[i] for i in kept], None if weights is None else [weights[i] for i in kept]
     if schedule == "progressive_resizing":
         ramp = progress / (1.0 - RESIZING_FULL_SIZE_SHARE)
@@ -95,13 +104,21 @@ class LevelPlan:
             logger.warning(
                 "The ICPC schedule %r moves over the run, but the level plan was not told how long the run is: every "
                 "batch draws from every level. Pass the number of epochs (the Trainer's callback does), or set "
-                "`ICPCConfig(schedule='constant')`.", icpc.schedule,
+                "`ICPCConfig(schedule='constant')`.",
+                icpc.schedule,
             )
 
     def distribution(self, stage: int) -> tuple[list[float], list[float] | None]:
         icpc = self.icpc
-        return epoch_distribution(icpc.levels, icpc.level_weights, icpc.schedule, stage, self.num_stages,
-                                  icpc.uncompressed_last_epochs, icpc.cascade_levels or ())
+        return epoch_distribution(
+            icpc.levels,
+            icpc.level_weights,
+            icpc.schedule,
+            stage,
+            self.num_stages,
+            icpc.uncompressed_last_epochs,
+            icpc.cascade_levels or (),
+        )
 
     def level(self, stage: int, epoch: int, position: int) -> float:
         """The level of the batch at `position` of pass `epoch`, which belongs to training stage `stage`."""
@@ -116,7 +133,7 @@ class LevelPlan:
         """The levels of the first `num_batches` batches of an epoch of a dataset with a length (stage = epoch)."""
         return [self.level(epoch, epoch, position) for position in range(num_batches)]
 
-    def bind(self, collate_fn: Callable, group: int = 1) -> "LevelledCollate":
+    def bind(self, collate_fn: Callable, group: int = 1) -> LevelledCollate:
         """A collate function that compresses each batch to this plan's level for it."""
         return LevelledCollate(self, collate_fn, group)
 
@@ -147,8 +164,9 @@ class LevelledCollate:
         """Batches per optimizer step, to find a stream batch's step."""
         self._collated = 0
 
-    def set_epoch(self, epoch: int, first_position: int = 0, first_step: int | None = None,
-                  accumulation: int = 1) -> None:
+    def set_epoch(
+        self, epoch: int, first_position: int = 0, first_step: int | None = None, accumulation: int = 1
+    ) -> None:
         self.epoch, self.first_position, self.first_step = int(epoch), int(first_position), first_step
         self.accumulation = max(1, int(accumulation))
         self._collated = 0

@@ -8,16 +8,17 @@ import logging
 import math
 from typing import Any
 
-from .calibrate import Calibration, calibrate_thresholds, check_target
 from ..config import ICPCConfig
 from ..patching import icpc_settings, patch_model
+from .calibrate import Calibration, calibrate_thresholds, check_target
 
 logger = logging.getLogger(__name__)
 
 CALIBRATION_PRESETS = {"best_level": {"max_accuracy_loss": 0.0, "reference": "best_level"}}
 """Named calibration targets: `best_level` is the cheapest cascade no less accurate than the best single level."""
 CALIBRATION_KEYS = tuple(
-    name for name in inspect.signature(calibrate_thresholds).parameters
+    name
+    for name in inspect.signature(calibrate_thresholds).parameters
     if name not in ("model", "features", "processor", "labels")
 )
 
@@ -42,8 +43,12 @@ def calibration_target(calibrate: Any) -> dict[str, Any] | None:
             f"Unknown calibration setting(s) {unknown}: the `calibrate` dict takes the keywords of "
             f"`icpc_hf.training.calibrate.calibrate_thresholds` ({', '.join(CALIBRATION_KEYS)})."
         )
-    check_target(calibrate.get("max_accuracy_loss"), calibrate.get("target_speedup"),
-                 calibrate.get("reference", "full"), calibrate.get("min_accuracy"))
+    check_target(
+        calibrate.get("max_accuracy_loss"),
+        calibrate.get("target_speedup"),
+        calibrate.get("reference", "full"),
+        calibrate.get("min_accuracy"),
+    )
     return dict(calibrate)
 
 
@@ -95,8 +100,12 @@ def dataset_description(features: Any) -> dict[str, Any]:
     if not name or name in ("csv", "json", "pandas", "parquet", "text", "arrow", "generator"):
         return {}
     split = getattr(features, "split", None)
-    return {"dataset_type": name, "dataset_name": name, "dataset_config": getattr(features, "config_name", None),
-            "dataset_split": str(split) if split is not None else None}
+    return {
+        "dataset_type": name,
+        "dataset_name": name,
+        "dataset_config": getattr(features, "config_name", None),
+        "dataset_split": str(split) if split is not None else None,
+    }
 
 
 def eval_features(trainer: Any, eval_dataloader: Any) -> Any:
@@ -153,15 +162,18 @@ class CascadeShipping:
         icpc = icpc_settings(model)
         features = eval_features(trainer, eval_dataloader)
         if features is None:
-            self.missing = ("the Trainer had no evaluation set (pass `eval_dataset=` with `eval_strategy`, or call "
-                            "`callback.attach(trainer)`)")
+            self.missing = (
+                "the Trainer had no evaluation set (pass `eval_dataset=` with `eval_strategy`, or call "
+                "`callback.attach(trainer)`)"
+            )
             if not self._warned_no_eval:
                 logger.warning(
                     "ICPCCallback saw no evaluation set (the Trainer ran no evaluation and none was attached), so it "
                     "cannot calibrate the cascade; the model will serve full size alone (cascade_levels [1.0], was "
                     "%s), as an uncalibrated cascade can be slower than plain inference. Evaluate during training "
                     "(`eval_strategy`) or call `callback.attach(trainer)` to calibrate, or pass "
-                    "`ICPCCallback(calibrate=False)` to keep the configured cascade.", icpc.cascade_levels,
+                    "`ICPCCallback(calibrate=False)` to keep the configured cascade.",
+                    icpc.cascade_levels,
                 )
                 self._warned_no_eval = True
             serve_full_size(model)
@@ -177,7 +189,8 @@ class CascadeShipping:
             logger.warning(
                 "No cascade setting met the calibration target %s on the evaluation set (the cheapest costs %.3g of "
                 "a full-size pass): serving full size alone. Relax the target, or apply a point of "
-                "`callback.calibration.frontier()` with `Calibration.apply`.", self.target,
+                "`callback.calibration.frontier()` with `Calibration.apply`.",
+                self.target,
                 min(p.cost for p in calibration.points),
             )
             serve_full_size(model)
@@ -194,9 +207,14 @@ class CascadeShipping:
         }
         logger.info(
             "ICPC cascade calibrated on %d evaluation samples: levels [%s], thresholds [%s]; predicted accuracy "
-            "%.4f (full size %.4f, best single level %.4f) at %.3g of a full-size pass (%.2fx).", len(labels),
-            figures["icpc/calibrated_levels"], figures["icpc/calibrated_thresholds"], chosen.accuracy,
-            calibration.full_accuracy, calibration.best_level_accuracy, chosen.cost,
+            "%.4f (full size %.4f, best single level %.4f) at %.3g of a full-size pass (%.2fx).",
+            len(labels),
+            figures["icpc/calibrated_levels"],
+            figures["icpc/calibrated_thresholds"],
+            chosen.accuracy,
+            calibration.full_accuracy,
+            calibration.best_level_accuracy,
+            chosen.cost,
             figures["icpc/calibrated_speedup_est"],
         )
         return figures

@@ -65,7 +65,8 @@ class TrainerLink:
             logger.warning(
                 "The reporting callbacks (report_to=%s) ran before ICPCCallback, so they miss its icpc/ figures (the "
                 "Trainer puts its own callbacks first; the figures still reach `trainer.state.log_history`). Call "
-                "`callback.attach(trainer)` after creating the Trainer to put ICPCCallback first.", args.report_to,
+                "`callback.attach(trainer)` after creating the Trainer to put ICPCCallback first.",
+                args.report_to,
             )
             self._warned_order = True
         logs.update(figures)

@@ -13,7 +13,8 @@ import itertools
 import logging
 import math
 from collections import Counter, defaultdict
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +41,10 @@ def _class_index(labels: Sequence[Any] | None, count: int) -> list[int] | None:
     classes = []
     for value in labels:
         value = value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 else value
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (
-            isinstance(value, float) and not value.is_integer()
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, str))
+            or (isinstance(value, float) and not value.is_integer())
         ):
             raise ValueError(
                 f"Word importance needs one class per text (an integer or a string label), got {value!r}: pass "
@@ -140,7 +143,7 @@ def fit_for_training(model: Any, train_dataloader: Any, tokenizer: Any, limit: i
     waiting = [s for s in settings if s.text_scorer == "importance" and s.word_scores is None]
     if not waiting:
         return
-    samples = _samples(getattr(getattr(train_dataloader, "base_dataloader", train_dataloader), "dataset"), limit)
+    samples = _samples(getattr(train_dataloader, "base_dataloader", train_dataloader).dataset, limit)
     texts = []
     for sample in samples:
         if "input_ids" in sample:
