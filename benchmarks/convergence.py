@@ -26,8 +26,10 @@ import tempfile
 from typing import Any
 
 import torch
-from _shared import AccuracyOverTime
 from harness import RESULTS, Arm, Task, accuracy_at, served, train_arm  # also puts examples/ on the path
+
+# isort: split
+from _shared import AccuracyOverTime
 from tasks import TIME_TO_ACCURACY, load
 
 from icpc_hf import ICPCConfig, family_for, icpc_settings, is_patched, patch_model
