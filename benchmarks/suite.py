@@ -13,8 +13,15 @@ SUITE = {
     "image_undertrained": ("confirm", "under-trained"),
 }
 
-CANDIDATES = ("icpc constant crop", "icpc progressive crop", "icpc anchored crop")
-"""`ICPCConfig()` with each candidate schedule (default levels, crop positions)."""
+CANDIDATES = (
+    "icpc constant crop",
+    "icpc progressive crop",
+    "icpc anchored crop",
+    # round 2 (docs/reference/selection-rule.md): the same rule, stride positions
+    "icpc progressive stride",
+    "icpc constant stride",
+)
+"""`ICPCConfig()` with each candidate schedule and position strategy (default levels)."""
 
 TOLERANCE = 0.01
 """A candidate may be at most this far (1 point) below the baseline's best accuracy on a data-limited task."""
