@@ -1,13 +1,15 @@
 """The contract every supported model type keeps, one case per type (as peft's common tester does).
 
 A new model type gets every test below by adding one `Case` to CASES: bit-identity at full size (train and eval
-mode), compressed inputs under every position strategy with the token count the encoder sees, save/load, the
-Trainer with the callback, the pipeline, the Hub folder served where icpc_hf cannot be imported, and unpatching.
+mode, every position strategy), compressed inputs under every position strategy with the token count the encoder sees, save/load, the
+Trainer with the callback, the pipeline, the Hub folder served where icpc_hf cannot be imported (with its saved thresholds and per-call ones), and
+unpatching (the original answer, or refusal, on full-size and compressed inputs).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +64,7 @@ from icpc_hf import (
     ICPCConfig,
     ICPCDataCollator,
     family_for,
+    is_patched,
     patch_model,
     save_for_hub,
     unpatch_model,
@@ -250,29 +253,34 @@ def patched(case: Case, **settings):
     return model, icpc, ICPCDataCollator(case.processor(), icpc)
 
 
+def strategies(case: Case) -> tuple[str, ...]:
+    return ("crop", "stride", "interpolate") if case.grid else ("crop",)
+
+
 @pytest.mark.parametrize("model_type", sorted(CASES))
 def test_full_size_is_bit_identical_to_the_original_in_train_and_eval_mode(model_type):
     case = CASES[model_type]
     original = case.model()
-    model = patch_model(copy.deepcopy(original), ICPCConfig(levels=[COMPRESSED, 1.0]))
     assert original.config.model_type == model_type
-    batch = unlabelled(
-        ICPCDataCollator(case.processor(), icpc_settings(model))(case.features(case.processor()), level=1.0)
-    )
-    for train in (False, True):
-        original.train(train), model.train(train)
-        torch.manual_seed(1)
-        expected = original(**batch).logits
-        torch.manual_seed(1)
-        assert torch.equal(model(**batch).logits, expected)
+    for strategy in strategies(case):  # at full size the strategy must not matter
+        model = patch_model(copy.deepcopy(original), ICPCConfig(levels=[COMPRESSED, 1.0], position_strategy=strategy))
+        assert is_patched(model) and model.state_dict().keys() == original.state_dict().keys()
+        batch = unlabelled(
+            ICPCDataCollator(case.processor(), icpc_settings(model))(case.features(case.processor()), level=1.0)
+        )
+        for train in (False, True):
+            original.train(train), model.train(train)
+            torch.manual_seed(1)
+            expected = original(**batch).logits
+            torch.manual_seed(1)
+            assert torch.equal(model(**batch).logits, expected), (strategy, train)
 
 
 @pytest.mark.parametrize("model_type", sorted(CASES))
 def test_compressed_inputs_cost_fewer_tokens_under_every_position_strategy(model_type):
     case = CASES[model_type]
-    strategies = ("crop", "stride", "interpolate") if case.grid else ("crop",)
     answers = {}
-    for strategy in strategies:
+    for strategy in strategies(case):
         torch.manual_seed(0)  # the same weights for every strategy: only the positions may differ
         model, icpc, collator = patched(case, position_strategy=strategy)
         for name, table in model.named_parameters():
@@ -293,18 +301,21 @@ def test_compressed_inputs_cost_fewer_tokens_under_every_position_strategy(model
         answers[strategy] = output.logits
     if case.grid:
         assert not torch.equal(answers["crop"], answers["stride"])  # the strategy decides the positions
+        assert not torch.equal(answers["crop"], answers["interpolate"])
 
 
 @pytest.mark.parametrize("model_type", sorted(CASES))
 def test_save_and_load_keep_the_settings_and_the_answers(model_type, tmp_path):
     case = CASES[model_type]
-    model, icpc, collator = patched(case, position_strategy="stride" if case.grid else "crop")
+    model, icpc, collator = patched(case, position_strategy="stride" if case.grid else "crop", seed=3)
     batch = unlabelled(collator(case.features(case.processor()), level=COMPRESSED))
     expected = model(**batch).logits
     model.save_pretrained(tmp_path)
-    loaded = patch_model(family_for(model_type).auto_model.from_pretrained(tmp_path).eval())
+    loaded = family_for(model_type).auto_model.from_pretrained(tmp_path).eval()
+    assert loaded.config.icpc == icpc.to_dict() and not is_patched(loaded)  # settings saved, patched on request
+    patch_model(loaded)
     assert icpc_settings(loaded).to_dict() == icpc.to_dict()
-    assert torch.allclose(loaded(**batch).logits, expected, atol=1e-6)
+    assert torch.equal(loaded(**batch).logits, expected)
 
 
 @pytest.mark.parametrize("model_type", sorted(CASES))
@@ -341,14 +352,20 @@ def test_trainer_with_the_callback_trains_on_compressed_batches(model_type, tmp_
 def test_pipeline_serves_the_cascade_and_the_hub_folder_serves_without_icpc_hf(model_type, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the fresh process: one thread, as in this one
     case = CASES[model_type]
-    model, icpc, _ = patched(case)
+    model, icpc, _ = patched(case, cascade_levels=[COMPRESSED, 1.0], thresholds=0.0)  # saved: cheapest answers
     family = family_for(model_type)
     processor = case.processor()
     classifier = pipeline(family.task, model=model, **{family.processor_argument: processor})
     raw = case.raw()
-    local = classifier(raw, top_k=2, thresholds=0.0)
-    assert len(local) == 2 and local[0]["level"] == min(icpc.levels) and {"label", "score", "tokens"} <= set(local[0])
+    local = {"saved": classifier(raw, top_k=2), "per_call": classifier([raw, raw], top_k=2, thresholds=1.0)}
+    assert len(local["saved"]) == 2 and {"label", "score", "level", "tokens"} <= set(local["saved"][0])
+    assert local["saved"][0]["level"] == min(icpc.cascade_levels) and [a[0]["level"] for a in local["per_call"]] == [
+        1.0,
+        1.0,
+    ]
+    assert local["saved"][0]["tokens"] < local["per_call"][0][0]["tokens"]
     save_for_hub(model, processor, tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["icpc"]["model_type"] == model_type
     if isinstance(raw, str):
         load = repr(raw)
     elif isinstance(raw, Image.Image):
@@ -362,12 +379,19 @@ def test_pipeline_serves_the_cascade_and_the_hub_folder_serves_without_icpc_hf(m
         warnings.simplefilter("ignore")
         from transformers import pipeline
         classifier = pipeline(model={str(tmp_path / "model")!r}, trust_remote_code=True)
-        print(json.dumps({{"answer": classifier({load}, top_k=2, thresholds=0.0), "cls": type(classifier).__name__}}))
+        raw = {load}
+        answers = {{"saved": classifier(raw, top_k=2), "per_call": classifier([raw, raw], top_k=2, thresholds=1.0)}}
+        print(json.dumps({{"answers": answers, "cls": type(classifier).__name__, "module": type(classifier).__module__}}))
     """)
-    assert served["cls"] == family.pipeline_class.__name__
-    assert [a["label"] for a in served["answer"]] == [a["label"] for a in local]
-    assert [a["level"] for a in served["answer"]] == [a["level"] for a in local]
-    np.testing.assert_allclose([a["score"] for a in served["answer"]], [a["score"] for a in local], atol=1e-5)
+    assert served["cls"] == family.pipeline_class.__name__ and not served["module"].startswith("icpc_hf")
+    for call, ours in local.items():
+        theirs = served["answers"][call]
+        ours, theirs = (ours, theirs) if call == "per_call" else ([ours], [theirs])
+        assert len(theirs) == len(ours)
+        for got, want in zip(theirs, ours):
+            for key in ("label", "level", "tokens"):
+                assert [a[key] for a in got] == [a[key] for a in want], (call, key)
+            np.testing.assert_allclose([a["score"] for a in got], [a["score"] for a in want], atol=1e-5)
 
 
 @pytest.mark.parametrize("model_type", sorted(CASES))
@@ -386,6 +410,20 @@ def test_unpatch_restores_the_original_exactly(model_type):
         )
     )
     assert torch.equal(model(**batch).logits, original(**batch).logits)
+    compressed = unlabelled(
+        ICPCDataCollator(case.processor(), icpc_settings(patched(case)[0]))(
+            case.features(case.processor()), level=COMPRESSED
+        )
+    )
+    assert answer(model, compressed) == answer(original, compressed)  # refused again, or answered the same way
+
+
+def answer(model, batch) -> Any:
+    """The logits a model gives a batch, as a list, or the type of error it raises."""
+    try:
+        return model(**batch).logits.tolist()
+    except Exception as error:  # noqa: BLE001 -- the unpatched model's own refusal is the expected answer
+        return type(error)
 
 
 SERVED_RULES = {

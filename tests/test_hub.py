@@ -1,14 +1,11 @@
 import json
 import os
 
-import numpy as np
 import pytest
-from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
-from PIL import Image
+from helpers import tiny_image_processor, tiny_vit
 
 from icpc_hf import ICPCConfig, patch_model, push_to_hub, save_for_hub
 from icpc_hf.registry import FAMILIES
-from icpc_hf.training.hub import build_pipeline
 from icpc_hf.training.model_card import render_model_card
 
 
@@ -48,26 +45,6 @@ def test_card_takes_tag_task_and_descriptions_from_the_model_family(family):
     assert f'pipeline("{family.task}", model="someone/model"' in card
     assert f"A {model_type} {family.classifier_description} fine-tuned" in card
     assert f"({family.compression_description})" in card
-
-
-def test_saved_folder_serves_the_cascade_without_icpc_hf(tmp_path):
-    model = saved_model(tmp_path)
-    rng = np.random.default_rng(0)
-    images = [(rng.random((32, 32, 3)) * 255).astype("uint8") for _ in range(3)]
-    np.save(tmp_path / "images.npy", np.stack(images))
-    expected = build_pipeline(model, tiny_image_processor())([Image.fromarray(im) for im in images], top_k=1)
-    remote = run_without_icpc_hf(f"""
-        import json, numpy as np
-        from PIL import Image
-        from transformers import pipeline
-        classifier = pipeline(model={str(tmp_path)!r}, trust_remote_code=True)
-        images = [Image.fromarray(im) for im in np.load({str(tmp_path / "images.npy")!r})]
-        print(json.dumps({{"answers": classifier(images, top_k=1), "module": type(classifier).__module__}}))
-    """)
-    assert not remote["module"].startswith("icpc_hf")
-    for got, want in zip(remote["answers"], expected):
-        assert got[0]["label"] == want[0]["label"] and got[0]["level"] == want[0]["level"]
-        assert abs(got[0]["score"] - want[0]["score"]) < 1e-5
 
 
 def test_push_to_hub_uploads_the_hub_folder(monkeypatch):

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 
 import numpy as np
 import pytest
 import torch
-from helpers import run_without_icpc_hf
 from transformers import (
     Trainer,
     TrainingArguments,
@@ -20,8 +18,7 @@ from transformers import (
     pipeline,
 )
 
-import icpc_hf
-from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade, save_for_hub
+from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade
 from icpc_hf.grid import axis_positions
 from icpc_hf.video import VideoModality, tubelet_frame_index
 
@@ -115,17 +112,11 @@ def test_interpolate_resamples_the_table():
 
 
 # ---------------------------------------------------------------------- the patch
-def test_full_size_clips_are_bit_identical_to_the_unpatched_model():
-    model = tiny_classifier()
-    reference = copy.deepcopy(model)
-    patch_model(model, ICPCConfig(position_strategy="stride"))
-    assert type(model.videomae.embeddings).__name__ == "ICPCVideoMAEEmbeddings"
-    video = clips(2)
-    assert torch.equal(model(pixel_values=video).logits, reference(pixel_values=video).logits)
-
+def test_full_size_masked_clips_are_bit_identical_to_the_unpatched_base_model():
     base = VideoMAEModel(tiny_config()).eval()
     base_reference = copy.deepcopy(base)
     patch_model(base)
+    video = clips(2)
     mask = torch.zeros(2, 64, dtype=torch.bool)
     mask[:, ::4] = True
     assert torch.equal(
@@ -172,18 +163,6 @@ def test_the_patch_refuses_clips_it_cannot_cut_into_tubelets():
         model(pixel_values=clips(1, frames=10, size=32))
     with pytest.raises(ValueError, match="channels"):
         model(pixel_values=torch.randn(1, 4, 1, 16, 16))
-
-
-def test_save_and_load_keep_the_settings(tmp_path):
-    model = patch_model(tiny_classifier(), ICPCConfig(position_strategy="stride", levels=[0.5, 1]))
-    model.save_pretrained(tmp_path)
-    loaded = VideoMAEForVideoClassification.from_pretrained(tmp_path).eval()
-    assert loaded.config.icpc["position_strategy"] == "stride"
-    assert loaded.config.icpc["geometry"]["full_grid"] == list(FULL_GRID)
-    patch_model(loaded)
-    assert icpc_hf.icpc_settings(loaded).levels == [0.5, 1.0]
-    small = clips(2, frames=4, size=16)
-    assert torch.equal(model(pixel_values=small).logits, loaded(pixel_values=small).logits)
 
 
 # ---------------------------------------------------------------------- collation
@@ -281,14 +260,12 @@ def test_trainer_with_the_callback_trains_on_drawn_levels(tmp_path):
     assert all(shape[2] == shape[0] * 4 for shape in shapes)  # one level per batch: time and space move together
 
 
-def test_pipeline_and_hub_export_without_icpc_hf(tmp_path, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the fresh process: one thread, as in this one
+def test_pipeline_counts_tubelets_and_its_prepared_clips_run_the_cascade():
     model = patch_model(tiny_classifier(), ICPCConfig(levels=[0.5, 1]))
     processor = tiny_processor()
     classifier = pipeline("icpc-video-classification", model=model, image_processor=processor)
     video = raw_clip()
     answer = classifier(video, top_k=2)
-    assert len(answer) == 2 and {"label", "score", "level", "tokens"} <= set(answer[0])
     assert (answer[0]["level"], answer[0]["tokens"]) in {(0.5, 8), (1.0, 64)}
     cheapest = classifier([video, video], thresholds=0.0, top_k=1)
     assert [a[0]["level"] for a in cheapest] == [0.5, 0.5] and cheapest[0][0]["tokens"] == 8
@@ -296,23 +273,3 @@ def test_pipeline_and_hub_export_without_icpc_hf(tmp_path, monkeypatch):
     features = [classifier.modality.prepare(processor, video, classifier.icpc)]
     result = run_cascade(model, features, processor, thresholds=0.0)
     assert result.tokens.tolist() == [8]
-
-    save_for_hub(model, processor, tmp_path)
-    np.save(tmp_path / "clip.npy", video)
-    remote = run_without_icpc_hf(
-        f"""
-        import json, warnings, numpy as np
-        warnings.simplefilter("ignore")
-        from transformers import pipeline
-        classifier = pipeline(model={str(tmp_path)!r}, trust_remote_code=True)
-        answer = classifier(np.load({str(tmp_path / "clip.npy")!r}), top_k=2, thresholds=0.0)
-        print(json.dumps({{"cls": type(classifier).__name__, "answer": answer}}))
-        """
-    )
-    local = classifier(video, top_k=2, thresholds=0.0)
-    assert remote["cls"] == "ICPCVideoClassificationPipeline"
-    assert [a["label"] for a in remote["answer"]] == [a["label"] for a in local]
-    assert [a["level"] for a in remote["answer"]] == [0.5, 0.5]
-    for theirs, ours in zip(remote["answer"], local):
-        assert theirs["score"] == pytest.approx(ours["score"], abs=1e-5)
-    assert json.loads((tmp_path / "config.json").read_text())["icpc"]["model_type"] == "videomae"
