@@ -158,23 +158,33 @@ def video_task(quick: bool) -> Task:
     )
 
 
-def audio_task(quick: bool) -> Task:
-    """AST from a small config on espeak-ng spoken digits, split by voice (examples/audio_classification)."""
+def audio_task(
+    quick: bool, name: str = "audio", words: list[str] | None = None, takes: int = 2, noise_snr_db: float | None = None
+) -> Task:
+    """AST from a small config on espeak-ng spoken words (the digits unless `words`), split by voice
+    (examples/audio_classification)."""
     import audio_classification as audio
 
+    words = words or audio.DIGITS
     voices = [f"{accent}+{variant}" for accent in audio.ACCENTS for variant in audio.VARIANTS]
     if quick:
         voices = voices[:12:2] + voices[-6:]
     splits, extractor = audio.spoken_digits(
-        voices, 1 if quick else 2, 4 if quick else 20, seed=0, validation_voices=2 if quick else 8
+        voices,
+        1 if quick else takes,
+        4 if quick else 20,
+        seed=0,
+        validation_voices=2 if quick else 8,
+        words=words,
+        noise_snr_db=noise_snr_db,
     )
     hidden, layers = (32, 2) if quick else (96, 3)
     return Task(
-        name="audio",
+        name=name,
         train=splits["train"],
         test=splits["test"],
         validation=splits["validation"],
-        new_model=lambda seed: audio.make_model(seed, hidden, layers),
+        new_model=lambda seed: audio.make_model(seed, hidden, layers, words),
         processor=extractor,
         baseline_collator=default_data_collator,
         epochs=2 if quick else 10,
@@ -431,6 +441,15 @@ def audio_convergence_task(quick: bool) -> Task:
     return with_grid_arms(audio_task(quick), epochs=2 if quick else 30, icpc={})
 
 
+def audio_words_convergence_task(quick: bool) -> Task:
+    """A second audio task that does not saturate: 28 number words (near pairs such as thirteen/thirty) by unseen
+    voices, one take per word and voice, in white noise at 10 dB SNR."""
+    import audio_classification as audio
+
+    task = audio_task(quick, "audio_words", audio.NUMBER_WORDS, takes=1, noise_snr_db=10.0)
+    return with_grid_arms(task, epochs=2 if quick else 30, icpc={})
+
+
 def video_convergence_task(quick: bool) -> Task:
     """The fixed-epoch video task (VideoMAE on moving Fashion-MNIST items) to convergence, on fewer clips."""
     task = video_task(quick)
@@ -454,6 +473,7 @@ TIME_TO_ACCURACY: dict[str, Callable[[bool], Task]] = {
     **{name: partial(fashion_task, name) for name in FASHION_GRIDS},
     "image_finetune": image_finetune_task,
     "audio": audio_convergence_task,
+    "audio_words": audio_words_convergence_task,
     "video": video_convergence_task,
     "text": text_convergence_task,
 }

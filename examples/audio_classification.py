@@ -42,6 +42,28 @@ from icpc_hf.audio import content_frames, padding_value  # noqa: E402
 from icpc_hf.wav import mono_waveform, read_wav  # noqa: E402
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+NUMBER_WORDS = [
+    *DIGITS,
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+]
+"""28 words, among them near pairs (thirteen/thirty, fourteen/forty, ...): a task the digits' voices do not saturate."""
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5"]
 SPEEDS = [120, 150, 180, 210]
@@ -53,15 +75,17 @@ MAX_LENGTH = 128
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "icpc_hf", "espeak_digits")
 
 
-def synthesise(voices: list[str], takes_per_digit: int, seed: int) -> list[tuple[str, str, int]]:
-    """(wav path, voice, digit) for each clip, synthesising the missing ones with espeak-ng."""
+def synthesise(
+    voices: list[str], takes_per_digit: int, seed: int, words: list[str] = DIGITS
+) -> list[tuple[str, str, int]]:
+    """(wav path, voice, word index) for each clip, synthesising the missing ones with espeak-ng."""
     if shutil.which("espeak-ng") is None:
         raise SystemExit("espeak-ng is not installed: run `apt-get install -y espeak-ng` first.")
     os.makedirs(CACHE, exist_ok=True)
     rng = random.Random(seed)
     clips, jobs = [], []
     for voice in voices:
-        for label, word in enumerate(DIGITS):
+        for label, word in enumerate(words):
             for speed, pitch in rng.sample(list(itertools.product(SPEEDS, PITCHES)), takes_per_digit):
                 path = os.path.join(CACHE, f"{voice}_s{speed}_p{pitch}_{word}.wav")
                 clips.append((path, voice, label))
@@ -74,30 +98,44 @@ def synthesise(voices: list[str], takes_per_digit: int, seed: int) -> list[tuple
     return clips
 
 
-def featurise(clips, extractor: ASTFeatureExtractor) -> list[dict]:
-    """Spectrograms once per clip (espeak writes 22.05 kHz: resampled to the extractor's 16 kHz)."""
+def featurise(clips, extractor: ASTFeatureExtractor, noise_snr_db: float | None = None, seed: int = 0) -> list[dict]:
+    """Spectrograms once per clip (espeak writes 22.05 kHz: resampled to the extractor's 16 kHz); with
+    `noise_snr_db`, white noise at that signal-to-noise ratio, seeded per clip, over the whole clip."""
     waveforms = [mono_waveform(read_wav(path), SAMPLING_RATE) for path, _, _ in clips]
+    if noise_snr_db is not None:
+        rng = np.random.default_rng(seed)
+        waveforms = [
+            w + rng.normal(0.0, np.sqrt(np.mean(w**2) / 10 ** (noise_snr_db / 10)), w.shape) for w in waveforms
+        ]
     values = extractor(waveforms, sampling_rate=SAMPLING_RATE, return_tensors="pt")["input_values"]
     return [{"input_values": v, "label": label} for v, (_, _, label) in zip(values, clips)]
 
 
-def spoken_digits(voices: list[str], takes: int, test_voices: int, seed: int, validation_voices: int = 0):
+def spoken_digits(
+    voices: list[str],
+    takes: int,
+    test_voices: int,
+    seed: int,
+    validation_voices: int = 0,
+    words: list[str] = DIGITS,
+    noise_snr_db: float | None = None,
+):
     """Train, validation and test features split by voice: of a seeded shuffle, the first `test_voices` are the
     test set and the next `validation_voices` the validation set, so neither shares a speaker with training."""
     voices = list(voices)
     random.Random(seed).shuffle(voices)
     split_of = {voice: "test" for voice in voices[:test_voices]}
     split_of.update({voice: "validation" for voice in voices[test_voices : test_voices + validation_voices]})
-    clips = synthesise(voices, takes, seed)
+    clips = synthesise(voices, takes, seed, words)
     extractor = ASTFeatureExtractor(num_mel_bins=64, max_length=MAX_LENGTH, sampling_rate=SAMPLING_RATE)
-    features = featurise(clips, extractor)
+    features = featurise(clips, extractor, noise_snr_db, seed)
     splits = {"train": [], "validation": [], "test": []}
     for feature, (_, voice, _) in zip(features, clips):
         splits[split_of.get(voice, "train")].append(feature)
     return splits, extractor
 
 
-def make_model(seed: int, hidden: int, layers: int) -> ASTForAudioClassification:
+def make_model(seed: int, hidden: int, layers: int, words: list[str] = DIGITS) -> ASTForAudioClassification:
     torch.manual_seed(seed)
     config = ASTConfig(
         num_mel_bins=64,
@@ -110,9 +148,9 @@ def make_model(seed: int, hidden: int, layers: int) -> ASTForAudioClassification
         num_attention_heads=4,
         intermediate_size=2 * hidden,
         hidden_dropout_prob=0.1,
-        num_labels=len(DIGITS),
-        id2label=dict(enumerate(DIGITS)),
-        label2id={w: i for i, w in enumerate(DIGITS)},
+        num_labels=len(words),
+        id2label=dict(enumerate(words)),
+        label2id={w: i for i, w in enumerate(words)},
     )
     return ASTForAudioClassification(config)
 
