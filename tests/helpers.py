@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from transformers import TrainerCallback, ViTConfig, ViTForImageClassification, ViTImageProcessor
+from transformers import TrainerCallback, TrainingArguments, ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from icpc_hf import ICPCDataCollator
 
@@ -57,6 +57,20 @@ class StopAt(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.step:
             control.should_training_stop = True
+
+
+def quiet_cpu_args(output_dir, **overrides) -> TrainingArguments:
+    """Trainer arguments every test run shares (CPU, no reports, saves or progress bars, ICPC's columns kept);
+    the test gives what it varies."""
+    values = dict(
+        output_dir=str(output_dir),
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+    )
+    return TrainingArguments(**{**values, **overrides})
 
 
 def tiny_vit(image_size: int = 32, patch_size: int = 4, num_channels: int = 3, num_labels: int = 3, **kwargs):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification, Trainer, TrainingArguments, pipeline
+from helpers import quiet_cpu_args
+from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification, Trainer, pipeline
 from transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer import ASTEmbeddings
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade
@@ -323,17 +324,7 @@ def test_trainer_with_callback_trains_on_several_spectrogram_lengths(tmp_path):
 
     collator.modality.collate = recording
     try:
-        args = TrainingArguments(
-            str(tmp_path),
-            per_device_train_batch_size=4,
-            num_train_epochs=2,
-            logging_steps=2,
-            report_to=[],
-            use_cpu=True,
-            save_strategy="no",
-            remove_unused_columns=False,
-            disable_tqdm=True,
-        )
+        args = quiet_cpu_args(tmp_path, per_device_train_batch_size=4, num_train_epochs=2, logging_steps=2)
         trainer = Trainer(
             model=model, args=args, train_dataset=features(24), data_collator=collator, callbacks=[ICPCCallback()]
         )

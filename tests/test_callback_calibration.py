@@ -5,8 +5,8 @@ import logging
 
 import pytest
 import torch
-from helpers import tiny_vit
-from transformers import Trainer, TrainerCallback, TrainingArguments, ViTForImageClassification
+from helpers import quiet_cpu_args, tiny_vit
+from transformers import Trainer, TrainerCallback, ViTForImageClassification
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 from icpc_hf.patching import icpc_settings
@@ -25,21 +25,15 @@ def make_trainer(tmp_path, callback, eval_dataset=None, cascade_levels=LEVELS, *
     icpc = ICPCConfig(levels=LEVELS, cascade_levels=cascade_levels, seed=1)
     model = patch_model(tiny_vit(), icpc)
     values = dict(
-        output_dir=str(tmp_path),
         per_device_train_batch_size=4,
         num_train_epochs=1,
         logging_steps=2,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        remove_unused_columns=False,
-        disable_tqdm=True,
         eval_strategy="epoch" if eval_dataset is not None else "no",
     )
     values.update(kwargs)
     return Trainer(
         model=model,
-        args=TrainingArguments(**values),
+        args=quiet_cpu_args(tmp_path, **values),
         train_dataset=dataset(16, seed=0),
         eval_dataset=eval_dataset,
         data_collator=ICPCDataCollator(None, icpc),

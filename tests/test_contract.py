@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
+from helpers import quiet_cpu_args, run_without_icpc_hf, tiny_image_processor, tiny_vit
 from PIL import Image
 from transformers import (
     AlbertConfig,
@@ -46,7 +46,6 @@ from transformers import (
     RobertaConfig,
     RobertaForSequenceClassification,
     Trainer,
-    TrainingArguments,
     VideoMAEConfig,
     VideoMAEForVideoClassification,
     VideoMAEImageProcessor,
@@ -323,17 +322,8 @@ def test_trainer_with_the_callback_trains_on_compressed_batches(model_type, tmp_
     case = CASES[model_type]
     model, icpc, collator = patched(case, level_weights=[1.0, 0.0])  # every batch compressed
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=2,
-        num_train_epochs=1,
-        logging_steps=1,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        remove_unused_columns=False,
-        disable_tqdm=True,
-        learning_rate=1e-2,
+    args = quiet_cpu_args(
+        tmp_path, per_device_train_batch_size=2, num_train_epochs=1, logging_steps=1, learning_rate=1e-2
     )
     trainer = Trainer(
         model=model,

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from helpers import run_without_icpc_hf, tiny_image_processor, tiny_vit
+from helpers import quiet_cpu_args, run_without_icpc_hf, tiny_image_processor, tiny_vit
 from huggingface_hub import ModelCard
 from PIL import Image
-from transformers import Trainer, TrainingArguments, pipeline
+from transformers import Trainer, pipeline
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, save_for_hub
 from icpc_hf.training.hub import build_pipeline
@@ -29,20 +29,15 @@ def train(tmp_path, callback, eval_dataset=None, processor=True, **kwargs):
     torch.manual_seed(0)
     icpc = ICPCConfig(levels=LEVELS, cascade_levels=LEVELS, seed=1)
     values = dict(
-        output_dir=str(tmp_path / "out"),
         per_device_train_batch_size=4,
         num_train_epochs=1,
-        report_to=[],
-        use_cpu=True,
         save_strategy="epoch",
-        remove_unused_columns=False,
-        disable_tqdm=True,
         eval_strategy="epoch" if eval_dataset is not None else "no",
     )
     values.update(kwargs)
     trainer = Trainer(
         model=patch_model(tiny_vit(), icpc),
-        args=TrainingArguments(**values),
+        args=quiet_cpu_args(tmp_path / "out", **values),
         train_dataset=dataset(8, seed=0),
         eval_dataset=eval_dataset,
         processing_class=tiny_image_processor() if processor else None,

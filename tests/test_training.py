@@ -3,9 +3,9 @@
 import pytest
 import torch
 from accelerate import Accelerator
-from helpers import InputRecorder, RecordingCollator, tiny_vit
+from helpers import InputRecorder, RecordingCollator, quiet_cpu_args, tiny_vit
 from torch.utils.data import DataLoader
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, LevelPlan, patch_model
 
@@ -15,19 +15,9 @@ def dataset(count=40):
 
 
 def args(tmp_path, **kwargs):
-    values = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        num_train_epochs=3,
-        logging_steps=2,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        remove_unused_columns=False,
-        disable_tqdm=True,
+    return quiet_cpu_args(
+        tmp_path, **{"per_device_train_batch_size": 4, "num_train_epochs": 3, "logging_steps": 2, **kwargs}
     )
-    values.update(kwargs)
-    return TrainingArguments(**values)
 
 
 def test_trainer_trains_on_per_batch_levels_logs_savings_and_evaluates_uncompressed(tmp_path):
