@@ -456,17 +456,56 @@ def video_convergence_task(quick: bool) -> Task:
     return with_grid_arms(task, icpc={}, **({} if quick else {"train": task.train[:1000], "epochs": 30}))
 
 
-def text_convergence_task(quick: bool) -> Task:
-    """Pretrained MiniLM fine-tuned on fortune topics with the default pruning vocabulary; the baseline groups
-    batches by length, as the ICPC arms do."""
-    task = text_task(quick)
-    levels = list(icpc_settings(patch_model(task.new_model(0), ICPCConfig())).levels)
-    arms = {
+def text_arms() -> dict[str, Arm]:
+    """The arms every text task runs: the baseline (batches grouped by length, as the ICPC arms), the two scorers
+    with the default schedule, the importance scorer's constant schedule, and one fixed importance level as peer."""
+    importance = {"text_scorer": "importance"}
+    return {
         "baseline": Arm(None, eval_levels=[1.0], note="plain Trainer, full texts, batches grouped by length"),
         "icpc progressive": Arm({}, note="`ICPCConfig()`: insignificant words pruned, fewer as the run goes on"),
         "icpc constant": Arm({"schedule": "constant"}, note="every level alike, every epoch"),
+        "icpc importance": Arm(importance, note="`text_scorer='importance'`: a level is the share of all words kept"),
+        "icpc importance constant": Arm({**importance, "schedule": "constant"}, note="importance, every level alike"),
+        "fixed importance 0.5": Arm(
+            {**importance, "levels": [0.5]}, eval_levels=[0.5, 1.0], note="the most important half of the words"
+        ),
     }
-    return dataclasses.replace(task, epochs=2 if quick else 16, icpc={}, levels=levels, arms=arms)
+
+
+def text_convergence_task(quick: bool) -> Task:
+    """Pretrained MiniLM fine-tuned on fortune topics (short texts) with the default settings."""
+    task = text_task(quick)
+    levels = list(icpc_settings(patch_model(task.new_model(0), ICPCConfig())).levels)
+    return dataclasses.replace(task, epochs=2 if quick else 16, icpc={}, levels=levels, arms=text_arms())
+
+
+def text_long_convergence_task(quick: bool) -> Task:
+    """Pretrained MiniLM fine-tuned on Debian package descriptions of 100+ tokens, labelled by archive section
+    (six sections, 200 descriptions each, of 7,767 labelled descriptions in these sections)."""
+    import package_descriptions as packages
+    import text_classification as text
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    folder = text.model_folder()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    splits = packages.split_sections(12 if quick else 200, tokenizer)
+    new_model = partial(text.fresh_model, folder, labels=packages.SECTIONS)
+    task = Task(
+        name="text_long",
+        train=text.tokenize(tokenizer, splits["train"], 128),
+        test=text.tokenize(tokenizer, splits["test"], 128),
+        new_model=lambda seed: new_model(seed),
+        validation=text.tokenize(tokenizer, splits["validation"], 128),
+        processor=tokenizer,
+        baseline_collator=DataCollatorWithPadding(tokenizer),
+        epochs=1 if quick else 6,
+        batch_size=16,
+        learning_rate=2e-4,
+        icpc={},
+        baseline_args={"train_sampling_strategy": "group_by_length"},
+    )
+    levels = list(icpc_settings(patch_model(task.new_model(0), ICPCConfig())).levels)
+    return dataclasses.replace(task, levels=levels, arms=text_arms())
 
 
 TIME_TO_ACCURACY: dict[str, Callable[[bool], Task]] = {
@@ -476,6 +515,7 @@ TIME_TO_ACCURACY: dict[str, Callable[[bool], Task]] = {
     "audio_words": audio_words_convergence_task,
     "video": video_convergence_task,
     "text": text_convergence_task,
+    "text_long": text_long_convergence_task,
 }
 
 

@@ -81,11 +81,11 @@ def tokenize(tokenizer, samples, max_length: int) -> list[dict]:
     return [dict(tokenizer(text, truncation=True, max_length=max_length), label=label) for text, label in samples]
 
 
-def fresh_model(folder: str, seed: int):
+def fresh_model(folder: str, seed: int, labels: tuple[str, ...] = TOPICS):
     """The pretrained encoder with a new classification head, initialised the same way for both runs."""
     set_seed(seed)
     return BertForSequenceClassification.from_pretrained(
-        folder, num_labels=len(TOPICS), id2label=dict(enumerate(TOPICS)), label2id={t: i for i, t in enumerate(TOPICS)}
+        folder, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={t: i for i, t in enumerate(labels)}
     )
 
 
