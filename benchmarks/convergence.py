@@ -32,7 +32,7 @@ from harness import RESULTS, Arm, Task, accuracy_at, served, train_arm  # also p
 from _shared import AccuracyOverTime
 from tasks import TIME_TO_ACCURACY, load
 
-from icpc_hf import ICPCConfig, family_for, icpc_settings, is_patched, patch_model
+from icpc_hf import ICPCConfig, icpc_settings, is_patched, patch_model, registration_for
 
 CONVERGENCE_RESULTS = os.path.join(RESULTS, "convergence")
 
@@ -41,7 +41,7 @@ def level_costs(model, levels: list[float]) -> dict[str, float]:
     """Estimated cost of one pass at each level, as a fraction of a full-size pass (from the token counts)."""
     settings = dataclasses.replace(icpc_settings(model), levels=list(levels))
     try:
-        costs = family_for(settings.model_type).modality.level_costs(settings)
+        costs = registration_for(settings.model_type).modality.level_costs(settings)
     except ValueError:  # text: a level's cost depends on the texts; the cascade measures it
         return {}
     return {f"{lv:g}": cost for lv, cost in zip(levels, costs)}

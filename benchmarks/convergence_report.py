@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import os
 import statistics
 from collections import defaultdict
 
 from harness import README, RESULT_DOCS, RESULTS, pyplot, splice
-from suite import CANDIDATES, SUITE, TIE, TOLERANCE
+from suite import ROUNDS, TIE, TOLERANCE, Round
 
 plt = pyplot()
 BASELINE = "baseline"
@@ -55,6 +56,19 @@ def first_time_reaching(run: dict, accuracy: float) -> float | None:
     return None
 
 
+def speedup_to(base: dict, run: dict, accuracy: float) -> float:
+    """The baseline's seconds to `accuracy` over the arm's (0.0: the arm never reaches it)."""
+    seconds = first_time_reaching(run, accuracy)
+    return 0.0 if seconds is None else first_time_reaching(base, accuracy) / seconds
+
+
+def within_one_error(base: dict) -> float:
+    """The baseline's best test accuracy less one standard error of it (binomial, over the test set): accuracies
+    closer than that are not told apart by the test set."""
+    best = max(p["served_accuracy"] for p in base["curve"])
+    return best - math.sqrt(best * (1 - best) / base["test_size"])
+
+
 def best_within(run: dict, seconds: float) -> float:
     """The best served accuracy an arm reached within a training time."""
     reached = [p["served_accuracy"] for p in run["curve"] if p["train_seconds"] <= seconds + 1e-9]
@@ -76,7 +90,7 @@ def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
         paired = [(baselines[r["seed"]], r) for r in runs if r["seed"] in baselines]
         if not paired:
             continue
-        speedups, never, within = [], 0, []
+        speedups, never, within, near = [], 0, [], []
         for base, run in paired:
             target, base_seconds, _ = baseline_target(base)
             seconds = first_time_reaching(run, target)
@@ -86,6 +100,7 @@ def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
             else:
                 speedups.append(base_seconds / seconds)
             within.append(best_within(run, base_seconds))
+            near.append(speedup_to(base, run, within_one_error(base)))
         last = [r["curve"][-1] for _, r in paired]
         serving = [r["serving"] for _, r in paired]
         rows.append(
@@ -94,12 +109,16 @@ def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
                 "seeds": len(paired),
                 "note": runs[0].get("note", ""),
                 "best_served": statistics.mean(max(p["served_accuracy"] for p in r["curve"]) for _, r in paired),
+                "best_served_median": statistics.median(
+                    max(p["served_accuracy"] for p in r["curve"]) for _, r in paired
+                ),
                 "best_full": statistics.mean(
                     max(p["test"].get("1", float("nan")) for p in r["curve"]) for _, r in paired
                 ),
                 "time_to_accuracy_speedup": statistics.median(speedups),
                 "never": never,
                 "per_seed": speedups,
+                "speedup_within_one_error": statistics.median(near),
                 "best_within_baseline_time": statistics.mean(within),
                 "train_seconds": statistics.median(r["train_seconds"] for _, r in paired),
                 "token_ratio": statistics.median(r["token_ratio"] for _, r in paired),
@@ -179,10 +198,10 @@ def task_section(task: str, arms: dict[str, list[dict]], images: str, quick: boo
         "",
     ]
     lines += [
-        "| arm | time-to-accuracy speedup (median) | best accuracy as served | best at full size | best within "
-        "the baseline's time | training seconds (all epochs) | tokens vs full | final serving level | "
-        "calibrated cascade: accuracy, speedup vs full size |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| arm | time-to-accuracy speedup (median) | to within one standard error | best accuracy as served | "
+        "best at full size | best within the baseline's time | training seconds (all epochs) | tokens vs full | "
+        "final serving level | calibrated cascade: accuracy, speedup vs full size |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in sorted(rows, key=lambda r: -r["time_to_accuracy_speedup"]):
         speed = f"{row['time_to_accuracy_speedup']:.2f}x"
@@ -192,7 +211,8 @@ def task_section(task: str, arms: dict[str, list[dict]], images: str, quick: boo
             "-" if row["cascade_accuracy"] is None else f"{row['cascade_accuracy']:.4f}, {row['cascade_speedup']:.2f}x"
         )
         lines.append(
-            f"| {label(row['arm'])} | {speed} | {fmt(row['best_served'])} | {fmt(row['best_full'])} | "
+            f"| {label(row['arm'])} | {speed} | {row['speedup_within_one_error']:.2f}x | {fmt(row['best_served'])} | "
+            f"{fmt(row['best_full'])} | "
             f"{fmt(row['best_within_baseline_time'])} | {row['train_seconds']:.0f} | "
             f"{row['token_ratio']:.2f} | {row['final_served_level']:.3g} | {cascade} |"
         )
@@ -262,59 +282,65 @@ def every_level(runs: dict[str, dict[str, list[dict]]]) -> list[str]:
     ]
 
 
-def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
-    """docs/reference/selection-rule.md, applied: the candidate it chooses (None: none eligible) and the lines that show how."""
+def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None, list[str]]:
+    """docs/reference/selection-rule.md, applied to one round: the candidate it chooses (None: none eligible) and the
+    lines that show how."""
     from statistics import median
 
     def row(task: str, arm: str) -> dict | None:
         return next((r for r in sections.get(task, []) if r["arm"] == arm), None)
+
+    def best(summary: dict) -> float:
+        return summary["best_served_median"] if rule.over_seeds == "median" else summary["best_served"]
 
     def holds(task: str, arm: str) -> bool | None:
         """Within a point of the baseline's best (under-trained: at the baseline's wall time); None: not run."""
         mine, base = row(task, arm), row(task, BASELINE)
         if mine is None or base is None:
             return None
-        reached = mine["best_within_baseline_time"] if SUITE[task][1] == "under-trained" else mine["best_served"]
-        return reached >= base["best_served"] - TOLERANCE - 1e-12
+        reached = mine["best_within_baseline_time"] if rule.suite[task][1] == "under-trained" else best(mine)
+        return reached >= best(base) - TOLERANCE - 1e-12
 
-    choose = [t for t, (half, _) in SUITE.items() if half == "choose"]
-    confirm = [t for t, (half, _) in SUITE.items() if half == "confirm"]
+    choose = [t for t, (half, _) in rule.suite.items() if half == "choose"]
+    confirm = [t for t, (half, _) in rule.suite.items() if half == "confirm"]
     lines = [
-        "## The default, chosen by the rule",
+        f"## The default, chosen by the rule: {rule.title}",
         "",
         "[selection-rule.md](../reference/selection-rule.md), written before these runs, applied by this script: choose on "
-        f"{', '.join(f'`{t}`' for t in choose)}; confirm on {', '.join(f'`{t}`' for t in confirm)}.",
+        f"{', '.join(f'`{t}`' for t in choose)}"
+        + (f"; confirm on {', '.join(f'`{t}`' for t in confirm)}." if confirm else "; no confirm half."),
         "",
-        "| half | task | seeds | baseline's best | " + " | ".join(CANDIDATES) + " |",
-        "|---|---|---|---|" + "---|" * len(CANDIDATES),
+        "| half | task | seeds | baseline's best | " + " | ".join(rule.candidates) + " |",
+        "|---|---|---|---|" + "---|" * len(rule.candidates),
     ]
     for task in choose + confirm:
         base = row(task, BASELINE)
+        half = rule.suite[task][0]
         if base is None:
-            lines.append(f"| {SUITE[task][0]} | {task} | 0 | not run | " + " | ".join("-" for _ in CANDIDATES) + " |")
+            lines.append(f"| {half} | {task} | 0 | not run | " + " | ".join("-" for _ in rule.candidates) + " |")
             continue
         cells = []
-        for arm in CANDIDATES:
+        for arm in rule.candidates:
             mine = row(task, arm)
             if mine is None:
                 cells.append("not run")
                 continue
             mark = "" if holds(task, arm) else " **(> 1 pt below)**"
             cells.append(
-                f"{mine['time_to_accuracy_speedup']:.2f}x, {mine['best_served']:.4f}{mark}, served "
-                f"{mine['cascade_speedup']:.2f}x"
+                f"{mine['time_to_accuracy_speedup']:.2f}x, {best(mine):.4f}{mark}, served "
+                f"{mine['cascade_speedup']:.2f}x, tokens {mine['token_ratio']:.2f}"
             )
-        seeds = base["seeds"]
-        lines.append(f"| {SUITE[task][0]} | {task} | {seeds} | {base['best_served']:.4f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {half} | {task} | {base['seeds']} | {best(base):.4f} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Each cell: time-to-accuracy speedup (median over seeds), best accuracy as served (mean), the "
-        "calibrated cascade's measured speed against full size (median).",
+        "Each cell: time-to-accuracy speedup (median over seeds), best accuracy as served "
+        f"({rule.over_seeds} over seeds), the calibrated cascade's measured speed against full size (median), the "
+        "share of tokens trained on against full inputs (median).",
         "",
     ]
     scores = {}
-    for arm in CANDIDATES:
-        verdicts = [holds(t, arm) for t in choose if SUITE[t][1] == "data-limited"]
+    for arm in rule.candidates:
+        verdicts = [holds(t, arm) for t in choose if rule.suite[t][1] == "data-limited"]
         if None in verdicts or not all(verdicts):
             reason = "not run on every choose-half task" if None in verdicts else "more than 1 point below"
             lines.append(f"- {arm}: not eligible ({reason}).")
@@ -328,22 +354,28 @@ def apply_rule(sections: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
             f"{scores[arm][0]:.2f}x (served {scores[arm][1]:.2f}x)."
         )
     if not scores:
-        lines += ["", "No candidate is eligible: the default stays as it is.", ""]
+        lines += ["", f"No candidate is eligible: the default stays {rule.incumbent}.", ""]
         return None, lines
     top = max(speed for speed, _ in scores.values())
     tied = [arm for arm, (speed, _) in scores.items() if speed >= top - TIE]
     chosen = max(tied, key=lambda arm: scores[arm][1])
     failed = [t for t in confirm if holds(t, chosen) is False]
     unrun = [t for t in confirm if holds(t, chosen) is None]
-    lines += [
-        "",
-        f"**Chosen: {chosen}.** Confirmation: "
+    confirmation = (
+        "no confirm half in this round."
+        if not confirm
+        else "Confirmation: "
         + (f"it does not hold on {', '.join(failed)}" if failed else "it holds on every confirm-half task that ran")
         + (f"; not run yet: {', '.join(unrun)}" if unrun else "")
-        + ".",
-        "",
-    ]
+        + "."
+    )
+    lines += ["", f"**Chosen: {chosen}.** {confirmation}", ""]
     return chosen, lines
+
+
+def round_of(task: str) -> Round | None:
+    """The round whose suite holds `task` (None: reported beside the suites)."""
+    return next((rule for rule in ROUNDS if task in rule.suite), None)
 
 
 def headline(sections: dict[str, list[dict]]) -> str:
@@ -353,11 +385,22 @@ def headline(sections: dict[str, list[dict]]) -> str:
         "best accuracy as served | as shipped: accuracy, speed vs full size |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for task in sorted(sections, key=lambda t: (t not in SUITE, SUITE.get(t, ("", ""))[0] != "choose", t)):
+
+    def order(task: str) -> tuple:
+        rule = round_of(task)
+        return (
+            rule is None,
+            ROUNDS.index(rule) if rule else 0,
+            rule is not None and rule.suite[task][0] != "choose",
+            task,
+        )
+
+    for task in sorted(sections, key=order):
         rows = sections[task]
         base = by_name(rows, BASELINE)
-        half = ", ".join(SUITE[task]) if task in SUITE else "beside the suite"
-        shown = [r for r in rows if (r["arm"] in CANDIDATES if task in SUITE else r["arm"].startswith("icpc"))]
+        rule = round_of(task)
+        half = ", ".join(rule.suite[task]) if rule else "beside the suite"
+        shown = [r for r in rows if (r["arm"] in rule.candidates if rule else r["arm"].startswith("icpc"))]
         for row in sorted(shown, key=lambda r: -r["time_to_accuracy_speedup"]):
             cascade = (
                 "-"
@@ -393,7 +436,9 @@ def main(argv: list[str] | None = None) -> None:
         "*As served*: the test accuracy at the level that is best on the validation half (the baseline and "
         "PatchDropout serve at full size). *Time-to-accuracy speedup*: the seconds the baseline needs to reach "
         "its best test accuracy over the seconds the arm needs to reach it as served, median over seeds "
-        "(a seed that never reaches it counts as 0; each seed's figure in brackets). *Best within the baseline's "
+        "(a seed that never reaches it counts as 0; each seed's figure in brackets). *To within one standard "
+        "error*: the same, for the baseline's best less one binomial standard error over the test set (the "
+        "accuracies a test set this size does not tell apart; median over seeds). *Best within the baseline's "
         "time*: the best an arm served in the seconds the baseline took to its best. *Calibrated cascade*: in "
         "runs from 2026-11-30 on, the cascade ICPCCallback ships (calibrated on the validation half against "
         "measured time per level, every training level a candidate); in earlier runs, one calibrated by the "
@@ -408,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
         section, rows = task_section(task, runs[task], os.path.join(os.path.dirname(output), "images"), args.quick)
         lines += section
         sections[task] = rows
-    _, rule_lines = apply_rule(sections)
+    rule_lines = [line for rule in ROUNDS for line in apply_rule(sections, rule)[1]]
     lines[suite_lines_at:suite_lines_at] = rule_lines + every_level(runs)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as handle:

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(ROOT, "examples"))
 from _shared import serve_and_time  # noqa: E402
 from meters import EpochTimer, PeakMemory, StepAnatomy, TimedCollator, TimedICPCCollator  # noqa: E402
 
-from icpc_hf import ICPCCallback, ICPCConfig, family_for, patch_model, run_cascade  # noqa: E402
+from icpc_hf import ICPCCallback, ICPCConfig, patch_model, registration_for, run_cascade  # noqa: E402
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Task:
 
 def modality_of(model) -> str:
     """The registry's name for a model's modality ("image", "text", ...): benchmarks ask it, never a model type."""
-    return family_for(model.config).modality.name
+    return registration_for(model.config).modality.name
 
 
 def labels_of(features: list[dict]) -> torch.Tensor:

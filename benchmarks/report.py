@@ -65,7 +65,7 @@ HOW_TO_RUN = [
     "`served` (the cascade as the model serves it against its full-size inference, timed alternately) and `splice` "
     "(the README's generated tables). Every task is a record in `benchmarks/tasks.py`: `SIDE_BY_SIDE` for "
     "`run.py`, `TIME_TO_ACCURACY` for `convergence.py`; adding a task is one builder there. Which modality a model "
-    "is, and so which ablations and peers apply, is asked of the registry (`icpc_hf.family_for`).",
+    "is, and so which ablations and peers apply, is asked of the registry (`icpc_hf.registration_for`).",
     "",
 ]
 

@@ -28,7 +28,7 @@ import torch
 from harness import RESULT_DOCS, RESULTS, Arm, Task, accuracy_at, labels_of, modality_of, served, train_arm
 from tasks import SIDE_BY_SIDE, load
 
-from icpc_hf import ICPCConfig, family_for, icpc_settings, patch_model
+from icpc_hf import ICPCConfig, icpc_settings, patch_model, registration_for
 
 
 def evaluate_pair(task: Task, baseline: dict, icpc_run: dict) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def evaluate_pair(task: Task, baseline: dict, icpc_run: dict) -> dict[str, Any]:
     serving = served(model, task)
     cascade = serving["result"]
     settings = icpc_settings(model)
-    modality = family_for(model.config).modality
+    modality = registration_for(model.config).modality
     per_level = {f"{lv:g}": accuracy_at(model, task, [lv])[0] for lv in settings.levels}
     base_epoch = statistics.median(baseline["epoch_seconds"])
     icpc_epoch = statistics.median(icpc_run["epoch_seconds"][: max(1, task.epochs - settings.uncompressed_last_epochs)])

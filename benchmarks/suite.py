@@ -1,27 +1,59 @@
-"""The task suite the defaults are chosen on, as data: which half of the suite each task belongs to and its regime.
+"""The task suites the defaults are chosen on, as data: one `Round` per question the selection rule answers.
 
-Fixed before the runs (docs/reference/selection-rule.md): a default is chosen on the "choose" half and confirmed on the
-"confirm" half, which no choice looked at. Tasks not listed (audio, video, text) are reported beside them.
+Fixed before the runs (docs/reference/selection-rule.md): a default is chosen on the "choose" half of a round's suite
+and confirmed on its "confirm" half, which no choice looked at. Tasks in no round are reported beside them.
 """
 
-SUITE = {
-    "image": ("choose", "data-limited"),
-    "image_plain": ("choose", "data-limited"),
-    "image_coarse": ("confirm", "data-limited"),
-    "image_fine": ("confirm", "data-limited"),
-    "image_finetune": ("confirm", "data-limited"),
-    "image_undertrained": ("confirm", "under-trained"),
-}
+from __future__ import annotations
 
-CANDIDATES = (
-    "icpc constant crop",
-    "icpc progressive crop",
-    "icpc anchored crop",
-    # round 2 (docs/reference/selection-rule.md): the same rule, stride positions
-    "icpc progressive stride",
-    "icpc constant stride",
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Round:
+    """One question for the rule: the tasks (name -> (half, regime)), the arms that are candidates, the arm that stays
+    the default when none is eligible, and how a candidate's best accuracy is summarised over seeds."""
+
+    title: str
+    suite: dict[str, tuple[str, str]]
+    candidates: tuple[str, ...]
+    incumbent: str
+    over_seeds: str = "mean"
+    """"mean" or "median" of the per-seed best accuracy as served, as the round's rule was written."""
+
+
+IMAGE = Round(
+    title="image schedules and positions",
+    suite={
+        "image": ("choose", "data-limited"),
+        "image_plain": ("choose", "data-limited"),
+        "image_coarse": ("confirm", "data-limited"),
+        "image_fine": ("confirm", "data-limited"),
+        "image_finetune": ("confirm", "data-limited"),
+        "image_undertrained": ("confirm", "under-trained"),
+    },
+    candidates=(
+        "icpc constant crop",
+        "icpc progressive crop",
+        "icpc anchored crop",
+        # round 2: the same rule, stride positions
+        "icpc progressive stride",
+        "icpc constant stride",
+    ),
+    incumbent="icpc progressive crop",
 )
-"""`ICPCConfig()` with each candidate schedule and position strategy (default levels)."""
+"""Rounds 1 and 2: `ICPCConfig()` with each candidate schedule and position strategy (default levels)."""
+
+TEXT = Round(
+    title="the text scorer",
+    suite={"text": ("choose", "data-limited"), "text_long": ("choose", "data-limited")},
+    candidates=("icpc progressive", "icpc importance", "icpc importance constant"),
+    incumbent="icpc progressive",
+    over_seeds="median",
+)
+"""The text round (issue 23): the stop-word scorer (today's default) against the importance scorer; no confirm half."""
+
+ROUNDS = (IMAGE, TEXT)
 
 TOLERANCE = 0.01
 """A candidate may be at most this far (1 point) below the baseline's best accuracy on a data-limited task."""

@@ -21,7 +21,7 @@ from harness import Arm, Task, modality_of  # also puts examples/ on the path
 from peers import add_patch_dropout
 from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, default_data_collator
 
-from icpc_hf import ICPCConfig, family_for, icpc_settings, patch_model
+from icpc_hf import ICPCConfig, icpc_settings, patch_model, registration_for
 
 FASHION_LABELS = ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 CANVAS = 32
@@ -295,7 +295,7 @@ def with_grid_arms(task: Task, **changes) -> Task:
     (the peers at their mean token share, the even draw's)."""
     model = patch_model(task.new_model(0), ICPCConfig())
     settings = icpc_settings(model)
-    costs = family_for(model.config).modality.level_costs(settings)
+    costs = registration_for(model.config).modality.level_costs(settings)
     levels = list(settings.levels)
     return dataclasses.replace(task, levels=levels, arms=grid_arms(model, levels, float(np.mean(costs))), **changes)
 
@@ -498,7 +498,7 @@ def text_long_convergence_task(quick: bool) -> Task:
         validation=text.tokenize(tokenizer, splits["validation"], 128),
         processor=tokenizer,
         baseline_collator=DataCollatorWithPadding(tokenizer),
-        epochs=1 if quick else 6,
+        epochs=1 if quick else 8,
         batch_size=16,
         learning_rate=2e-4,
         icpc={},

@@ -80,7 +80,9 @@ def split_sections(
     for label, (section, texts) in enumerate(read_descriptions(sections).items()):
         long = [text for text in texts if len(tokenizer(text)["input_ids"]) >= min_tokens]
         if len(long) < per_section:
-            raise SystemExit(f"Section {section!r} has {len(long)} descriptions of {min_tokens}+ tokens, not {per_section}.")
+            raise SystemExit(
+                f"Section {section!r} has {len(long)} descriptions of {min_tokens}+ tokens, not {per_section}."
+            )
         random.Random(seed + label).shuffle(long)
         chosen = long[:per_section]
         cut_train, cut_val = int(0.6 * per_section), int(0.8 * per_section)

@@ -113,5 +113,5 @@ def test_benchmarks_and_examples_ask_the_registry_for_model_types():
     scripts = [p for folder in FOLDERS for p in glob.glob(os.path.join(ROOT, folder, "*.py"))]
     found = [hit for path in scripts for hit in model_type_comparisons(path, set(REGISTRY))]
     assert not found, (
-        "compare the registry's modality (family_for(config).modality.name), not model types: " + ", ".join(found)
+        "compare the registry's modality (registration_for(config).modality.name), not model types: " + ", ".join(found)
     )

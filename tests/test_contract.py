@@ -58,13 +58,13 @@ from transformers import (
 
 import icpc_hf
 from icpc_hf import (
-    FAMILIES,
+    REGISTRATIONS,
     ICPCCallback,
     ICPCConfig,
     ICPCDataCollator,
-    family_for,
     is_patched,
     patch_model,
+    registration_for,
     save_for_hub,
     unpatch_model,
 )
@@ -285,7 +285,7 @@ def test_compressed_inputs_cost_fewer_tokens_under_every_position_strategy(model
         for name, table in model.named_parameters():
             if name.endswith("position_embeddings"):  # DeiT and ViViT start theirs at zeros: rows must differ
                 torch.nn.init.normal_(table)
-        modality = family_for(model_type).modality
+        modality = registration_for(model_type).modality
         full = collator(case.features(case.processor()), level=1.0)
         batch = collator(case.features(case.processor()), level=COMPRESSED)
         assert modality.tokens(batch, icpc).sum() < modality.full_tokens(full, icpc).sum()
@@ -310,7 +310,7 @@ def test_save_and_load_keep_the_settings_and_the_answers(model_type, tmp_path):
     batch = unlabelled(collator(case.features(case.processor()), level=COMPRESSED))
     expected = model(**batch).logits
     model.save_pretrained(tmp_path)
-    loaded = family_for(model_type).auto_model.from_pretrained(tmp_path).eval()
+    loaded = registration_for(model_type).auto_model.from_pretrained(tmp_path).eval()
     assert loaded.config.icpc == icpc.to_dict() and not is_patched(loaded)  # settings saved, patched on request
     patch_model(loaded)
     assert icpc_settings(loaded).to_dict() == icpc.to_dict()
@@ -343,9 +343,9 @@ def test_pipeline_serves_the_cascade_and_the_hub_folder_serves_without_icpc_hf(m
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the fresh process: one thread, as in this one
     case = CASES[model_type]
     model, icpc, _ = patched(case, cascade_levels=[COMPRESSED, 1.0], thresholds=0.0)  # saved: cheapest answers
-    family = family_for(model_type)
+    registration = registration_for(model_type)
     processor = case.processor()
-    classifier = pipeline(family.task, model=model, **{family.processor_argument: processor})
+    classifier = pipeline(registration.task, model=model, **{registration.processor_argument: processor})
     raw = case.raw()
     local = {"saved": classifier(raw, top_k=2), "per_call": classifier([raw, raw], top_k=2, thresholds=1.0)}
     assert len(local["saved"]) == 2 and {"label", "score", "level", "tokens"} <= set(local["saved"][0])
@@ -373,7 +373,7 @@ def test_pipeline_serves_the_cascade_and_the_hub_folder_serves_without_icpc_hf(m
         answers = {{"saved": classifier(raw, top_k=2), "per_call": classifier([raw, raw], top_k=2, thresholds=1.0)}}
         print(json.dumps({{"answers": answers, "cls": type(classifier).__name__, "module": type(classifier).__module__}}))
     """)
-    assert served["cls"] == family.pipeline_class.__name__ and not served["module"].startswith("icpc_hf")
+    assert served["cls"] == registration.pipeline_class.__name__ and not served["module"].startswith("icpc_hf")
     for call, ours in local.items():
         theirs = served["answers"][call]
         ours, theirs = (ours, theirs) if call == "per_call" else ([ours], [theirs])
@@ -430,13 +430,13 @@ HELPERS = {"text": {"pruning.py", "word_importance.py"}, "audio": {"wav.py"}}
 """Modules a modality's module imports besides its embeddings: theirs alone, never served with another modality."""
 
 
-def modality_files(family) -> set[str]:
-    """The modules of a family's own: its modality module, its embeddings and its helpers."""
-    modules = {family.pipeline_class.__module__}
-    for patch in family.patches.values():
+def modality_files(registration) -> set[str]:
+    """The modules of a registration's own: its modality module, its embeddings and its helpers."""
+    modules = {registration.pipeline_class.__module__}
+    for patch in registration.patches.values():
         modules |= {type(patch).__module__, getattr(patch, "patched", type(patch)).__module__}
     names = {module.rsplit(".", 1)[-1] + ".py" for module in modules}
-    return (names | HELPERS.get(family.modality.name, set())) - {"embeddings.py"}
+    return (names | HELPERS.get(registration.modality.name, set())) - {"embeddings.py"}
 
 
 SERVED_BYTES = {"image": 79_500, "text": 95_500, "audio": 87_500, "video": 85_500}
@@ -444,17 +444,17 @@ SERVED_BYTES = {"image": 79_500, "text": 95_500, "audio": 87_500, "video": 85_50
 
 
 @pytest.mark.parametrize("model_type", sorted(CASES))
-def test_served_code_is_its_familys_alone_and_does_nothing_but_serve(model_type, tmp_path):
+def test_served_code_is_its_modalitys_alone_and_does_nothing_but_serve(model_type, tmp_path):
     import re
 
     case = CASES[model_type]
     model, _, _ = patched(case)
     save_for_hub(model, case.processor(), tmp_path)
     served = {path.name: path.read_text() for path in tmp_path.glob("*.py")}
-    family = family_for(model_type)
-    others = set().union(*(modality_files(f) for f in FAMILIES if f is not family))
-    assert TRAINING_ONLY and modality_files(family) <= set(served)
+    registration = registration_for(model_type)
+    others = set().union(*(modality_files(f) for f in REGISTRATIONS if f is not registration))
+    assert TRAINING_ONLY and modality_files(registration) <= set(served)
     assert not set(served) & (others | TRAINING_ONLY)
     for rule, pattern in SERVED_RULES.items():
         assert not [file for file, text in served.items() if re.search(pattern, text)], rule
-    assert sum(len(text.encode()) for text in served.values()) <= SERVED_BYTES[family.modality.name]
+    assert sum(len(text.encode()) for text in served.values()) <= SERVED_BYTES[registration.modality.name]

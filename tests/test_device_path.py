@@ -8,12 +8,11 @@ import weakref
 
 import pytest
 import torch
-from helpers import tiny_vit
+from helpers import quiet_cpu_args, tiny_vit
 from transformers import (
     ASTConfig,
     ASTForAudioClassification,
     Trainer,
-    TrainingArguments,
     VideoMAEConfig,
     VideoMAEForVideoClassification,
 )
@@ -181,14 +180,10 @@ def train(tmp_path, resize_on_device, workers=0, accelerators=None, monkeypatch=
     collator = ICPCDataCollator(None, base.config.icpc, resize_on_device=resize_on_device)
     generator = torch.Generator().manual_seed(1)
     data = [{"pixel_values": torch.randn(3, 32, 32, generator=generator), "label": i % 3} for i in range(16)]
-    args = TrainingArguments(
+    args = quiet_cpu_args(
         str(tmp_path / str(resize_on_device)),
         num_train_epochs=2,
         per_device_train_batch_size=4,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        remove_unused_columns=False,
         dataloader_num_workers=workers,
         logging_steps=2,
         seed=0,

@@ -5,7 +5,7 @@ import pytest
 from helpers import tiny_image_processor, tiny_vit
 
 from icpc_hf import ICPCConfig, patch_model, push_to_hub, save_for_hub
-from icpc_hf.registry import FAMILIES
+from icpc_hf.registry import REGISTRATIONS
 from icpc_hf.training.model_card import render_model_card
 
 
@@ -37,14 +37,14 @@ def test_folder_holds_weights_processor_settings_card_and_pipeline_code(tmp_path
             assert not re.search(r"^\s*(from|import)\s+icpc_hf", code, flags=re.MULTILINE), name
 
 
-@pytest.mark.parametrize("family", FAMILIES, ids=lambda family: family.modality.name)
-def test_card_takes_tag_task_and_descriptions_from_the_model_family(family):
-    model_type = sorted(family.patches)[0]
+@pytest.mark.parametrize("registration", REGISTRATIONS, ids=lambda registration: registration.modality.name)
+def test_card_takes_tag_task_and_descriptions_from_the_modalitys_registration(registration):
+    model_type = sorted(registration.patches)[0]
     card = str(render_model_card(ICPCConfig(model_type=model_type), repo_id="someone/model"))
-    assert f"pipeline_tag: {family.pipeline_tag}" in card and f"- {family.modality.name}" in card
-    assert f'pipeline("{family.task}", model="someone/model"' in card
-    assert f"A {model_type} {family.classifier_description} fine-tuned" in card
-    assert f"({family.compression_description})" in card
+    assert f"pipeline_tag: {registration.pipeline_tag}" in card and f"- {registration.modality.name}" in card
+    assert f'pipeline("{registration.task}", model="someone/model"' in card
+    assert f"A {model_type} {registration.classifier_description} fine-tuned" in card
+    assert f"({registration.compression_description})" in card
 
 
 def test_push_to_hub_uploads_the_hub_folder(monkeypatch):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import tiny_vit
-from transformers import Trainer, TrainingArguments
+from helpers import quiet_cpu_args, tiny_vit
+from transformers import Trainer
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 
@@ -23,14 +23,10 @@ def train(tmp_path, **extra):
     model = patch_model(tiny_vit(), ICPCConfig(levels=[0.5, 0.75, 1.0]))
     dtypes = []
     model.classifier.register_forward_hook(lambda module, args, output: dtypes.append(output.dtype))
-    args = TrainingArguments(
+    args = quiet_cpu_args(
         str(tmp_path / str(sorted(extra))),
         num_train_epochs=2,
         per_device_train_batch_size=4,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        remove_unused_columns=False,
         logging_steps=2,
         seed=0,
         **extra,

@@ -9,7 +9,7 @@ import re
 
 import pytest
 import torch
-from helpers import tiny_image_processor
+from helpers import quiet_cpu_args, tiny_image_processor
 from PIL import Image
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
@@ -83,23 +83,18 @@ class LogRecorder(__import__("transformers").TrainerCallback):
 def test_the_callback_goes_ahead_of_callbacks_listed_before_it(tmp_path):
     """Reporters the Trainer lists before ICPCCallback still receive its icpc/ figures, without `attach`."""
     from helpers import tiny_vit
-    from transformers import Trainer, TrainingArguments, ViTForImageClassification
+    from transformers import Trainer, ViTForImageClassification
 
     from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 
     icpc = ICPCConfig(levels=[0.5, 1.0], schedule="constant")
     model = patch_model(tiny_vit(), icpc)
     recorder, callback = LogRecorder(), ICPCCallback(calibrate=False, publish=False)
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
+    args = quiet_cpu_args(
+        str(tmp_path),
         num_train_epochs=1,
         per_device_train_batch_size=4,
         logging_steps=1,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        disable_tqdm=True,
-        remove_unused_columns=False,
     )
     data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(8)]
     trainer = Trainer(

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 import torch
-from helpers import InputRecorder, StopAt, tiny_vit
-from transformers import Trainer, TrainingArguments
+from helpers import InputRecorder, StopAt, quiet_cpu_args, tiny_vit
+from transformers import Trainer
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
 
@@ -95,14 +95,10 @@ def run(tmp_path, icpc, callbacks=(), resume=None, save_steps=None, workers=0, d
         data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(24)]
     model = patch_model(tiny_vit(), icpc)
     trained = InputRecorder(model)
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
+    args = quiet_cpu_args(
+        str(tmp_path),
         per_device_train_batch_size=4,
         num_train_epochs=2,
-        use_cpu=True,
-        report_to=[],
-        remove_unused_columns=False,
-        disable_tqdm=True,
         save_strategy="steps" if save_steps else "no",
         save_steps=save_steps or 500,
         logging_steps=1000,

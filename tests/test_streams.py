@@ -4,9 +4,9 @@ workers, resuming mid-stream, and the bad inputs a stream brings."""
 import pytest
 import torch
 from accelerate import Accelerator
-from helpers import InputRecorder, StopAt, tiny_vit
+from helpers import InputRecorder, StopAt, quiet_cpu_args, tiny_vit
 from torch.utils.data import DataLoader
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, LevelPlan, patch_model
 
@@ -32,14 +32,10 @@ def train(tmp_path, data, icpc, workers=0, max_steps=12, callbacks=(), resume=No
     model = patch_model(tiny_vit(), icpc)
     trained = InputRecorder(model)
     callback = ICPCCallback()
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
+    args = quiet_cpu_args(
+        str(tmp_path),
         per_device_train_batch_size=4,
         max_steps=max_steps,
-        use_cpu=True,
-        report_to=[],
-        remove_unused_columns=False,
-        disable_tqdm=True,
         logging_steps=2,
         dataloader_num_workers=workers,
         save_strategy="steps" if save_steps else "no",
@@ -118,18 +114,13 @@ def test_a_stream_calibrates_on_a_map_style_eval_set(tmp_path):
     icpc = ICPCConfig(levels=[0.5, 1.0], seed=2)
     model = patch_model(tiny_vit(), icpc)
     evaluation = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(12)]
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
+    args = quiet_cpu_args(
+        str(tmp_path),
         per_device_train_batch_size=4,
         max_steps=6,
-        use_cpu=True,
-        report_to=[],
-        remove_unused_columns=False,
-        disable_tqdm=True,
         logging_steps=2,
         eval_strategy="steps",
         eval_steps=6,
-        save_strategy="no",
     )
     trainer = Trainer(
         model=model,

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from helpers import quiet_cpu_args
 from transformers import (
     AutoTokenizer,
     BertConfig,
@@ -17,7 +18,6 @@ from transformers import (
     RobertaConfig,
     RobertaForSequenceClassification,
     Trainer,
-    TrainingArguments,
     pipeline,
 )
 
@@ -236,16 +236,12 @@ def test_trainer_trains_with_pruned_batches_and_original_positions(tokenizer, tm
     )
     before = copy.deepcopy(model.state_dict())
     train = features(tokenizer, TEXTS * 4)
-    args = TrainingArguments(
+    args = quiet_cpu_args(
         str(tmp_path),
         num_train_epochs=2,
         per_device_train_batch_size=4,
         learning_rate=1e-3,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
         logging_steps=2,
-        remove_unused_columns=False,
         dataloader_num_workers=0,
     )
     callback = ICPCCallback()

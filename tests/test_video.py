@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from helpers import quiet_cpu_args
 from transformers import (
     Trainer,
-    TrainingArguments,
     VideoMAEConfig,
     VideoMAEForVideoClassification,
     VideoMAEImageProcessor,
@@ -241,14 +241,10 @@ def test_trainer_with_the_callback_trains_on_drawn_levels(tmp_path):
     collator.modality.collate = spy
     try:
         train = [{"pixel_values": clip, "label": i % 3} for i, clip in enumerate(clips(24))]
-        args = TrainingArguments(
+        args = quiet_cpu_args(
             str(tmp_path),
             num_train_epochs=2,
             per_device_train_batch_size=4,
-            report_to=[],
-            use_cpu=True,
-            save_strategy="no",
-            remove_unused_columns=False,
             dataloader_num_workers=0,
             logging_steps=2,
         )

@@ -13,7 +13,16 @@ from .text import ICPCTextClassificationPipeline  # isort: skip
 from .audio import ICPCAudioClassificationPipeline  # isort: skip
 from .video import ICPCVideoClassificationPipeline  # isort: skip
 from .pipelines import ICPCPipeline
-from .registry import FAMILIES, REGISTRY, ModelFamily, family_for, register
+from .registry import (
+    FAMILIES,
+    REGISTRATIONS,
+    REGISTRY,
+    ModelFamily,
+    Registration,
+    family_for,
+    register,
+    registration_for,
+)
 from .training.callback import ICPCCallback, install_levels
 from .training.collator import ICPCDataCollator
 from .training.hub import build_pipeline, load_adapter, push_adapter_to_hub, push_to_hub, save_adapter, save_for_hub
@@ -22,14 +31,21 @@ from .training.word_scores import fit_word_scores
 
 __version__ = "0.1.0"
 
-for _family in FAMILIES:
+for _registration in REGISTRATIONS:
     PIPELINE_REGISTRY.register_pipeline(
-        _family.task, pipeline_class=_family.pipeline_class, pt_model=_family.auto_model, type=_family.modality.name
+        _registration.task,
+        pipeline_class=_registration.pipeline_class,
+        pt_model=_registration.auto_model,
+        type=_registration.modality.name,
     )
 
 __all__ = [
     "REGISTRY",
+    "Registration",
+    "registration_for",
+    "REGISTRATIONS",
     "ModelFamily",
+    "FAMILIES",
     "family_for",
     "register",
     "CascadePolicy",

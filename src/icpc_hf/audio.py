@@ -6,7 +6,7 @@ With `trim_padding`, the padding frames that the feature extractor appends after
 (whole patches, after the batch's longest clip) and an attention mask hides from each clip the padding patches
 left in its batch, so a one-second clip costs what one second costs, whatever it is batched with.
 
-The audio family (the Audio Spectrogram Transformer) in one module: the modality, its pipeline and its
+The audio modality (the Audio Spectrogram Transformer) in one module: the modality, its pipeline and its
 registration.
 """
 
@@ -26,7 +26,7 @@ from .geometry import AudioGeometry
 from .grid import conv_input_size, conv_output_size
 from .modality import GRID_KEY, GridModality, as_tensor, grid_marker
 from .pipelines import ICPCPipeline
-from .registry import ModelFamily, register
+from .registry import Registration, register
 from .wav import mono_waveform
 
 
@@ -270,8 +270,8 @@ class ICPCAudioClassificationPipeline(ICPCPipeline):
     _load_tokenizer = False
 
 
-FAMILY = register(
-    ModelFamily(
+REGISTRATION = register(
+    Registration(
         modality=AudioModality(),
         patches={"audio-spectrogram-transformer": AST_PATCH},
         pipeline_class=ICPCAudioClassificationPipeline,

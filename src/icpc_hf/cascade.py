@@ -14,7 +14,7 @@ from .costs import encoder_flops
 from .device import ACCELERATORS
 from .modality import GridModality
 from .patching import base_model_of, icpc_settings
-from .registry import family_for
+from .registry import registration_for
 
 COMBINE_MODES = ("last", "mean", "level_weighted")
 BUDGET_UNITS = ("full", "tokens", "flops")
@@ -211,7 +211,7 @@ class _CascadeRun:
     policy: CascadePolicy
 
     def __post_init__(self) -> None:
-        self.modality = family_for(self.icpc.model_type).modality
+        self.modality = registration_for(self.icpc.model_type).modality
         self.config = base_model_of(self.model).config
         self.device = next(self.model.parameters()).device
         self.answers = _Answers(len(self.features), len(self.policy.levels))

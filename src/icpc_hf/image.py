@@ -1,6 +1,6 @@
 """Images: resolution modulation. A level shrinks the image side to a whole number of patches.
 
-The image family (ViT, DeiT and DINOv2 classifiers) in one module: the modality, its pipeline and its registration.
+The image modality (ViT, DeiT and DINOv2 classifiers) in one module: the modality, its pipeline and its registration.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .geometry import ImageGeometry, pair
 from .grid import resize_images
 from .modality import GridModality, as_tensor
 from .pipelines import ICPCPipeline
-from .registry import ModelFamily, register
+from .registry import Registration, register
 
 PIL_MODES = {1: "L", 3: "RGB"}
 """The PIL mode a raw image is converted to for a model of each channel count."""
@@ -163,8 +163,8 @@ class ICPCImageClassificationPipeline(ICPCPipeline):
     _load_tokenizer = False
 
 
-FAMILY = register(
-    ModelFamily(
+REGISTRATION = register(
+    Registration(
         modality=ImageModality(),
         patches={"vit": VIT_PATCH, "deit": DEIT_PATCH, "dinov2": DINOV2_PATCH},
         pipeline_class=ICPCImageClassificationPipeline,

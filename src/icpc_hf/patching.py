@@ -10,7 +10,7 @@ from torch import nn
 from .config import CONFIG_KEY, ICPCConfig, as_icpc_config
 from .device import install as install_device_hook
 from .device import remove as remove_device_hook
-from .registry import family_for
+from .registry import registration_for
 
 RESOLVED: list[Callable[[ICPCConfig, Any], None]] = []
 """Run by `patch_model` on the resolved settings and the modality: icpc_hf.training adds the level weights of a
@@ -63,8 +63,8 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
     never patched). The resolved settings are stored in `model.config.icpc`, so `save_pretrained` keeps them.
     """
     base = base_model_of(model)
-    family = family_for(base.config)
-    patch = family.patches[base.config.model_type]
+    registration = registration_for(base.config)
+    patch = registration.patches[base.config.model_type]
     if icpc is None:
         stored = getattr(base.config, CONFIG_KEY, None)
         icpc = ICPCConfig.from_dict(stored) if stored is not None else ICPCConfig()
@@ -75,11 +75,11 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
             f"These ICPC settings were resolved for a {icpc.model_type!r} model and cannot patch a "
             f"{base.config.model_type!r} one: start from a fresh ICPCConfig()."
         )
-    family.modality.resolve(icpc, base.config)
+    registration.modality.resolve(icpc, base.config)
     icpc.geometry.update(patch.geometry(base.config))
     icpc.model_type = base.config.model_type
     for resolved in RESOLVED:
-        resolved(icpc, family.modality)
+        resolved(icpc, registration.modality)
     patch.apply(base, icpc)
     setattr(base.config, CONFIG_KEY, icpc.to_dict())
     if getattr(base, "_icpc_settings", None) is None and not patch.accepts_position_ids:
@@ -92,7 +92,7 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
 def unpatch_model(model: nn.Module) -> nn.Module:
     """Restore the original embeddings (the weights are untouched); `config.icpc` is kept."""
     base = base_model_of(model)
-    family_for(base.config).patches[base.config.model_type].remove(base)
+    registration_for(base.config).patches[base.config.model_type].remove(base)
     guard = getattr(base, "_icpc_guard", None)
     if guard is not None:
         guard.remove()

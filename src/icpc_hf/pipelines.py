@@ -3,7 +3,7 @@
 Each modality's module subclasses it (`image.py`, ...); that module and what it imports relatively are what
 the Hub export copies next to a saved model, so `pipeline(model=folder, trust_remote_code=True)` works where
 icpc_hf is not installed: keep the imports relative (`from .x import y`) and the dependencies to torch and
-transformers. The family's record names its pipeline class, so the registry and the modules reading it are
+transformers. A modality's registration names its pipeline class, so the registry and the modules reading it are
 imported where they are used rather than at load time.
 """
 
@@ -30,13 +30,13 @@ class ICPCPipeline(Pipeline):
 
     def __init__(self, *args: Any, **kwargs: Any):
         from .patching import icpc_settings, is_patched, patch_model
-        from .registry import family_for
+        from .registry import registration_for
 
         super().__init__(*args, **kwargs)
         if not is_patched(self.model):
             patch_model(self.model)
         self.icpc = icpc_settings(self.model)
-        self.modality = family_for(self.icpc.model_type).modality
+        self.modality = registration_for(self.icpc.model_type).modality
 
     def _sanitize_parameters(
         self, thresholds=None, levels=None, top_k=None, combine=None, budget=None, budget_unit=None, **kwargs

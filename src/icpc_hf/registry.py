@@ -1,8 +1,9 @@
 """One record per modality: everything icpc_hf knows about it, registered once per `config.model_type`.
 
-A "family" is that record (`ModelFamily`, `FAMILIES`, `family_for`): a modality with the model types it serves,
-its pipeline and auto class. Patching, the cascade, the pipelines, the Hub export, the model card and calibration
-all read these records through `family_for`. This module is the mechanism only; each modality registers itself
+A modality's record is its `Registration` (all of them: `REGISTRATIONS`; one model's: `registration_for`): the
+modality with the model types it serves, its pipeline and auto class. (Before 2026-11-30 it was called a "family":
+`ModelFamily`, `FAMILIES` and `family_for` remain as aliases.) Patching, the cascade, the pipelines, the Hub export, the model card and calibration
+all read these records through `registration_for`. This module is the mechanism only; each modality registers itself
 at the end of its own module (`image.py`, ...), which also defines its pipeline, so the code served with a model
 is its modality's alone (docs/guides/adding-a-model.md). Keep the imports relative, or to torch and transformers: the
 Hub export copies them.
@@ -39,7 +40,7 @@ class Patch(Protocol):
 
 
 @dataclass(frozen=True)
-class ModelFamily:
+class Registration:
     """The models one modality serves, and how each part of icpc_hf presents them."""
 
     modality: Modality
@@ -69,37 +70,37 @@ class ModelFamily:
 
 @dataclass(frozen=True)
 class Entry:
-    """What `REGISTRY` maps one model type to: its family and its own patch."""
+    """What `REGISTRY` maps one model type to: its registration and its own patch."""
 
-    family: ModelFamily
+    registration: Registration
     patch: Patch
 
     @property
     def modality(self) -> Modality:
-        return self.family.modality
+        return self.registration.modality
 
 
 REGISTRY: dict[str, Entry] = {}
-FAMILIES: list[ModelFamily] = []
+REGISTRATIONS: list[Registration] = []
 
 
-def register(family: ModelFamily) -> ModelFamily:
-    """Add `family`; a model type registered twice is refused, since the later record would silently win."""
-    taken = sorted(set(family.patches) & set(REGISTRY))
+def register(registration: Registration) -> Registration:
+    """Add `registration`; a model type registered twice is refused, since the later record would silently win."""
+    taken = sorted(set(registration.patches) & set(REGISTRY))
     if taken:
-        owners = sorted({REGISTRY[model_type].family.modality.name for model_type in taken})
+        owners = sorted({REGISTRY[model_type].registration.modality.name for model_type in taken})
         raise ValueError(
-            f"Model type(s) {', '.join(taken)} already registered by the {', '.join(owners)} family: each model type "
-            "has one record. Add a new architecture to its family's `patches` once, or give your model its own "
+            f"Model type(s) {', '.join(taken)} already registered by the {', '.join(owners)} modality: each model type "
+            "has one record. Add a new architecture to its modality's `patches` once, or give your model its own "
             "`config.model_type`."
         )
-    FAMILIES.append(family)
-    REGISTRY.update({model_type: Entry(family, patch) for model_type, patch in family.patches.items()})
-    return family
+    REGISTRATIONS.append(registration)
+    REGISTRY.update({model_type: Entry(registration, patch) for model_type, patch in registration.patches.items()})
+    return registration
 
 
-def family_for(model_config_or_type: Any) -> ModelFamily:
-    """The family serving a model config (by its `model_type`) or a model type given as a string."""
+def registration_for(model_config_or_type: Any) -> Registration:
+    """The registration of the modality serving a model config (by its `model_type`) or a model type given as a string."""
     if isinstance(model_config_or_type, str):
         model_type = model_config_or_type
     else:
@@ -108,4 +109,10 @@ def family_for(model_config_or_type: Any) -> ModelFamily:
         raise ValueError(
             f"icpc_hf does not support model type {model_type!r}; supported model types: {', '.join(sorted(REGISTRY))}."
         )
-    return REGISTRY[model_type].family
+    return REGISTRY[model_type].registration
+
+
+# The names of releases before 2026-11-30, kept so that code written against them still runs.
+ModelFamily = Registration
+FAMILIES = REGISTRATIONS
+family_for = registration_for

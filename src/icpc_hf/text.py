@@ -7,7 +7,7 @@ punctuation by default. Special tokens are never removed, a text keeps at least 
 keeps its original position id, which the batch carries as `position_ids` (BERT-family models take them
 natively; RoBERTa-style models count positions from `padding_idx + 1`, which `position_offset` accounts for).
 
-The text family (BERT-style classifiers) in one module: the modality, its pipeline and its registration.
+The text modality (BERT-style classifiers) in one module: the modality, its pipeline and its registration.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .geometry import TextGeometry
 from .modality import Modality, as_tensor
 from .pipelines import ICPCPipeline
 from .pruning import kept_token_indices, token_vocabulary
-from .registry import ModelFamily, register
+from .registry import Registration, register
 from .word_importance import scorer_for
 
 
@@ -250,8 +250,8 @@ class ICPCTextClassificationPipeline(ICPCPipeline):
     _load_tokenizer = True
 
 
-FAMILY = register(
-    ModelFamily(
+REGISTRATION = register(
+    Registration(
         modality=TextModality(),
         patches={
             "bert": TextPositionsPatch(BertEmbeddings),

@@ -7,7 +7,7 @@ the clip), the one whose span holds the centre of the i-th of t equal parts of t
 position strategy gives kept tubelet i, so with `stride` every kept tubelet carries the position of the
 original tubelet it covers; `crop` and `interpolate` take the same frames and differ only in positions.
 
-The video family (VideoMAE and ViViT classifiers) in one module: the modality, its pipeline and its registration.
+The video modality (VideoMAE and ViViT classifiers) in one module: the modality, its pipeline and its registration.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .geometry import VideoGeometry, pair
 from .grid import axis_positions, resize_images
 from .modality import GridModality, as_tensor
 from .pipelines import ICPCPipeline
-from .registry import ModelFamily, register
+from .registry import Registration, register
 
 
 def tubelet_frame_index(clip_frames: int, tubelets: int, tubelet_size: int) -> list[int]:
@@ -211,8 +211,8 @@ class ICPCVideoClassificationPipeline(ICPCPipeline):
     _load_tokenizer = False
 
 
-FAMILY = register(
-    ModelFamily(
+REGISTRATION = register(
+    Registration(
         modality=VideoModality(),
         patches={"videomae": VIDEOMAE_PATCH, "vivit": VIVIT_PATCH},
         pipeline_class=ICPCVideoClassificationPipeline,

@@ -9,7 +9,7 @@ import torch
 
 from ..costs import encoder_flops
 from ..patching import base_model_of
-from ..registry import family_for
+from ..registry import registration_for
 
 
 class TrainingAccount:
@@ -27,7 +27,7 @@ class TrainingAccount:
 
     def start(self, model: Any, icpc: Any) -> None:
         """Count what `model` trains on from now on (calls in training mode with a batch of the model's modality)."""
-        config, modality = base_model_of(model).config, family_for(icpc.model_type).modality
+        config, modality = base_model_of(model).config, registration_for(icpc.model_type).modality
 
         def count(module, args, inputs):
             if not module.training or args:

@@ -302,14 +302,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     from transformers import AutoConfig, AutoProcessor
 
     from ..patching import patch_model
-    from ..registry import family_for
+    from ..registry import registration_for
 
     data = datasets.load_from_disk(args.data)
     if isinstance(data, datasets.DatasetDict):
         split = args.split or ("validation" if "validation" in data else "test")
         data = data[split]
     config = AutoConfig.from_pretrained(args.model)
-    model = family_for(config).auto_model.from_pretrained(args.model)
+    model = registration_for(config).auto_model.from_pretrained(args.model)
     patch_model(model)
     processor = AutoProcessor.from_pretrained(args.model)
     result = calibrate_thresholds(

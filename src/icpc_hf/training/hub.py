@@ -10,14 +10,16 @@ from torch import nn
 from transformers.dynamic_module_utils import custom_object_save
 
 from ..patching import base_model_of, icpc_settings, patch_model
-from ..registry import ModelFamily, family_for
+from ..registry import Registration, registration_for
 from .model_card import Measured, render_model_card
 
 
 def build_pipeline(model: nn.Module, processor: Any, **kwargs: Any):
     """The ICPC pipeline of a patched model's modality, around `model` and its processor."""
-    family = family_for(icpc_settings(model).model_type)
-    return family.pipeline_class(model=base_model_of(model), **{family.processor_argument: processor}, **kwargs)
+    registration = registration_for(icpc_settings(model).model_type)
+    return registration.pipeline_class(
+        model=base_model_of(model), **{registration.processor_argument: processor}, **kwargs
+    )
 
 
 REMOTE_TASK_SUFFIX = "-remote-code"
@@ -25,23 +27,23 @@ REMOTE_TASK_SUFFIX = "-remote-code"
 `pipeline()` gives a task found in `custom_pipelines` to the remote code (and asks for `trust_remote_code`)."""
 
 
-def remote_task(family: ModelFamily) -> str:
+def remote_task(registration: Registration) -> str:
     """The task under which `config.json` lists the copied pipeline code, e.g. icpc-image-classification-remote-code."""
-    return family.task + REMOTE_TASK_SUFFIX
+    return registration.task + REMOTE_TASK_SUFFIX
 
 
-def mark_servable(model: nn.Module) -> ModelFamily:
+def mark_servable(model: nn.Module) -> Registration:
     """Put the `custom_pipelines` entry in the model's config, so every later `save_pretrained` writes it."""
-    family = family_for(icpc_settings(model).model_type)
-    pipeline_class = family.pipeline_class
+    registration = registration_for(icpc_settings(model).model_type)
+    pipeline_class = registration.pipeline_class
     base_model_of(model).config.custom_pipelines = {
-        remote_task(family): {
+        remote_task(registration): {
             "impl": f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}",
-            "pt": [family.auto_model.__name__],
-            "type": family.modality.name,
+            "pt": [registration.auto_model.__name__],
+            "type": registration.modality.name,
         }
     }
-    return family
+    return registration
 
 
 def check_processor(processor: Any) -> None:
@@ -74,10 +76,10 @@ def write_serving_files(
     """Everything but the weights and config.json that a served ICPC folder needs: processor, code and card."""
     check_processor(processor)
     icpc = icpc_settings(model)
-    family = family_for(icpc.model_type)
+    registration = registration_for(icpc.model_type)
     os.makedirs(folder, exist_ok=True)
     processor.save_pretrained(folder)
-    custom_object_save(family.pipeline_class, folder)
+    custom_object_save(registration.pipeline_class, folder)
     card_data.setdefault("model_name", model_title(model))
     card = render_model_card(icpc, repo_id=repo_id or str(folder), results=results, measured=measured, **card_data)
     card.save(os.path.join(folder, "README.md"))

@@ -12,7 +12,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..config import ICPCConfig
-from ..registry import family_for
+from ..registry import registration_for
 from .calibrate import Calibration
 
 
@@ -185,17 +185,17 @@ def render_model_card(
 ) -> ModelCard:
     """A Hub model card: tags, the ICPC settings, a usage that runs, and `measured` results in `model-index`.
 
-    The pipeline tag, the task, the descriptions and the example input come from the family of
+    The pipeline tag, the task, the descriptions and the example input come from the registration of the modality of
     `icpc.model_type`; `results` (Markdown) is added below the measured ones.
     """
-    family = family_for(icpc.model_type)
-    title = model_name or f"{icpc.model_type} {family.classifier_description} with ICPC"
-    evals, table = results_of(measured, family.modality.task, family.pipeline_tag)
-    setup, example_input = EXAMPLE_INPUTS.get(family.modality.name, ("inputs = ...  # your inputs\n\n", "inputs"))
+    registration = registration_for(icpc.model_type)
+    title = model_name or f"{icpc.model_type} {registration.classifier_description} with ICPC"
+    evals, table = results_of(measured, registration.modality.task, registration.pipeline_tag)
+    setup, example_input = EXAMPLE_INPUTS.get(registration.modality.name, ("inputs = ...  # your inputs\n\n", "inputs"))
     data = ModelCardData(
         library_name="transformers",
-        pipeline_tag=family.pipeline_tag,
-        tags=["icpc", "icpc-hf", "input-compression", family.modality.name],
+        pipeline_tag=registration.pipeline_tag,
+        tags=["icpc", "icpc-hf", "input-compression", registration.modality.name],
         model_name=title if evals else None,
         eval_results=evals or None,
         **card_data,
@@ -205,9 +205,9 @@ def render_model_card(
         template_str=TEMPLATE,
         model_name=title,
         model_type=icpc.model_type,
-        task=family.task,
-        task_description=family.classifier_description,
-        modality_description=family.compression_description,
+        task=registration.task,
+        task_description=registration.classifier_description,
+        modality_description=registration.compression_description,
         levels=", ".join(f"{lv:.3g}" for lv in icpc.levels or []),
         position_strategy=icpc.position_strategy,
         cascade_levels=", ".join(f"{lv:.3g}" for lv in icpc.cascade_levels or []),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..registry import family_for
+from ..registry import registration_for
 from .collator import collate_layers
 from .shipping import check_calibration_levels
 
@@ -41,7 +41,7 @@ def check_servable(processor: Any, push_to_hub: bool) -> None:
 def warn_about_padding(icpc: Any, args: Any, stream: bool) -> None:
     """Pruned texts shorten a batch only when its texts have similar lengths: say so when batches are random."""
     if (
-        family_for(icpc.model_type).modality.pads_to_the_longest
+        registration_for(icpc.model_type).modality.pads_to_the_longest
         and not stream
         and args.train_sampling_strategy != "group_by_length"
     ):

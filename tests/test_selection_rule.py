@@ -1,0 +1,93 @@
+"""The selection rule of docs/reference/selection-rule.md as benchmarks/convergence_report.py applies it, on made-up
+summaries: eligibility within a point of the baseline, the fastest eligible candidate, ties, and no-one eligible."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+from convergence_report import apply_rule  # noqa: E402
+from suite import ROUNDS, Round  # noqa: E402
+
+RULE = Round(
+    title="test",
+    suite={"a": ("choose", "data-limited"), "b": ("choose", "data-limited"), "c": ("confirm", "data-limited")},
+    candidates=("fast", "slow"),
+    incumbent="slow",
+    over_seeds="median",
+)
+
+
+def summary(arm, speedup=1.0, best=0.80, mean=None, served=1.0):
+    return {
+        "arm": arm,
+        "seeds": 3,
+        "time_to_accuracy_speedup": speedup,
+        "best_served_median": best,
+        "best_served": best if mean is None else mean,
+        "best_within_baseline_time": best,
+        "cascade_speedup": served,
+        "token_ratio": 0.5,
+    }
+
+
+def sections(fast_best=0.80, fast_speed=2.0, slow_speed=1.5, fast_served=1.0, slow_served=1.0, confirm_best=0.80):
+    rows = {
+        task: [
+            summary("baseline"),
+            summary("fast", fast_speed, fast_best, served=fast_served),
+            summary("slow", slow_speed, 0.80, served=slow_served),
+        ]
+        for task in ("a", "b")
+    }
+    rows["c"] = [summary("baseline"), summary("fast", 2.0, confirm_best), summary("slow", 1.5, 0.80)]
+    return rows
+
+
+def test_the_fastest_eligible_candidate_is_chosen_and_the_confirm_half_reported():
+    chosen, lines = apply_rule(sections(), RULE)
+    assert chosen == "fast"
+    assert "it holds on every confirm-half task that ran" in "\n".join(lines)
+    chosen, lines = apply_rule(sections(confirm_best=0.75), RULE)
+    assert chosen == "fast" and "it does not hold on c" in "\n".join(lines)
+
+
+def test_more_than_a_point_below_the_baseline_is_not_eligible_however_fast():
+    chosen, lines = apply_rule(sections(fast_best=0.789, fast_speed=5.0), RULE)
+    assert chosen == "slow"
+    assert "- fast: not eligible (more than 1 point below)." in lines
+    assert apply_rule(sections(fast_best=0.791, fast_speed=5.0), RULE)[0] == "fast"
+
+
+def test_no_eligible_candidate_keeps_the_incumbent():
+    rows = sections(fast_best=0.70)
+    rows["a"][2] = summary("slow", 1.5, 0.70)
+    chosen, lines = apply_rule(rows, RULE)
+    assert chosen is None and "No candidate is eligible: the default stays slow." in "\n".join(lines)
+
+
+@pytest.mark.parametrize("over_seeds, expected", [("median", "fast"), ("mean", "slow")])
+def test_the_best_accuracy_is_summarised_over_seeds_as_the_round_says(over_seeds, expected):
+    rows = sections()
+    rows["a"][1] = summary("fast", 2.0, best=0.80, mean=0.70)
+    rule = Round(RULE.title, RULE.suite, RULE.candidates, RULE.incumbent, over_seeds)
+    assert apply_rule(rows, rule)[0] == expected
+
+
+def test_a_tie_in_speed_goes_to_the_faster_served_cascade():
+    assert apply_rule(sections(fast_speed=1.52, slow_speed=1.5, slow_served=2.0), RULE)[0] == "slow"
+    assert apply_rule(sections(fast_speed=1.60, slow_speed=1.5, slow_served=2.0), RULE)[0] == "fast"
+
+
+def test_a_candidate_not_run_everywhere_is_not_eligible():
+    rows = sections()
+    rows["b"] = [r for r in rows["b"] if r["arm"] != "fast"]
+    chosen, lines = apply_rule(rows, RULE)
+    assert chosen == "slow" and "- fast: not eligible (not run on every choose-half task)." in lines
+
+
+def test_every_round_names_candidates_and_an_incumbent_among_them_or_its_tasks():
+    for rule in ROUNDS:
+        assert rule.incumbent in rule.candidates and rule.over_seeds in ("mean", "median")
+        assert {half for half, _ in rule.suite.values()} <= {"choose", "confirm"}
