@@ -362,7 +362,7 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
     failed = [t for t in confirm if holds(t, chosen) is False]
     unrun = [t for t in confirm if holds(t, chosen) is None]
     confirmation = (
-        "no confirm half in this round."
+        "No confirm half in this round."
         if not confirm
         else "Confirmation: "
         + (f"it does not hold on {', '.join(failed)}" if failed else "it holds on every confirm-half task that ran")
