@@ -21,11 +21,12 @@ BASELINE = "baseline"
 
 
 def default_arms() -> tuple[str, ...]:
-    """The arms whose settings are `ICPCConfig()`'s: its schedule with the default levels and crop positions."""
+    """The arms whose settings are `ICPCConfig()`'s: its schedule with the default levels and crop positions (grid
+    tasks), and with the importance scorer the Trainer flow uses by default (text)."""
     from icpc_hf import ICPCConfig
 
     schedule = ICPCConfig().schedule
-    return f"icpc {schedule} crop", f"icpc {schedule}"
+    return f"icpc {schedule} crop", "icpc importance" if schedule == "progressive" else f"icpc importance {schedule}"
 
 
 DEFAULTS = default_arms()

@@ -458,13 +458,17 @@ def video_convergence_task(quick: bool) -> Task:
 
 def text_arms() -> dict[str, Arm]:
     """The arms every text task runs: the baseline (batches grouped by length, as the ICPC arms), the two scorers
-    with the default schedule, the importance scorer's constant schedule, and one fixed importance level as peer."""
+    with the default schedule (importance is `ICPCConfig()`'s in the Trainer flow since the text round), the importance scorer's constant schedule, and one fixed importance level as peer."""
     importance = {"text_scorer": "importance"}
     return {
         "baseline": Arm(None, eval_levels=[1.0], note="plain Trainer, full texts, batches grouped by length"),
-        "icpc progressive": Arm({}, note="`ICPCConfig()`: insignificant words pruned, fewer as the run goes on"),
-        "icpc constant": Arm({"schedule": "constant"}, note="every level alike, every epoch"),
-        "icpc importance": Arm(importance, note="`text_scorer='importance'`: a level is the share of all words kept"),
+        "icpc progressive": Arm(
+            {"text_scorer": "stop_words"}, note="stop words and punctuation pruned, fewer as the run goes on"
+        ),
+        "icpc constant": Arm(
+            {"text_scorer": "stop_words", "schedule": "constant"}, note="stop words, every level alike"
+        ),
+        "icpc importance": Arm(importance, note="a level is the share of all words kept, ranked by importance"),
         "icpc importance constant": Arm({**importance, "schedule": "constant"}, note="importance, every level alike"),
         "fixed importance 0.5": Arm(
             {**importance, "levels": [0.5]}, eval_levels=[0.5, 1.0], note="the most important half of the words"

@@ -228,10 +228,12 @@ def test_scores_are_saved_with_the_model_and_the_pipeline_prunes_the_same(tokeni
     assert [r[0]["tokens"] for r in remote] == expected
 
 
-def test_the_callback_fits_the_scores_on_the_train_dataset(tokenizer, tmp_path):
+@pytest.mark.parametrize("asked", [{"text_scorer": "importance"}, {}], ids=["importance", "default"])
+def test_the_callback_fits_the_scores_on_the_train_dataset(tokenizer, tmp_path, asked):
+    """Asked for, or by default (`text_scorer=None`): the Trainer flow fits the scores and prunes by importance."""
     from datasets import Dataset
 
-    model, icpc, _ = patched(tokenizer, text_scorer="importance", levels=[0.4])
+    model, icpc, _ = patched(tokenizer, levels=[0.4], **asked)
     collator = ICPCDataCollator(tokenizer, model.config.icpc)  # its own copy of the settings, without scores
     texts, labels = corpus(48, seed=5)
     train = Dataset.from_dict({"text": texts, "label": labels}).map(lambda b: tokenizer(b["text"]), batched=True)
@@ -258,8 +260,27 @@ def test_the_callback_fits_the_scores_on_the_train_dataset(tokenizer, tmp_path):
     expected = fit_word_scores(train["input_ids"], tokenizer, labels)
     assert icpc.word_scores == expected and collator.icpc.word_scores == expected
     assert model.config.icpc["word_scores"] == expected
+    assert icpc.text_scorer == collator.icpc.text_scorer == model.config.icpc["text_scorer"] == "importance"
     ratios = [h["icpc/token_ratio"] for h in trainer.state.log_history if "icpc/token_ratio" in h]
     assert ratios and max(ratios) < 0.55  # 0.4 of the words (stop-word pruning at 0.4 keeps 0.63 of these tokens)
+
+
+def test_the_default_without_fitted_scores_prunes_stop_words_exactly_as_asked_for(tokenizer, scores):
+    """A collator or pipeline used without ICPCCallback has no scores: the default scorer is then the stop-word one,
+    the same pruning as `text_scorer="stop_words"`; scores given resolve it to importance, a stop-word list to stop
+    words."""
+    texts, _ = corpus(12, seed=9)
+    feats = features(tokenizer, texts)
+    _, default, collate_default = patched(tokenizer, seed=3)
+    _, stop, collate_stop = patched(tokenizer, seed=3, text_scorer="stop_words")
+    assert default.text_scorer is None
+    for level in (0.3, 0.6):
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(collate_default(feats, level=level).values(), collate_stop(feats, level=level).values())
+        )
+    assert ICPCConfig(word_scores=scores).text_scorer == "importance"
+    assert ICPCConfig(stop_words=["the"]).text_scorer == "stop_words"
 
 
 # ---------------------------------------------------------------------------------------------- bad input

@@ -71,10 +71,10 @@ class ICPCConfig:
     """Audio: drop the trailing padding frames a batch's longest clip does not need (whole patches; `crop` positions)."""
     stop_words: list[str] | None = None
     """Text: the words counted as insignificant besides punctuation. `None`: the built-in English list."""
-    text_scorer: str = "stop_words"
-    """Text: which words a level drops. `stop_words` (default): a level is the share of the insignificant words
-    (`stop_words`, punctuation) kept. `importance`: a level is the share of ALL words kept, the least important
-    (by `word_scores`, fitted on the training texts) dropped first; negations and numbers are never dropped."""
+    text_scorer: str | None = None
+    """Text: which words a level drops. `importance`: a level is the share of ALL words kept, least important first.
+    `stop_words`: the share of stop words and punctuation kept. `None` (default): importance where word scores exist
+    (ICPCCallback fits them), else stop words (docs/guides/text.md)."""
     word_scores: dict[str, Any] | None = None
     """Text, `importance` scorer: what `icpc_hf.fit_word_scores` returns. `None`: ICPCCallback fits them on the
     train dataset. Saved in `config.icpc`, so the pipeline prunes the same way."""
@@ -111,7 +111,11 @@ class ICPCConfig:
             check(self)
 
     def _check_text_scorer(self) -> None:
-        if self.text_scorer not in TEXT_SCORERS:
+        if self.text_scorer is None and self.word_scores is not None:
+            self.text_scorer = "importance"
+        elif self.text_scorer is None and self.stop_words is not None:
+            self.text_scorer = "stop_words"
+        if self.text_scorer is not None and self.text_scorer not in TEXT_SCORERS:
             raise ValueError(f"Unknown `text_scorer` {self.text_scorer!r}: use one of {', '.join(TEXT_SCORERS)}.")
         if self.text_scorer == "importance" and self.stop_words is not None:
             raise ValueError(
@@ -186,6 +190,8 @@ class ICPCConfig:
         if "model_type" in values and "schedule" not in values:
             # settings resolved and saved before schedules existed were trained with every epoch alike
             values = {**values, "schedule": "constant"}
+        if "model_type" in values and "text_scorer" not in values:
+            values = {**values, "text_scorer": "stop_words"}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

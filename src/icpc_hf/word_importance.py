@@ -54,8 +54,8 @@ class ImportanceScorer:
 
 
 def scorer_for(icpc: Any, vocabulary: TokenVocabulary) -> Any:
-    """The scorer `icpc.text_scorer` names, checked against the tokenizer's vocabulary."""
-    if icpc.text_scorer == "stop_words":
+    """The scorer `icpc.text_scorer` names (None: stop words), checked against the tokenizer's vocabulary."""
+    if icpc.text_scorer in (None, "stop_words"):
         return StopWordScorer(_stop_set(None if icpc.stop_words is None else tuple(icpc.stop_words)))
     if icpc.word_scores is None:
         raise ValueError(

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..patching import base_model_of, icpc_settings
 from ..pruning import token_vocabulary, word_texts
+from ..registry import registration_for
 from ..word_importance import is_protected
 
 logger = logging.getLogger(__name__)
@@ -136,11 +137,14 @@ def _settings_in(train_dataloader: Any) -> list[Any]:
 
 
 def fit_for_training(model: Any, train_dataloader: Any, tokenizer: Any, limit: int = FIT_SAMPLE) -> None:
-    """ICPCCallback: fit word scores on the train dataset when the importance scorer has none, and store them in
-    the model's settings (so `save_pretrained` and the pipeline have them) and in the data collator's."""
+    """ICPCCallback, text models: fit word scores on the train dataset when the importance scorer (asked for, or the
+    default `text_scorer=None`) has none, and store them with `text_scorer="importance"` in the model's settings (so
+    `save_pretrained` and the pipeline have them) and in the data collator's."""
     base = base_model_of(model)
+    if registration_for(icpc_settings(model).model_type).modality.name != "text":
+        return
     settings = [icpc_settings(model), *_settings_in(train_dataloader)]
-    waiting = [s for s in settings if s.text_scorer == "importance" and s.word_scores is None]
+    waiting = [s for s in settings if s.text_scorer in (None, "importance") and s.word_scores is None]
     if not waiting:
         return
     samples = _samples(getattr(train_dataloader, "base_dataloader", train_dataloader).dataset, limit)
@@ -165,7 +169,7 @@ def fit_for_training(model: Any, train_dataloader: Any, tokenizer: Any, limit: i
         labels = None
     scores = fit_word_scores(texts, tokenizer, labels)
     for icpc in waiting:
-        icpc.word_scores = scores
+        icpc.word_scores, icpc.text_scorer = scores, "importance"
     base.config.icpc = icpc_settings(model).to_dict()
 
 
