@@ -1,4 +1,4 @@
-"""Fine-tune all-MiniLM-L6-v2 on fortune-cookie topics: plain Trainer vs ICPC insignificant word pruning.
+"""Fine-tune all-MiniLM-L6-v2 on fortune-cookie topics: plain Trainer vs ICPC word pruning (its defaults).
 
 Data: the fortune files of Debian's `fortunes` and `fortunes-min` (one text per entry, the file is its topic),
 split per topic into fixed train / validation / test sets. Weights: the pretrained all-MiniLM-L6-v2 (a 6-layer

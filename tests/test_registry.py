@@ -72,7 +72,7 @@ def test_second_registration_of_a_model_type_is_refused_and_changes_nothing():
     vit = registration_for("vit")
     before_registry, before_families = dict(REGISTRY), list(REGISTRATIONS)
     again = dataclasses.replace(vit, patches={"new-type": vit.patches["vit"], "vit": vit.patches["vit"]})
-    with pytest.raises(ValueError, match=r"vit already registered by the image registration.*`patches`"):
+    with pytest.raises(ValueError, match=r"vit already registered by the image modality.*`patches`"):
         register(again)
     assert REGISTRY == before_registry and REGISTRATIONS == before_families
 

@@ -294,7 +294,7 @@ def test_bad_scorers_and_scores_fail_with_the_fix(tokenizer, scores):
     with pytest.raises(ValueError, match="labels=None"):
         fit_word_scores(["a b", "c d"], tokenizer, [0.5, 1.5])
     with pytest.raises(ValueError, match="text_scorer='importance'"):
-        ICPCConfig(word_scores=scores)
+        ICPCConfig(text_scorer="stop_words", word_scores=scores)
     with pytest.raises(ValueError, match="drop `stop_words`"):
         ICPCConfig(text_scorer="importance", stop_words=["the"])
     with pytest.raises(ValueError, match="fit them again"):
