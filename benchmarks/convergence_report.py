@@ -229,7 +229,12 @@ def task_section(task: str, arms: dict[str, list[dict]], images: str, quick: boo
         f"({fastest['time_to_accuracy_speedup']:.2f}x). Most accurate as served: **{accurate['arm']}** "
         f"({accurate['best_served']:.4f}, baseline {by_name(rows, BASELINE)['best_served']:.4f}).",
     ]
-    notes = [f"- {r['arm']}: {r['note']}" for r in rows if r["note"]]
+    # a note stored when an arm was the default says so; the default has moved since (text: 2026-11-30)
+    notes = [
+        f"- {r['arm']}: {r['note'] if r['arm'] in DEFAULTS else r['note'].removeprefix('`ICPCConfig()`: ')}"
+        for r in rows
+        if r["note"]
+    ]
     return lines + ["", *notes, ""], rows
 
 
