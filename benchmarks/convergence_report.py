@@ -94,12 +94,8 @@ def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
         speedups, never, within, near = [], 0, [], []
         for base, run in paired:
             target, base_seconds, _ = baseline_target(base)
-            seconds = first_time_reaching(run, target)
-            if seconds is None:
-                never += 1
-                speedups.append(0.0)
-            else:
-                speedups.append(base_seconds / seconds)
+            speedups.append(speedup_to(base, run, target))
+            never += speedups[-1] == 0.0
             within.append(best_within(run, base_seconds))
             near.append(speedup_to(base, run, within_one_error(base)))
         last = [r["curve"][-1] for _, r in paired]

@@ -199,39 +199,49 @@ def audio_task(
     )
 
 
-def text_task(quick: bool) -> Task:
-    """Pretrained all-MiniLM-L6-v2 fine-tuned on fortune-file topics (examples/text_classification)."""
+def minilm_task(name: str, splits: dict, labels: tuple[str, ...], epochs: int, icpc: dict) -> Task:
+    """Pretrained all-MiniLM-L6-v2 fine-tuned on `splits` (text, label) cut at 128 tokens; every arm groups batches
+    by length, so pruning shortens padded batches (the ablations add plain batches)."""
     import text_classification as text
     from transformers import AutoTokenizer, DataCollatorWithPadding
 
-    from icpc_hf.pruning import low_idf_words
-
     folder = text.model_folder()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    splits = text.split_topics(12 if quick else 150, seed=0)
-    # Insignificant words: the built-in stop words plus the 150 most widespread words of the training texts, mostly
-    # pruned (level 0.25 keeps a quarter of them): 0.70 of the tokens against 0.82 with the defaults.
-    widespread = low_idf_words([t for t, _ in splits["train"]], tokenizer, count=150)
     return Task(
-        name="text",
+        name=name,
         train=text.tokenize(tokenizer, splits["train"], 128),
         test=text.tokenize(tokenizer, splits["test"], 128),
-        new_model=lambda seed: text.fresh_model(folder, seed),
+        new_model=partial(text.fresh_model, folder, labels=labels),
         validation=text.tokenize(tokenizer, splits["validation"], 128),
         processor=tokenizer,
         baseline_collator=DataCollatorWithPadding(tokenizer),
-        epochs=1 if quick else 3,
+        epochs=epochs,
         batch_size=16,
         learning_rate=2e-4,
-        icpc={
-            "stop_words": widespread,
-            "levels": [0.25, 0.5, 1.0],
-            "level_weights": [0.5, 0.3, 0.2],
-            "schedule": "constant",
-        },
-        # Every arm groups batches by length, so pruning shortens padded batches (the ablations add plain batches).
+        icpc=icpc,
         baseline_args={"train_sampling_strategy": "group_by_length"},
     )
+
+
+def text_task(quick: bool) -> Task:
+    """Pretrained all-MiniLM-L6-v2 fine-tuned on fortune-file topics (examples/text_classification)."""
+    import text_classification as text
+    from transformers import AutoTokenizer
+
+    from icpc_hf.pruning import low_idf_words
+
+    splits = text.split_topics(12 if quick else 150, seed=0)
+    # Insignificant words: the built-in stop words plus the 150 most widespread words of the training texts, mostly
+    # pruned (level 0.25 keeps a quarter of them): 0.70 of the tokens against 0.82 with the defaults.
+    tokenizer = AutoTokenizer.from_pretrained(text.model_folder())
+    widespread = low_idf_words([t for t, _ in splits["train"]], tokenizer, count=150)
+    icpc = {
+        "stop_words": widespread,
+        "levels": [0.25, 0.5, 1.0],
+        "level_weights": [0.5, 0.3, 0.2],
+        "schedule": "constant",
+    }
+    return minilm_task("text", splits, text.TOPICS, 1 if quick else 3, icpc)
 
 
 SIDE_BY_SIDE: dict[str, Callable[[bool], Task]] = {
@@ -458,7 +468,8 @@ def video_convergence_task(quick: bool) -> Task:
 
 def text_arms() -> dict[str, Arm]:
     """The arms every text task runs: the baseline (batches grouped by length, as the ICPC arms), the two scorers
-    with the default schedule (importance is `ICPCConfig()`'s in the Trainer flow since the text round), the importance scorer's constant schedule, and one fixed importance level as peer."""
+    with the default schedule (importance is `ICPCConfig()`'s in the Trainer flow since the text round), the
+    importance scorer's constant schedule, and one fixed importance level as peer."""
     importance = {"text_scorer": "importance"}
     return {
         "baseline": Arm(None, eval_levels=[1.0], note="plain Trainer, full texts, batches grouped by length"),
@@ -476,11 +487,15 @@ def text_arms() -> dict[str, Arm]:
     }
 
 
+def with_text_arms(task: Task, epochs: int) -> Task:
+    """A text task with the default settings, the default levels evaluated, and the text arms."""
+    levels = list(icpc_settings(patch_model(task.new_model(0), ICPCConfig())).levels)
+    return dataclasses.replace(task, epochs=epochs, icpc={}, levels=levels, arms=text_arms())
+
+
 def text_convergence_task(quick: bool) -> Task:
     """Pretrained MiniLM fine-tuned on fortune topics (short texts) with the default settings."""
-    task = text_task(quick)
-    levels = list(icpc_settings(patch_model(task.new_model(0), ICPCConfig())).levels)
-    return dataclasses.replace(task, epochs=2 if quick else 16, icpc={}, levels=levels, arms=text_arms())
+    return with_text_arms(text_task(quick), 2 if quick else 16)
 
 
 def text_long_convergence_task(quick: bool) -> Task:
@@ -488,28 +503,11 @@ def text_long_convergence_task(quick: bool) -> Task:
     (six sections, 200 descriptions each, of 7,767 labelled descriptions in these sections)."""
     import package_descriptions as packages
     import text_classification as text
-    from transformers import AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoTokenizer
 
-    folder = text.model_folder()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(text.model_folder())
     splits = packages.split_sections(12 if quick else 200, tokenizer)
-    new_model = partial(text.fresh_model, folder, labels=packages.SECTIONS)
-    task = Task(
-        name="text_long",
-        train=text.tokenize(tokenizer, splits["train"], 128),
-        test=text.tokenize(tokenizer, splits["test"], 128),
-        new_model=lambda seed: new_model(seed),
-        validation=text.tokenize(tokenizer, splits["validation"], 128),
-        processor=tokenizer,
-        baseline_collator=DataCollatorWithPadding(tokenizer),
-        epochs=1 if quick else 8,
-        batch_size=16,
-        learning_rate=2e-4,
-        icpc={},
-        baseline_args={"train_sampling_strategy": "group_by_length"},
-    )
-    levels = list(icpc_settings(patch_model(task.new_model(0), ICPCConfig())).levels)
-    return dataclasses.replace(task, levels=levels, arms=text_arms())
+    return with_text_arms(minilm_task("text_long", splits, packages.SECTIONS, 1, {}), 1 if quick else 8)
 
 
 TIME_TO_ACCURACY: dict[str, Callable[[bool], Task]] = {

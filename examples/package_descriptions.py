@@ -11,7 +11,6 @@ by packages of several sections are left out, and each distinct description coun
 from __future__ import annotations
 
 import glob
-import random
 import subprocess
 import sys
 
@@ -76,18 +75,14 @@ def split_sections(
 ) -> dict[str, list[tuple[str, int]]]:
     """Per section, `per_section` descriptions of at least `min_tokens` tokens drawn with a fixed seed, split
     60% / 20% / 20% into train / validation / test."""
-    splits: dict[str, list[tuple[str, int]]] = {"train": [], "validation": [], "test": []}
-    for label, (section, texts) in enumerate(read_descriptions(sections).items()):
+    from text_classification import split_per_label
+
+    long_texts = []
+    for section, texts in read_descriptions(sections).items():
         long = [text for text in texts if len(tokenizer(text)["input_ids"]) >= min_tokens]
         if len(long) < per_section:
             raise SystemExit(
                 f"Section {section!r} has {len(long)} descriptions of {min_tokens}+ tokens, not {per_section}."
             )
-        random.Random(seed + label).shuffle(long)
-        chosen = long[:per_section]
-        cut_train, cut_val = int(0.6 * per_section), int(0.8 * per_section)
-        splits["train"] += [(t, label) for t in chosen[:cut_train]]
-        splits["validation"] += [(t, label) for t in chosen[cut_train:cut_val]]
-        splits["test"] += [(t, label) for t in chosen[cut_val:]]
-    random.Random(seed).shuffle(splits["train"])
-    return splits
+        long_texts.append(long)
+    return split_per_label(long_texts, per_section, seed)

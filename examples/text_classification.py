@@ -62,19 +62,27 @@ def read_topic(topic: str) -> list[str]:
     return [entry.strip("% ") for entry in entries if len(entry.strip("% ")) > 10]
 
 
-def split_topics(per_topic: int, seed: int = 0) -> dict[str, list[tuple[str, int]]]:
-    """Per topic, `per_topic` texts drawn with a fixed seed, 60% / 20% / 20% into train / validation / test."""
+def split_per_label(
+    texts_per_label: list[list[str]], per_label: int, seed: int = 0
+) -> dict[str, list[tuple[str, int]]]:
+    """Per label (its index), `per_label` of its texts drawn with a fixed seed, 60% / 20% / 20% into train /
+    validation / test; the training texts shuffled together."""
     splits: dict[str, list[tuple[str, int]]] = {"train": [], "validation": [], "test": []}
-    for label, topic in enumerate(TOPICS):
-        texts = read_topic(topic)
+    for label, texts in enumerate(texts_per_label):
+        texts = list(texts)
         random.Random(seed + label).shuffle(texts)
-        texts = texts[:per_topic]
+        texts = texts[:per_label]
         cut_train, cut_val = int(0.6 * len(texts)), int(0.8 * len(texts))
         splits["train"] += [(t, label) for t in texts[:cut_train]]
         splits["validation"] += [(t, label) for t in texts[cut_train:cut_val]]
         splits["test"] += [(t, label) for t in texts[cut_val:]]
     random.Random(seed).shuffle(splits["train"])
     return splits
+
+
+def split_topics(per_topic: int, seed: int = 0) -> dict[str, list[tuple[str, int]]]:
+    """Per topic, `per_topic` texts drawn with a fixed seed, 60% / 20% / 20% into train / validation / test."""
+    return split_per_label([read_topic(topic) for topic in TOPICS], per_topic, seed)
 
 
 def tokenize(tokenizer, samples, max_length: int) -> list[dict]:
