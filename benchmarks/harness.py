@@ -144,6 +144,7 @@ def train_arm(
         trainer.train()
         seconds = time.perf_counter() - start
     totals = icpc_callback.train_totals if icpc_callback is not None else None
+    plan = icpc_callback.levels.plan if icpc_callback is not None and icpc_callback.levels is not None else None
     return {
         "model": model,
         "seconds": seconds,
@@ -154,6 +155,8 @@ def train_arm(
         "steps": anatomy.steps,
         "token_ratio": totals["tokens"] / totals["full_tokens"] if totals else 1.0,
         "flops_saved": 1.0 - totals["flops"] / totals["full_flops"] if totals else 0.0,
+        "trainer_eval_seconds": sum(h.get("eval_runtime", 0.0) for h in trainer.state.log_history),
+        "epoch_floors": dict(plan.floors) if plan is not None and plan.floors else None,
     }
 
 

@@ -39,10 +39,12 @@ IMAGE = Round(
         # round 2: the same rule, stride positions
         "icpc progressive stride",
         "icpc constant stride",
+        # round 3: the same rule, a schedule the evaluations during training move
+        "icpc adaptive crop",
     ),
     incumbent="icpc progressive crop",
 )
-"""Rounds 1 and 2: `ICPCConfig()` with each candidate schedule and position strategy (default levels)."""
+"""Rounds 1 to 3: `ICPCConfig()` with each candidate schedule and position strategy (default levels)."""
 
 TEXT = Round(
     title="the text scorer",

@@ -279,6 +279,11 @@ def grid_arms(model, levels: list[float], token_ratio: float) -> dict[str, Arm]:
             note="field-of-view positions: a smaller image keeps the full table's spread",
         ),
         "icpc anchored stride": Arm({"position_strategy": "stride", "schedule": "anchored"}),
+        "icpc adaptive crop": Arm(
+            {"position_strategy": "crop", "schedule": "adaptive"},
+            args={"eval_strategy": "epoch"},  # the Trainer's evaluations move it; their seconds count as training
+            note="the floor rises after an evaluation with a new best loss, falls after one without",
+        ),
         "icpc target 2x crop": Arm({"position_strategy": "crop", "target_speedup": 2.0, "schedule": "constant"}),
         f"fixed level {smallest:.3g}": Arm(
             {"levels": [smallest]}, eval_levels=[smallest, 1.0], note="just downscale: one small size throughout"

@@ -11,6 +11,7 @@ from transformers.trainer_callback import ExportableState
 
 from ..patching import icpc_settings
 from .accounting import TrainingAccount
+from .adaptive import EvaluationFloor
 from .levels import RunLevels, install_levels
 from .model_card import Measured
 from .preflight import check_before_training, training_processor
@@ -74,6 +75,13 @@ class ICPCCallback(TrainerCallback, ExportableState):
         lambda self, value: setattr(self.run_levels, "schedule", value),
         doc="What determines the level plan (`schedule_of`), saved in checkpoints.",
     )
+    adaptive = property(
+        lambda self: None if self.run_levels.floor is None else self.run_levels.floor.to_dict(),
+        lambda self, saved: setattr(
+            self.run_levels, "floor", None if saved is None else EvaluationFloor.from_dict(saved)
+        ),
+        doc="The `adaptive` schedule's floor and best metric so far, saved in checkpoints (None: another schedule).",
+    )
     train_totals = property(
         lambda self: self.account.train_totals,
         doc="Samples, tokens and estimated FLOPs trained so far, compressed and full.",
@@ -93,7 +101,10 @@ class ICPCCallback(TrainerCallback, ExportableState):
         return trainer
 
     def state(self) -> dict[str, Any]:
-        return {"args": {}, "attributes": {"schedule": self.schedule}}
+        attributes = {"schedule": self.schedule}
+        if self.adaptive is not None:
+            attributes["adaptive"] = self.adaptive
+        return {"args": {}, "attributes": attributes}
 
     def measured(self) -> Measured:
         """What the model card reports: the calibration (or why there is none) and the training totals."""
@@ -131,6 +142,9 @@ class ICPCCallback(TrainerCallback, ExportableState):
 
     def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
         self.run_levels.epoch_begin(args, state, train_dataloader)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.run_levels.evaluated(args, metrics)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None or "loss" not in logs:

@@ -7,6 +7,7 @@ import logging
 import math
 from typing import Any
 
+from .adaptive import EvaluationFloor
 from .collator import tell_collators
 from .schedule import LevelledCollate, LevelPlan
 from .word_scores import fit_for_training
@@ -68,6 +69,8 @@ class RunLevels:
         """The train DataLoader's collate function during training: `levels.plan` holds every batch's level."""
         self.stream = False
         """Whether the run trains from a stream (no length): its plan moves by optimizer steps, not epochs."""
+        self.floor: EvaluationFloor | None = None
+        """The `adaptive` schedule's floor, moved by evaluations (None for the other schedules)."""
         self._resumed_step: int | None = None
 
     def begin(self, icpc: Any, state: Any, train_dataloader: Any, name: str) -> None:
@@ -82,10 +85,17 @@ class RunLevels:
                 "trained for `max_steps` has no epochs to count: set it to 0 (the `progressive` schedule already ends "
                 "on the larger levels), or train from a dataset with a length."
             )
+        if self.stream and icpc.schedule == "adaptive":
+            raise ValueError(
+                "The `adaptive` ICPC schedule moves between passes over the data, and a stream trained for "
+                "`max_steps` makes one: use `schedule='progressive'` (it moves by steps), or train from a dataset "
+                "with a length."
+            )
         epochs = None if self.stream else (math.ceil(state.num_train_epochs) if state.num_train_epochs else None)
         schedule = schedule_of(icpc, epochs, state.max_steps if self.stream else None)
         stored = (state.stateful_callbacks or {}).get(name)
-        saved = stored.get("attributes", {}).get("schedule") if isinstance(stored, dict) else self.schedule
+        attributes = stored.get("attributes", {}) if isinstance(stored, dict) else {}
+        saved = attributes.get("schedule") if isinstance(stored, dict) else self.schedule
         if saved is not None and state.global_step > 0 and saved != schedule:
             changed = sorted(k for k in schedule if saved.get(k) != schedule[k])
             raise ValueError(
@@ -93,6 +103,12 @@ class RunLevels:
                 f"not continue its compression schedule. Restore the settings {saved} or start a new run."
             )
         self.schedule = schedule
+        if icpc.schedule != "adaptive":
+            self.floor = None
+        elif state.global_step > 0 and attributes.get("adaptive") is not None:
+            self.floor = EvaluationFloor.from_dict(attributes["adaptive"])  # where the checkpoint left it
+        elif state.global_step == 0 or self.floor is None:
+            self.floor = EvaluationFloor()
 
     def install(self, model: Any, icpc: Any, train_dataloader: Any, processor: Any, global_step: int) -> None:
         """Ready the train DataLoader: word scores fitted (text), the plan installed, the collators told where the
@@ -119,5 +135,15 @@ class RunLevels:
             self.levels.set_epoch(epoch, 0, first_step=first_step, accumulation=accumulation)
         else:
             self.levels.set_epoch(epoch, skipped)
+            if self.floor is not None:
+                self.levels.plan.floors[epoch] = self.floor.begin_epoch(epoch)
             levels, _ = self.levels.plan.distribution(epoch)
             logger.info("ICPC epoch %d draws each batch's level from %s", epoch, levels)
+
+    def evaluated(self, args: Any, metrics: dict[str, float] | None) -> None:
+        """`adaptive`: move the floor by an evaluation during training; the next epoch draws from it."""
+        if self.floor is None or self.levels is None or metrics is None:
+            return
+        icpc = self.levels.plan.icpc
+        weights = icpc.level_weights or [1.0] * len(icpc.levels)
+        self.floor.evaluated(args, metrics, sum(1 for w in weights if w > 0))

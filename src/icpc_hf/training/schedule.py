@@ -50,30 +50,35 @@ def epoch_distribution(
     num_epochs: int | None,
     uncompressed_last_epochs: int = 0,
     anchors: Sequence[float] = (),
+    floor: int = 0,
 ) -> tuple[list[float], list[float] | None]:
     """The levels (and weights) an epoch draws from under a schedule over the run.
 
     `constant`: every epoch alike. `progressive`: the smallest level allowed rises with training, one level per
     equal share of the epochs, so a run ends on the larger levels. `anchored`: as `progressive`, but the levels in
     `anchors` (the cascade's) are drawn in every epoch: a progressive run forgets its small levels, and a cascade
-    then has nothing cheap to answer with. `progressive_resizing` (the peer, not ICPC):
+    then has nothing cheap to answer with. `adaptive`: the levels from the `floor`-th up, where the evaluations
+    during training move the floor (`training.adaptive`). `progressive_resizing` (the peer, not ICPC):
     one level for every sample of an epoch, growing from the smallest to full size, full size for the last fifth.
-    Without a known number of epochs a schedule cannot move, and the epoch draws from every level.
+    Without a known number of epochs a clock-driven schedule cannot move, and the epoch draws from every level.
     """
     levels = list(levels)
     weights = None if weights is None else list(weights)
     if schedule not in SCHEDULES:
         raise ValueError(f"Unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}.")
-    if num_epochs is None or num_epochs < 1:
-        return levels, weights
-    if uncompressed_last_epochs and epoch >= num_epochs - uncompressed_last_epochs:
+    known = num_epochs is not None and num_epochs >= 1
+    if known and uncompressed_last_epochs and epoch >= num_epochs - uncompressed_last_epochs:
         return [1.0], None
-    progress = min(1.0, max(0.0, epoch / num_epochs))
-    if schedule in ("progressive", "anchored"):
+    if schedule != "adaptive" and not known:
+        return levels, weights
+    if schedule in ("progressive", "anchored", "adaptive"):
         if weights is not None:  # the floor rises through the levels that are drawn at all
             drawn = [(lv, w) for lv, w in zip(levels, weights) if w > 0]
             levels, weights = [lv for lv, _ in drawn], [w for _, w in drawn]
-        first = min(len(levels) - 1, int(progress * len(levels)))
+        if schedule == "adaptive":
+            first = min(len(levels) - 1, max(0, int(floor)))
+        else:
+            first = min(len(levels) - 1, int(min(1.0, max(0.0, epoch / num_epochs)) * len(levels)))
         kept = [
             i
             for i, lv in enumerate(levels)
@@ -81,7 +86,7 @@ def epoch_distribution(
         ]
         return [levels[i] for i in kept], None if weights is None else [weights[i] for i in kept]
     if schedule == "progressive_resizing":
-        ramp = progress / (1.0 - RESIZING_FULL_SIZE_SHARE)
+        ramp = min(1.0, max(0.0, epoch / num_epochs)) / (1.0 - RESIZING_FULL_SIZE_SHARE)
         target = levels[0] + (1.0 - levels[0]) * ramp
         return [max(lv for lv in levels if lv <= target + 1e-9) if ramp < 1 else levels[-1]], None
     return levels, weights
@@ -100,7 +105,9 @@ class LevelPlan:
             raise ValueError("The ICPC settings have no levels yet: call `patch_model(model, icpc)` first.")
         self.icpc = icpc
         self.num_stages = num_epochs
-        if icpc.schedule != "constant" and num_epochs is None:
+        self.floors: dict[int, int] = {}
+        """`adaptive`: the floor each epoch draws from (ICPCCallback sets it as the epoch begins); 0 otherwise."""
+        if icpc.schedule not in ("constant", "adaptive") and num_epochs is None:
             logger.warning(
                 "The ICPC schedule %r moves over the run, but the level plan was not told how long the run is: every "
                 "batch draws from every level. Pass the number of epochs (the Trainer's callback does), or set "
@@ -118,6 +125,7 @@ class LevelPlan:
             self.num_stages,
             icpc.uncompressed_last_epochs,
             icpc.cascade_levels or (),
+            self.floors.get(stage, 0),
         )
 
     def level(self, stage: int, epoch: int, position: int) -> float:

@@ -14,7 +14,7 @@ from ..config import CHECKS, ICPCConfig, as_float_list
 from ..patching import RESOLVED
 from .budget import weights_for_speedup
 
-SCHEDULES = ("constant", "progressive", "anchored", "progressive_resizing")
+SCHEDULES = ("constant", "progressive", "anchored", "adaptive", "progressive_resizing")
 
 
 def check_training_fields(icpc: ICPCConfig) -> None:
