@@ -231,7 +231,26 @@ def task_section(task: str, arms: dict[str, list[dict]], images: str, quick: boo
         for r in rows
         if r["note"]
     ]
-    return lines + ["", *notes, ""], rows
+    return lines + ["", *notes, *floor_lines(arms), ""], rows
+
+
+def floor_lines(arms: dict[str, list[dict]]) -> list[str]:
+    """For an evaluation-driven arm: the floor each epoch drew from (level index, per seed), and the seconds of the
+    Trainer's evaluations it counted as training time."""
+    lines = []
+    for arm, runs in arms.items():
+        floored = [r for r in runs if r.get("epoch_floors")]
+        if not floored:
+            continue
+        paths = "; ".join(
+            "".join(str(r["epoch_floors"][e]) for e in sorted(r["epoch_floors"], key=int)) for r in floored
+        )
+        evaluating = statistics.median(r["trainer_eval_seconds"] / r["train_seconds"] for r in floored)
+        lines.append(
+            f"- {arm}: the floor (index of the smallest level drawn) epoch by epoch, per seed: {paths}. The Trainer's "
+            f"evaluations that move it take {evaluating:.0%} of its training seconds (median)."
+        )
+    return lines
 
 
 def accuracy_at_level(point: dict, level: float) -> float | None:

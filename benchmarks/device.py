@@ -117,6 +117,30 @@ def plain_collate(key):
     }
 
 
+def collate_cost(icpc, data: list[dict], key: str, batch: int, levels: list[float], repeats: int = 5) -> dict:
+    """CPU seconds per sample the collator spends at each level, against a plain Trainer's collate (stacking), on the
+    CPU path and the device path (median of `repeats` passes over the same batches; collation is CPU work wherever
+    the model runs). The device path's target: at most 1.1x the plain collate at every level."""
+    batches = [data[i : i + batch] for i in range(0, len(data), batch)]
+
+    def per_sample(collate) -> float:
+        times = []
+        for _ in range(repeats):
+            tick = time.process_time()
+            for features in batches:
+                collate(features)
+            times.append((time.process_time() - tick) / len(data))
+        return sorted(times)[len(times) // 2]
+
+    plain = per_sample(plain_collate(key))
+    cost = {"plain_us_per_sample": plain * 1e6, "cpu_path": {}, "device_path": {}}
+    for level in levels:
+        for path, flag in (("cpu_path", False), ("device_path", True)):
+            collator = ICPCDataCollator(None, icpc, level=level, resize_on_device=flag)
+            cost[path][f"{level:g}"] = per_sample(collator) / plain
+    return cost
+
+
 def bench_model(
     name: str, factory, key: str, shape: tuple, device, dtype, steps: int, batch: int, workers: int, quick: bool
 ) -> dict:
@@ -154,6 +178,7 @@ def bench_model(
                 "collate_share": timed.waiting / timed.total,
             }
     result["default_mix"] = mix
+    result["collate_cost"] = collate_cost(icpc, data, key, batch, levels)
     if device.type == "cuda":
         result["icpc_peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     model.eval()
@@ -184,6 +209,18 @@ def markdown(report: dict) -> str:
         mix = " / ".join(f"{v['samples_per_s']:.1f} ({v['collate_share']:.0%})" for v in r["default_mix"].values())
         cascade = ", ".join(f"{lv}: {v:.1f}" for lv, v in r["cascade_samples_per_s"].items())
         lines.append(f"| {name} | {r['plain_samples_per_s']:.1f} | {levels} | {mix} | {cascade} |")
+    lines += [
+        "",
+        "Collation CPU time per sample against a plain Trainer's collate (stacking), per level: CPU path / device path "
+        "(target for the device path: at most 1.1x at every level).",
+        "",
+        "| model | plain collate, us per sample | per level: CPU path / device path |",
+        "|---|---|---|",
+    ]
+    for name, r in report["models"].items():
+        cost = r["collate_cost"]
+        cells = [f"{lv}: {cost['cpu_path'][lv]:.2f}x / {cost['device_path'][lv]:.2f}x" for lv in cost["cpu_path"]]
+        lines.append(f"| {name} | {cost['plain_us_per_sample']:.1f} | " + ", ".join(cells) + " |")
     memory = {n: (r.get("plain_peak_memory_mb"), r.get("icpc_peak_memory_mb")) for n, r in report["models"].items()}
     if any(v[0] is not None for v in memory.values()):
         lines += [

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -119,30 +120,35 @@ def image_task(quick: bool) -> Task:
     )
 
 
-def video_task(quick: bool) -> Task:
-    """VideoMAE from a small config on Fashion-MNIST items moving across 8 frames (examples/video_classification)."""
+def video_task(quick: bool, name: str = "video", motion: Any = None) -> Task:
+    """VideoMAE from a small config on Fashion-MNIST items moving across 8 frames (examples/video_classification;
+    `motion`: which items move which ways on what canvas, the example's sliding tops and shoes unless given)."""
     import warnings
 
     import video_classification as video
     from transformers import VideoMAEImageProcessor
 
+    motion = motion or video.SLIDING
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         processor = VideoMAEImageProcessor(
-            size={"shortest_edge": video.CANVAS},
-            crop_size={"height": video.CANVAS, "width": video.CANVAS},
+            size={"shortest_edge": motion.canvas},
+            crop_size={"height": motion.canvas, "width": motion.canvas},
             image_mean=[0.5],
             image_std=[0.5],
         )
-    train = video.clip_features(processor, *video.make_clips(128 if quick else 3000, "train", 0))
-    test = video.clip_features(processor, *video.make_clips(64 if quick else 1000, "test", 1))
-    validation = video.clip_features(processor, *video.make_clips(64 if quick else 500, "train", 2))
+    clips = [
+        (128 if quick else 3000, "train", 0),
+        (64 if quick else 1000, "test", 1),
+        (64 if quick else 500, "train", 2),
+    ]
+    train, test, validation = (video.clip_features(processor, *video.make_clips(*c, motion=motion)) for c in clips)
     return Task(
-        name="video",
+        name=name,
         train=train,
         test=test,
         validation=validation,
-        new_model=video.new_model,
+        new_model=partial(video.new_model, motion=motion),
         processor=processor,
         baseline_collator=default_data_collator,
         epochs=1 if quick else 10,
@@ -465,10 +471,17 @@ def audio_words_convergence_task(quick: bool) -> Task:
     return with_grid_arms(task, epochs=2 if quick else 30, icpc={})
 
 
-def video_convergence_task(quick: bool) -> Task:
+def video_convergence_task(quick: bool, name: str = "video", motion: Any = None) -> Task:
     """The fixed-epoch video task (VideoMAE on moving Fashion-MNIST items) to convergence, on fewer clips."""
-    task = video_task(quick)
+    task = video_task(quick, name, motion)
     return with_grid_arms(task, icpc={}, **({} if quick else {"train": task.train[:1000], "epochs": 30}))
+
+
+def video_diagonal_convergence_task(quick: bool) -> Task:
+    """A second video task: other items (trousers, dresses, bags) moving diagonally on a 48-pixel canvas (6 x 6)."""
+    import video_classification as video
+
+    return video_convergence_task(quick, "video_diagonal", video.DIAGONAL)
 
 
 def text_arms() -> dict[str, Arm]:
@@ -521,6 +534,7 @@ TIME_TO_ACCURACY: dict[str, Callable[[bool], Task]] = {
     "audio": audio_convergence_task,
     "audio_words": audio_words_convergence_task,
     "video": video_convergence_task,
+    "video_diagonal": video_diagonal_convergence_task,
     "text": text_convergence_task,
     "text_long": text_long_convergence_task,
 }

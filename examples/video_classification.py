@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -47,7 +48,32 @@ NUM_FRAMES, TUBELET, CANVAS, PATCH, ITEM = 8, 2, 32, 8, 14
 DIRECTIONS = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}
 # Fashion-MNIST classes: T-shirt, pullover, coat, shirt / sandal, sneaker, ankle boot
 KINDS = {"top": (0, 2, 4, 6), "shoe": (5, 7, 9)}
-LABELS = [f"{kind} moving {direction}" for kind in KINDS for direction in DIRECTIONS]
+
+
+@dataclass(frozen=True)
+class Motion:
+    """What the clips of a task show: which kinds of item (Fashion-MNIST classes) move which ways, on what canvas,
+    over how many frames. A class is a (kind, direction) pair."""
+
+    kinds: dict[str, tuple[int, ...]] = field(default_factory=lambda: dict(KINDS))
+    directions: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DIRECTIONS))
+    canvas: int = CANVAS
+    num_frames: int = NUM_FRAMES
+
+    @property
+    def labels(self) -> list[str]:
+        return [f"{kind} moving {direction}" for kind in self.kinds for direction in self.directions]
+
+
+SLIDING = Motion()
+"""The example's clips: tops or shoes sliding right, left, down or up across a 32-pixel canvas (a 4 x 4 grid)."""
+DIAGONAL = Motion(
+    kinds={"trouser": (1,), "dress": (3,), "bag": (8,)},
+    directions={"down-right": (1, 1), "down-left": (1, -1), "up-right": (-1, 1), "up-left": (-1, -1)},
+    canvas=48,
+)
+"""Other items, other motions, another grid: trousers, dresses or bags moving diagonally on a 48-pixel canvas (6 x 6)."""
+LABELS = SLIDING.labels
 
 
 def load_items(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -58,31 +84,33 @@ def load_items(split: str) -> tuple[np.ndarray, np.ndarray]:
     return small[:, 0].numpy(), labels
 
 
-def start(rng: np.random.Generator, step: int, travel: int) -> int:
+def start(rng: np.random.Generator, step: int, travel: int, canvas: int = CANVAS) -> int:
     """A start coordinate that keeps the whole item on the canvas along its path."""
     if step == 0:
-        return int(rng.integers(0, CANVAS - ITEM + 1))
-    return (0 if step > 0 else travel) + int(rng.integers(0, CANVAS - ITEM - travel + 1))
+        return int(rng.integers(0, canvas - ITEM + 1))
+    return (0 if step > 0 else travel) + int(rng.integers(0, canvas - ITEM - travel + 1))
 
 
-def make_clips(count: int, split: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_clips(count: int, split: str, seed: int, motion: Motion = SLIDING) -> tuple[np.ndarray, np.ndarray]:
     """`count` uint8 clips (frames, height, width, 1) and their labels, the item moving 2 px per frame."""
     items, item_labels = load_items(split)
     rng = np.random.default_rng(seed)
-    kind_of = {c: k for k, (_, classes) in enumerate(KINDS.items()) for c in classes}
+    kind_of = {c: k for k, (_, classes) in enumerate(motion.kinds.items()) for c in classes}
     pool = np.array([i for i, c in enumerate(item_labels) if int(c) in kind_of])
-    clips = rng.normal(20, 12, (count, NUM_FRAMES, CANVAS, CANVAS)).clip(0, 255)
+    frames, canvas = motion.num_frames, motion.canvas
+    clips = rng.normal(20, 12, (count, frames, canvas, canvas)).clip(0, 255)
     labels = np.empty(count, dtype=np.int64)
-    travel = 2 * (NUM_FRAMES - 1)
+    travel = 2 * (frames - 1)
+    steps = list(motion.directions.values())
     for n in range(count):
         index = rng.choice(pool)
-        direction = rng.integers(len(DIRECTIONS))
-        step_row, step_col = list(DIRECTIONS.values())[direction]
-        row, col = (start(rng, step, travel) for step in (step_row, step_col))
-        for f in range(NUM_FRAMES):
+        direction = rng.integers(len(steps))
+        step_row, step_col = steps[direction]
+        row, col = (start(rng, step, travel, canvas) for step in (step_row, step_col))
+        for f in range(frames):
             r, c = row + 2 * f * step_row, col + 2 * f * step_col
             clips[n, f, r : r + ITEM, c : c + ITEM] = np.maximum(clips[n, f, r : r + ITEM, c : c + ITEM], items[index])
-        labels[n] = kind_of[int(item_labels[index])] * len(DIRECTIONS) + direction
+        labels[n] = kind_of[int(item_labels[index])] * len(steps) + direction
     return clips[..., None].astype(np.uint8), labels
 
 
@@ -94,12 +122,13 @@ def clip_features(processor: VideoMAEImageProcessor, clips: np.ndarray, labels: 
     return [{"pixel_values": pixel_values[i], "label": int(labels[i])} for i in range(len(clips))]
 
 
-def new_model(seed: int) -> VideoMAEForVideoClassification:
+def new_model(seed: int, motion: Motion = SLIDING) -> VideoMAEForVideoClassification:
     set_seed(seed)
+    labels = motion.labels
     config = VideoMAEConfig(
-        num_frames=NUM_FRAMES,
+        num_frames=motion.num_frames,
         tubelet_size=TUBELET,
-        image_size=CANVAS,
+        image_size=motion.canvas,
         patch_size=PATCH,
         num_channels=1,
         hidden_size=64,
@@ -107,9 +136,9 @@ def new_model(seed: int) -> VideoMAEForVideoClassification:
         num_attention_heads=4,
         intermediate_size=128,
         use_mean_pooling=True,
-        num_labels=len(LABELS),
-        id2label=dict(enumerate(LABELS)),
-        label2id={name: i for i, name in enumerate(LABELS)},
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
     )
     return VideoMAEForVideoClassification(config)
 

@@ -269,3 +269,26 @@ def test_pipeline_counts_tubelets_and_its_prepared_clips_run_the_cascade():
     features = [classifier.modality.prepare(processor, video, classifier.icpc)]
     result = run_cascade(model, features, processor, thresholds=0.0)
     assert result.tokens.tolist() == [8]
+
+
+def test_a_motion_sets_the_items_directions_and_canvas_of_the_example_clips():
+    """The benchmark's second video task (video_diagonal): the item's brightest point moves 2 px a frame along the
+    labelled diagonal, on the motion's canvas, and the example's own clips stay as they were."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+    import video_classification as video
+
+    clips, labels = video.make_clips(12, "test", 5, motion=video.DIAGONAL)
+    assert clips.shape == (12, 8, 48, 48, 1) and set(labels) <= set(range(12))
+    steps = list(video.DIAGONAL.directions.values())
+    for clip, label in zip(clips[..., 0].astype(float), labels):
+        weights = [frame - np.median(frame) for frame in clip]
+        centres = [np.array(np.unravel_index(np.argmax(w), w.shape)) for w in weights]
+        moved = np.sign(centres[-1] - centres[0])
+        assert tuple(moved) == steps[label % 4]
+    assert video.new_model(0, video.DIAGONAL).config.image_size == 48
+    assert video.new_model(0).config.id2label == dict(enumerate(video.LABELS))
+    default, _ = video.make_clips(4, "test", 5)
+    assert default.shape == (4, 8, 32, 32, 1)
