@@ -29,7 +29,8 @@ class ICPCCallback(TrainerCallback, ExportableState):
 
     The level plan is a pure function of the settings and the epoch, and Trainer skips the batches already
     trained when resuming, so `train(resume_from_checkpoint=...)` continues the same schedule; the settings that
-    determine it are saved in the checkpoint's trainer state, and resuming with different ones raises.
+    determine it are saved in the checkpoint's trainer state, and resuming with different ones raises. With
+    `ICPCConfig(schedule="adaptive")` each evaluation during training moves the levels of the next epoch.
 
     At the end of training it calibrates the served cascade on the evaluation set (levels and thresholds, with
     `calibrate_thresholds`) and stores it in `config.icpc`, so saving or serving the model needs no extra step.
