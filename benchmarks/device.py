@@ -141,6 +141,37 @@ def collate_cost(icpc, data: list[dict], key: str, batch: int, levels: list[floa
     return cost
 
 
+def serving_overhead(model, features: list[dict], key: str, batch: int, device, repeats: int) -> dict:
+    """What the cascade path costs beyond the model: samples/s of a plain batched forward pass of the patched model
+    (stack, move, forward, argmax) against `run_cascade` at full size alone (the pipeline's path for a model shipped
+    with full size alone), timed alternately, median of `repeats`."""
+
+    def plain() -> None:
+        with torch.inference_mode():
+            for start in range(0, len(features), batch):
+                inputs = torch.stack([f[key] for f in features[start : start + batch]]).to(device)
+                model(**{key: inputs}).logits.argmax(-1).cpu()
+
+    def cascade() -> None:
+        run_cascade(model, features, None, levels=[1.0], batch_size=batch)
+
+    seconds: dict[str, list[float]] = {"plain": [], "cascade": []}
+    plain(), cascade()  # warm-up
+    for _ in range(repeats):
+        for name, run in (("plain", plain), ("cascade", cascade)):
+            synchronize(device)
+            tick = time.perf_counter()
+            run()
+            synchronize(device)
+            seconds[name].append(time.perf_counter() - tick)
+    median = {name: sorted(values)[len(values) // 2] for name, values in seconds.items()}
+    return {
+        "plain_samples_per_s": len(features) / median["plain"],
+        "cascade_full_size_samples_per_s": len(features) / median["cascade"],
+        "cascade_over_plain": median["plain"] / median["cascade"],
+    }
+
+
 def bench_model(
     name: str, factory, key: str, shape: tuple, device, dtype, steps: int, batch: int, workers: int, quick: bool
 ) -> dict:
@@ -184,6 +215,7 @@ def bench_model(
     model.eval()
     cascade = {}
     features = [{key: sample[key]} for sample in data[: batch * 2]]
+    result["serving_overhead"] = serving_overhead(model, features, key, batch, device, repeats=1 if quick else 3)
     for level in levels:
         cascade_levels = [level, 1.0] if level < 1.0 else [1.0]
         synchronize(device)
@@ -221,6 +253,13 @@ def markdown(report: dict) -> str:
         cost = r["collate_cost"]
         cells = [f"{lv}: {cost['cpu_path'][lv]:.2f}x / {cost['device_path'][lv]:.2f}x" for lv in cost["cpu_path"]]
         lines.append(f"| {name} | {cost['plain_us_per_sample']:.1f} | " + ", ".join(cells) + " |")
+    lines += [
+        "",
+        "Serving overhead: a model shipped with full size alone, through `run_cascade`, against a plain batched forward "
+        "pass: "
+        + ", ".join(f"{n} {r['serving_overhead']['cascade_over_plain']:.2f}x" for n, r in report["models"].items())
+        + " of the plain pass's speed.",
+    ]
     memory = {n: (r.get("plain_peak_memory_mb"), r.get("icpc_peak_memory_mb")) for n, r in report["models"].items()}
     if any(v[0] is not None for v in memory.values()):
         lines += [
