@@ -26,6 +26,9 @@ from torch.utils.data import DataLoader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
+sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+
+from _shared import timed_pair  # noqa: E402
 
 from icpc_hf import ICPCConfig, ICPCDataCollator, LevelPlan, patch_model, run_cascade  # noqa: E402
 
@@ -144,7 +147,7 @@ def collate_cost(icpc, data: list[dict], key: str, batch: int, levels: list[floa
 def serving_overhead(model, features: list[dict], key: str, batch: int, device, repeats: int) -> dict:
     """What the cascade path costs beyond the model: samples/s of a plain batched forward pass of the patched model
     (stack, move, forward, argmax) against `run_cascade` at full size alone (the pipeline's path for a model shipped
-    with full size alone), timed alternately, median of `repeats`."""
+    with full size alone), timed alternately by the examples' `timed_pair`, median of `repeats`."""
 
     def plain() -> None:
         with torch.inference_mode():
@@ -155,20 +158,16 @@ def serving_overhead(model, features: list[dict], key: str, batch: int, device, 
     def cascade() -> None:
         run_cascade(model, features, None, levels=[1.0], batch_size=batch)
 
-    seconds: dict[str, list[float]] = {"plain": [], "cascade": []}
+    def synchronized(job):
+        return lambda: (job(), synchronize(device))
+
     plain(), cascade()  # warm-up
-    for _ in range(repeats):
-        for name, run in (("plain", plain), ("cascade", cascade)):
-            synchronize(device)
-            tick = time.perf_counter()
-            run()
-            synchronize(device)
-            seconds[name].append(time.perf_counter() - tick)
-    median = {name: sorted(values)[len(values) // 2] for name, values in seconds.items()}
+    synchronize(device)
+    plain_seconds, cascade_seconds = timed_pair(synchronized(plain), synchronized(cascade), repeats)
     return {
-        "plain_samples_per_s": len(features) / median["plain"],
-        "cascade_full_size_samples_per_s": len(features) / median["cascade"],
-        "cascade_over_plain": median["plain"] / median["cascade"],
+        "plain_samples_per_s": len(features) / plain_seconds,
+        "cascade_full_size_samples_per_s": len(features) / cascade_seconds,
+        "cascade_over_plain": plain_seconds / cascade_seconds,
     }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from .adaptive import EvaluationFloor
 from .collator import tell_collators
-from .schedule import LevelledCollate, LevelPlan
+from .schedule import LevelledCollate, LevelPlan, drawn_levels
 from .word_scores import fit_for_training
 
 logger = logging.getLogger(__name__)
@@ -103,12 +103,8 @@ class RunLevels:
                 f"not continue its compression schedule. Restore the settings {saved} or start a new run."
             )
         self.schedule = schedule
-        if icpc.schedule != "adaptive":
-            self.floor = None
-        elif state.global_step > 0 and attributes.get("adaptive") is not None:
-            self.floor = EvaluationFloor.from_dict(attributes["adaptive"])  # where the checkpoint left it
-        elif state.global_step == 0 or self.floor is None:
-            self.floor = EvaluationFloor()
+        saved_floor = attributes.get("adaptive") if state.global_step > 0 else None  # where a checkpoint left it
+        self.floor = EvaluationFloor.from_dict(saved_floor) if icpc.schedule == "adaptive" else None
 
     def install(self, model: Any, icpc: Any, train_dataloader: Any, processor: Any, global_step: int) -> None:
         """Ready the train DataLoader: word scores fitted (text), the plan installed, the collators told where the
@@ -145,5 +141,4 @@ class RunLevels:
         if self.floor is None or self.levels is None or metrics is None:
             return
         icpc = self.levels.plan.icpc
-        weights = icpc.level_weights or [1.0] * len(icpc.levels)
-        self.floor.evaluated(args, metrics, sum(1 for w in weights if w > 0))
+        self.floor.evaluated(args, metrics, len(drawn_levels(icpc.levels, icpc.level_weights)[0]))

@@ -42,6 +42,14 @@ RESIZING_FULL_SIZE_SHARE = 0.2
 """Progressive resizing trains the last fifth of the epochs at full size, as MosaicML Composer's does by default."""
 
 
+def drawn_levels(levels: Sequence[float], weights: Sequence[float] | None) -> tuple[list[float], list[float] | None]:
+    """The levels (and their weights) that are drawn at all: those of positive weight, every level without weights."""
+    if weights is None:
+        return list(levels), None
+    drawn = [(lv, w) for lv, w in zip(levels, weights) if w > 0]
+    return [lv for lv, _ in drawn], [w for _, w in drawn]
+
+
 def epoch_distribution(
     levels: Sequence[float],
     weights: Sequence[float] | None,
@@ -71,14 +79,11 @@ def epoch_distribution(
         return [1.0], None
     if schedule != "adaptive" and not known:
         return levels, weights
+    progress = min(1.0, max(0.0, epoch / num_epochs)) if known else 0.0
     if schedule in ("progressive", "anchored", "adaptive"):
-        if weights is not None:  # the floor rises through the levels that are drawn at all
-            drawn = [(lv, w) for lv, w in zip(levels, weights) if w > 0]
-            levels, weights = [lv for lv, _ in drawn], [w for _, w in drawn]
-        if schedule == "adaptive":
-            first = min(len(levels) - 1, max(0, int(floor)))
-        else:
-            first = min(len(levels) - 1, int(min(1.0, max(0.0, epoch / num_epochs)) * len(levels)))
+        levels, weights = drawn_levels(levels, weights)  # the floor rises through the levels drawn at all
+        rank = floor if schedule == "adaptive" else int(progress * len(levels))
+        first = min(len(levels) - 1, max(0, int(rank)))
         kept = [
             i
             for i, lv in enumerate(levels)
@@ -86,7 +91,7 @@ def epoch_distribution(
         ]
         return [levels[i] for i in kept], None if weights is None else [weights[i] for i in kept]
     if schedule == "progressive_resizing":
-        ramp = min(1.0, max(0.0, epoch / num_epochs)) / (1.0 - RESIZING_FULL_SIZE_SHARE)
+        ramp = progress / (1.0 - RESIZING_FULL_SIZE_SHARE)
         target = levels[0] + (1.0 - levels[0]) * ramp
         return [max(lv for lv in levels if lv <= target + 1e-9) if ramp < 1 else levels[-1]], None
     return levels, weights
