@@ -374,20 +374,50 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
             f"- {arm}: eligible; median time-to-accuracy speedup over the choose half "
             f"{scores[arm][0]:.2f}x (served {scores[arm][1]:.2f}x)."
         )
-    if not scores:
+
+    def accurate(task: str, arm: str) -> float | None:
+        mine = row(task, arm)
+        return None if mine is None else best(mine)
+
+    def above_incumbent(task: str, arm: str) -> bool | None:
+        mine, incumbent = accurate(task, arm), accurate(task, rule.incumbent)
+        return None if mine is None or incumbent is None else mine > incumbent
+
+    confirmed = holds
+    if scores:
+        top = max(speed for speed, _ in scores.values())
+        tied = [arm for arm, (speed, _) in scores.items() if speed >= top - TIE]
+        chosen = max(tied, key=lambda arm: scores[arm][1])
+    elif rule.fallback_margin is None:
         lines += ["", f"No candidate is eligible: the default stays {rule.incumbent}.", ""]
         return None, lines
-    top = max(speed for speed, _ in scores.values())
-    tied = [arm for arm, (speed, _) in scores.items() if speed >= top - TIE]
-    chosen = max(tied, key=lambda arm: scores[arm][1])
-    failed = [t for t in confirm if holds(t, chosen) is False]
-    unrun = [t for t in confirm if holds(t, chosen) is None]
+    else:
+        run = [arm for arm in rule.candidates if all(accurate(t, arm) is not None for t in choose)]
+        chosen = max(run, key=lambda arm: median(accurate(t, arm) for t in choose))
+        margin = median(accurate(t, chosen) - accurate(t, rule.incumbent) for t in choose)
+        if chosen == rule.incumbent or margin <= rule.fallback_margin:
+            lines += [
+                "",
+                f"No candidate is eligible or more than {rule.fallback_margin * 100:.0f} points above "
+                f"{rule.incumbent}: the default stays.",
+                "",
+            ]
+            return None, lines
+        lines.append(
+            f"- No candidate is eligible; the most accurate, {chosen}, is {margin * 100:.1f} points above "
+            f"{rule.incumbent} (the rule asks for more than {rule.fallback_margin * 100:.0f})."
+        )
+    if rule.fallback_margin is not None:
+        confirmed = above_incumbent
+    failed = [t for t in confirm if confirmed(t, chosen) is False]
+    unrun = [t for t in confirm if confirmed(t, chosen) is None]
     confirmation = (
         "No confirm half in this round."
         if not confirm
         else "Confirmation: "
         + (f"it does not hold on {', '.join(failed)}" if failed else "it holds on every confirm-half task that ran")
         + (f"; not run yet: {', '.join(unrun)}" if unrun else "")
+        + (f" (to hold: above {rule.incumbent}'s best accuracy)" if rule.fallback_margin is not None else "")
         + "."
     )
     lines += ["", f"**Chosen: {chosen}.** {confirmation}", ""]

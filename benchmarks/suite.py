@@ -20,6 +20,9 @@ class Round:
     incumbent: str
     over_seeds: str = "mean"
     """"mean" or "median" of the per-seed best accuracy as served, as the round's rule was written."""
+    fallback_margin: float | None = None
+    """Round 4: with no eligible candidate, the most accurate one is chosen if it is more than this above the
+    incumbent, and it holds on a confirm task where it is above the incumbent (None: rounds 1 to 3, no fallback)."""
 
 
 IMAGE = Round(
@@ -55,7 +58,17 @@ TEXT = Round(
 )
 """The text round (issue 23): the stop-word scorer (today's default) against the importance scorer; no confirm half."""
 
-ROUNDS = (IMAGE, TEXT)
+FINETUNE = Round(
+    title="positions for a pretrained checkpoint",
+    suite={"image_finetune": ("choose", "data-limited"), "image_finetune_lowres": ("confirm", "data-limited")},
+    candidates=("icpc progressive crop", "icpc progressive stride", "icpc progressive interpolate"),
+    incumbent="icpc progressive crop",
+    over_seeds="median",
+    fallback_margin=0.02,
+)
+"""Round 4: which positions `ICPCConfig()` gives a model whose position table is pretrained."""
+
+ROUNDS = (IMAGE, FINETUNE, TEXT)
 
 TOLERANCE = 0.01
 """A candidate may be at most this far (1 point) below the baseline's best accuracy on a data-limited task."""

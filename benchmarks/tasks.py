@@ -285,6 +285,10 @@ def grid_arms(model, levels: list[float], token_ratio: float) -> dict[str, Arm]:
             note="field-of-view positions: a smaller image keeps the full table's spread",
         ),
         "icpc anchored stride": Arm({"position_strategy": "stride", "schedule": "anchored"}),
+        "icpc progressive interpolate": Arm(
+            {"position_strategy": "interpolate", "schedule": "progressive"},
+            note="the full table resampled to the smaller grid, as Transformers' interpolate_pos_encoding",
+        ),
         "icpc adaptive crop": Arm(
             {"position_strategy": "crop", "schedule": "adaptive"},
             args={"eval_strategy": "epoch"},  # the Trainer's evaluations move it; their seconds count as training
@@ -420,20 +424,11 @@ def pretrained_vit(quick: bool) -> dict:
     return state
 
 
-def image_finetune_task(quick: bool) -> Task:
-    """The paper's own regime: a pretrained ViT fine-tuned on a few hundred low-resolution images upsampled to its
-    size (scikit-learn's 8 x 8 digits, bilinear to 32 pixels), to convergence."""
-    from sklearn.datasets import load_digits
-
+def finetune_task(name: str, data: list[dict], names: list[str], quick: bool) -> Task:
+    """The pretrained ViT (`pretrained_vit`) fine-tuned on `data` (400 training images, then validation and test
+    halves of the rest) with a new classifier head, to convergence."""
     weights = pretrained_vit(quick)
-    digits = load_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
-    upsampled = torch.nn.functional.interpolate(images, size=(CANVAS, CANVAS), mode="bilinear", align_corners=False)
-    pixels = upsampled * 2.0 - 1.0
-    order = np.random.default_rng(0).permutation(len(pixels))
-    data = [{"pixel_values": pixels[i], "label": int(digits.target[i])} for i in order]
-    train, held_out = data[: 128 if quick else 400], data[400 : 400 + (256 if quick else 1_000)]
-    fresh = small_vit(CANVAS, 4, 48 if quick else 96, 2 if quick else 4, names=[str(d) for d in range(10)])
+    fresh = small_vit(CANVAS, 4, 48 if quick else 96, 2 if quick else 4, names=names)
 
     def new_model(seed: int) -> ViTForImageClassification:
         model = fresh(seed)  # the classifier head is new, initialised from the seed
@@ -441,9 +436,10 @@ def image_finetune_task(quick: bool) -> Task:
         return model
 
     cut = 128 if quick else 400
+    train, held_out = data[:cut], data[400 : 400 + (256 if quick else 1_000)]
     return with_grid_arms(
         Task(
-            name="image_finetune",
+            name=name,
             train=train,
             validation=held_out[:cut],
             test=held_out[cut:],
@@ -455,6 +451,41 @@ def image_finetune_task(quick: bool) -> Task:
             learning_rate=5e-4,
         )
     )
+
+
+def upsampled(images: torch.Tensor, labels: Any, side: int | None, seed: int) -> list[dict]:
+    """Low-resolution images (N, 1, h, w, values in [0, 1]), shrunk to `side` pixels when given, and upsampled
+    bilinearly to the canvas: the paper's regime of small images brought to the model's size. Shuffled by `seed`."""
+    if side is not None:
+        images = torch.nn.functional.interpolate(
+            images, size=(side, side), mode="bilinear", antialias=True, align_corners=False
+        )
+    pixels = torch.nn.functional.interpolate(images, size=(CANVAS, CANVAS), mode="bilinear", align_corners=False)
+    pixels = pixels * 2.0 - 1.0
+    order = np.random.default_rng(seed).permutation(len(pixels))
+    return [{"pixel_values": pixels[i], "label": int(labels[i])} for i in order]
+
+
+def image_finetune_task(quick: bool) -> Task:
+    """The paper's own regime: a pretrained ViT fine-tuned on a few hundred low-resolution images upsampled to its
+    size (scikit-learn's 8 x 8 digits, bilinear to 32 pixels), to convergence."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
+    data = upsampled(images, digits.target, None, 0)
+    return finetune_task("image_finetune", data, [str(d) for d in range(10)], quick)
+
+
+def image_finetune_lowres_task(quick: bool) -> Task:
+    """Round 4's confirm task: the same pretrained ViT fine-tuned on Fashion-MNIST items of the test split (none
+    seen in pretraining) shrunk to 10 pixels and upsampled back to 32."""
+    from _shared import load_fashion_mnist
+
+    images, labels = load_fashion_mnist("test")
+    picked = np.random.default_rng(7).permutation(len(images))[:1_400]
+    items = torch.from_numpy(images[picked].astype(np.float32))[:, None] / 255.0
+    return finetune_task("image_finetune_lowres", upsampled(items, labels[picked], 10, 0), FASHION_LABELS, quick)
 
 
 def audio_convergence_task(quick: bool) -> Task:
@@ -531,6 +562,7 @@ def text_long_convergence_task(quick: bool) -> Task:
 TIME_TO_ACCURACY: dict[str, Callable[[bool], Task]] = {
     **{name: partial(fashion_task, name) for name in FASHION_GRIDS},
     "image_finetune": image_finetune_task,
+    "image_finetune_lowres": image_finetune_lowres_task,
     "audio": audio_convergence_task,
     "audio_words": audio_words_convergence_task,
     "video": video_convergence_task,
