@@ -33,6 +33,7 @@ from _shared import AccuracyOverTime
 from tasks import TIME_TO_ACCURACY, load
 
 from icpc_hf import ICPCConfig, icpc_settings, is_patched, patch_model, registration_for
+from icpc_hf.training.budget import level_costs as training_level_costs
 
 CONVERGENCE_RESULTS = os.path.join(RESULTS, "convergence")
 
@@ -41,7 +42,7 @@ def level_costs(model, levels: list[float]) -> dict[str, float]:
     """Estimated cost of one pass at each level, as a fraction of a full-size pass (from the token counts)."""
     settings = dataclasses.replace(icpc_settings(model), levels=list(levels))
     try:
-        costs = registration_for(settings.model_type).modality.level_costs(settings)
+        costs = training_level_costs(registration_for(settings.model_type).modality, settings)
     except ValueError:  # text: a level's cost depends on the texts; the cascade measures it
         return {}
     return {f"{lv:g}": cost for lv, cost in zip(levels, costs)}

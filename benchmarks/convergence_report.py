@@ -14,26 +14,26 @@ import statistics
 from collections import defaultdict
 
 from harness import README, RESULT_DOCS, RESULTS, pyplot, splice
-from suite import ROUNDS, TIE, TOLERANCE, Round
+from suite import PRETRAINED_TASKS, ROUNDS, TIE, TOLERANCE, Round
 
 plt = pyplot()
 BASELINE = "baseline"
 
 
-def default_arms() -> tuple[str, ...]:
-    """The arms whose settings are `ICPCConfig()`'s: its schedule with the default levels and crop positions (grid
-    tasks), and with the importance scorer the Trainer flow uses by default (text)."""
+def default_arms(task: str) -> tuple[str, ...]:
+    """The arms whose settings are `ICPCConfig()`'s on `task`: its schedule with the default levels and the positions
+    it resolves to (crop for a fresh table, interpolate for the pretrained ones of round 4), and with the importance
+    scorer the Trainer flow uses by default (text)."""
     from icpc_hf import ICPCConfig
 
     schedule = ICPCConfig().schedule
-    return f"icpc {schedule} crop", "icpc importance" if schedule == "progressive" else f"icpc importance {schedule}"
+    positions = "interpolate" if task in PRETRAINED_TASKS else "crop"
+    text = "icpc importance" if schedule == "progressive" else f"icpc importance {schedule}"
+    return f"icpc {schedule} {positions}", text
 
 
-DEFAULTS = default_arms()
-
-
-def label(arm: str) -> str:
-    return f"{arm} (= `ICPCConfig()`)" if arm in DEFAULTS else arm
+def label(arm: str, task: str) -> str:
+    return f"{arm} (= `ICPCConfig()`)" if arm in default_arms(task) else arm
 
 
 def load(results: str) -> dict[str, dict[str, list[dict]]]:
@@ -208,7 +208,7 @@ def task_section(task: str, arms: dict[str, list[dict]], images: str, quick: boo
             "-" if row["cascade_accuracy"] is None else f"{row['cascade_accuracy']:.4f}, {row['cascade_speedup']:.2f}x"
         )
         lines.append(
-            f"| {label(row['arm'])} | {speed} | {row['speedup_within_one_error']:.2f}x | {fmt(row['best_served'])} | "
+            f"| {label(row['arm'], task)} | {speed} | {row['speedup_within_one_error']:.2f}x | {fmt(row['best_served'])} | "
             f"{fmt(row['best_full'])} | "
             f"{fmt(row['best_within_baseline_time'])} | {row['train_seconds']:.0f} | "
             f"{row['token_ratio']:.2f} | {row['final_served_level']:.3g} | {cascade} |"
@@ -227,7 +227,7 @@ def task_section(task: str, arms: dict[str, list[dict]], images: str, quick: boo
     ]
     # a note stored when an arm was the default says so; the default has moved since (text: 2026-11-30)
     notes = [
-        f"- {r['arm']}: {r['note'] if r['arm'] in DEFAULTS else r['note'].removeprefix('`ICPCConfig()`: ')}"
+        f"- {r['arm']}: {r['note'] if r['arm'] in default_arms(task) else r['note'].removeprefix('`ICPCConfig()`: ')}"
         for r in rows
         if r["note"]
     ]
@@ -284,7 +284,7 @@ def every_level(runs: dict[str, dict[str, list[dict]]]) -> list[str]:
                     gap = 100 * (value - reference)
                     seeds = "" if len(arm_runs) == len(fixed_runs) else f", {len(arm_runs)} seed(s)"
                     mark = "**" if gap < -1 else ""
-                    cells.append(f"{label(arm)} {value:.3f} ({mark}{gap:+.1f}{mark}{seeds})")
+                    cells.append(f"{label(arm, task)} {value:.3f} ({mark}{gap:+.1f}{mark}{seeds})")
             rows.append(f"| {task} | {level:g} | {reference:.3f} ({len(fixed_runs)}) | {'; '.join(cells)} |")
     if not rows:
         return []
@@ -449,9 +449,11 @@ def headline(sections: dict[str, list[dict]]) -> str:
     for task in sorted(sections, key=order):
         rows = sections[task]
         base = by_name(rows, BASELINE)
-        rule = round_of(task)
-        half = ", ".join(rule.suite[task]) if rule else "beside the suite"
-        shown = [r for r in rows if (r["arm"] in rule.candidates if rule else r["arm"].startswith("icpc"))]
+        rules = [rule for rule in ROUNDS if task in rule.suite]
+        halves = "/".join(rule.suite[task][0] for rule in rules)
+        half = f"{halves}, {rules[0].suite[task][1]}" if rules else "beside the suite"
+        candidates = {arm for rule in rules for arm in rule.candidates}
+        shown = [r for r in rows if (r["arm"] in candidates if rules else r["arm"].startswith("icpc"))]
         for row in sorted(shown, key=lambda r: -r["time_to_accuracy_speedup"]):
             cascade = (
                 "-"
@@ -460,7 +462,7 @@ def headline(sections: dict[str, list[dict]]) -> str:
             )
             never = f" ({row['never']}/{row['seeds']} never)" if row["never"] else ""
             lines.append(
-                f"| {task} | {half} | {row['seeds']} | {base['best_served']:.4f} | {label(row['arm'])} | "
+                f"| {task} | {half} | {row['seeds']} | {base['best_served']:.4f} | {label(row['arm'], task)} | "
                 f"{row['time_to_accuracy_speedup']:.2f}x{never} | {row['best_served']:.4f} | {cascade} |"
             )
     return "\n".join(lines)

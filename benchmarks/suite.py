@@ -68,6 +68,9 @@ FINETUNE = Round(
 )
 """Round 4: which positions `ICPCConfig()` gives a model whose position table is pretrained."""
 
+PRETRAINED_TASKS = frozenset(FINETUNE.suite)
+"""The tasks whose model starts from a pretrained position table, where `ICPCConfig()` resolves to interpolate."""
+
 ROUNDS = (IMAGE, FINETUNE, TEXT)
 
 TOLERANCE = 0.01

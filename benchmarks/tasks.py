@@ -23,6 +23,7 @@ from peers import add_patch_dropout
 from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, default_data_collator
 
 from icpc_hf import ICPCConfig, icpc_settings, patch_model, registration_for
+from icpc_hf.training.budget import level_costs as training_level_costs
 
 FASHION_LABELS = ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 CANVAS = 32
@@ -320,7 +321,7 @@ def with_grid_arms(task: Task, **changes) -> Task:
     (the peers at their mean token share, the even draw's)."""
     model = patch_model(task.new_model(0), ICPCConfig())
     settings = icpc_settings(model)
-    costs = registration_for(model.config).modality.level_costs(settings)
+    costs = training_level_costs(registration_for(model.config).modality, settings)
     levels = list(settings.levels)
     return dataclasses.replace(task, levels=levels, arms=grid_arms(model, levels, float(np.mean(costs))), **changes)
 

@@ -7,7 +7,7 @@ from icpc_hf import ICPCConfig
 
 def test_defaults_are_valid_and_unresolved():
     config = ICPCConfig()
-    assert config.levels is None and config.position_strategy == "crop" and not config.is_resolved
+    assert config.levels is None and config.position_strategy is None and not config.is_resolved
 
 
 def test_levels_sorted_and_deduplicated():

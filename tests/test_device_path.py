@@ -137,7 +137,7 @@ def test_a_model_that_cannot_compress_the_batch_refuses_it(monkeypatch):
     unpatch_model(model)
     with pytest.raises(ValueError, match="not patched for ICPC"):
         model(**batch)
-    monkeypatch.setattr(device, "_RECEIVERS", weakref.WeakSet())  # no patched model left in this process
+    monkeypatch.setattr(device, "RECEIVERS", weakref.WeakSet())  # no patched model left in this process
     with pytest.raises(ValueError, match="patch_model"):
         ICPCDataCollator(None, icpc, resize_on_device=True)(features, level=0.5)
     with pytest.raises(ValueError, match="resize_on_device"):

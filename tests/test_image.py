@@ -225,3 +225,44 @@ def test_collator_takes_the_patched_model_and_refuses_an_unpatched_one():
     assert torch.equal(from_model["pixel_values"], from_config["pixel_values"])
     with pytest.raises(TypeError, match="patch_model"):
         ICPCDataCollator(None, tiny_vit())
+
+
+def learned_layout(model, grid=(8, 8)):
+    """Give a ViT's (or DeiT's) patch rows of the position table a smooth layout over the grid, as pretraining does."""
+    rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")
+    frequencies = torch.arange(1, 9).float() / 8
+    layout = torch.cat(
+        [torch.sin(rows.flatten()[:, None] * frequencies), torch.cos(cols.flatten()[:, None] * frequencies)], -1
+    )
+    layout = layout - layout.mean(0)  # no row shared by every patch: what is alike is the neighbours
+    table = model.base_model.embeddings.position_embeddings
+    with torch.no_grad():
+        table[0, -layout.shape[0] :] = layout.repeat(1, table.shape[-1] // layout.shape[1] + 1)[:, : table.shape[-1]]
+    return model
+
+
+def test_neighbour_similarity_tells_a_learned_layout_from_a_fresh_table():
+    from icpc_hf.embeddings import LAYOUT_THRESHOLD
+    from icpc_hf.grid import neighbour_similarity
+
+    fresh = tiny_vit().vit.embeddings.position_embeddings[0, 1:]
+    learned = learned_layout(tiny_vit()).vit.embeddings.position_embeddings[0, 1:]
+    assert abs(neighbour_similarity(fresh, (8, 8))) < LAYOUT_THRESHOLD / 2
+    assert neighbour_similarity(learned, (8, 8)) > 2 * LAYOUT_THRESHOLD
+    assert neighbour_similarity(learned[torch.randperm(64)], (8, 8)) < LAYOUT_THRESHOLD  # the layout, not the rows
+
+
+@pytest.mark.parametrize("make", [tiny_vit, tiny_dinov2])
+def test_default_positions_crop_a_fresh_table_and_interpolate_a_pretrained_one(make, tmp_path):
+    assert icpc_settings(patch_model(make(), ICPCConfig())).position_strategy == "crop"
+    pretrained = patch_model(learned_layout(make()), ICPCConfig())
+    assert icpc_settings(pretrained).position_strategy == "interpolate"
+    assert (
+        icpc_settings(patch_model(learned_layout(make()), ICPCConfig(position_strategy="stride"))).position_strategy
+        == "stride"
+    )
+    fresh = patch_model(make(), ICPCConfig())
+    fresh.save_pretrained(tmp_path)  # trained from scratch with crop: its table learns a layout, its settings stay
+    reloaded = type(fresh).from_pretrained(tmp_path)
+    learned_layout(reloaded)
+    assert icpc_settings(patch_model(reloaded, ICPCConfig(levels=[0.5, 1.0]))).position_strategy == "crop"

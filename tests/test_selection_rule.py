@@ -91,3 +91,22 @@ def test_every_round_names_candidates_and_an_incumbent_among_them_or_its_tasks()
     for rule in ROUNDS:
         assert rule.incumbent in rule.candidates and rule.over_seeds in ("mean", "median")
         assert {half for half, _ in rule.suite.values()} <= {"choose", "confirm"}
+
+
+def test_round_4_falls_back_to_the_most_accurate_when_clearly_above_the_incumbent():
+    import dataclasses
+
+    rule = dataclasses.replace(RULE, fallback_margin=0.02)
+    rows = sections(fast_best=0.75)  # fast: 5 points below the baseline, not eligible
+    for task in ("a", "b"):
+        rows[task][2] = summary("slow", 1.5, 0.72)  # the incumbent: 8 points below
+    rows["c"] = [summary("baseline"), summary("fast", 0.0, 0.78), summary("slow", 0.0, 0.76)]
+    chosen, lines = apply_rule(rows, rule)
+    assert chosen == "fast" and "3.0 points above slow" in "\n".join(lines)
+    assert "it holds on every confirm-half task that ran (to hold: above slow's" in "\n".join(lines)
+    rows["c"][2] = summary("slow", 0.0, 0.79)  # held out, the incumbent is the more accurate
+    assert "it does not hold on c" in "\n".join(apply_rule(rows, rule)[1])
+    for task in ("a", "b"):
+        rows[task][2] = summary("slow", 1.5, 0.74)  # 1 point below fast: not more than the margin
+    chosen, lines = apply_rule(rows, rule)
+    assert chosen is None and "the default stays" in "\n".join(lines)

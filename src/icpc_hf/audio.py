@@ -13,6 +13,7 @@ registration.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from transformers import AutoModelForAudioClassification
 
 from .config import ICPCConfig
 from .embeddings_ast import PATCH as AST_PATCH
-from .geometry import AudioGeometry
+from .geometry import Geometry
 from .grid import conv_input_size, conv_output_size
 from .modality import GRID_KEY, GridModality, as_tensor, grid_marker
 from .pipelines import ICPCPipeline
@@ -52,6 +53,20 @@ def content_frames(spectrograms: torch.Tensor, pad: float) -> torch.Tensor:
     is_content = (spectrograms != torch.tensor(pad, dtype=spectrograms.dtype)).any(-1)
     positions = torch.arange(1, spectrograms.shape[1] + 1)
     return (is_content * positions).amax(-1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioGeometry(Geometry):
+    num_mel_bins: int
+    max_length: int
+    """Spectrogram frames at full size."""
+    patch_size: int
+    frequency_stride: int
+    time_stride: int
+    full_grid: tuple[int, int]
+    """Patches per (frequency, time) at full size."""
+    special_tokens: int = 2
+    """AST's CLS and distillation token."""
 
 
 class AudioModality(GridModality):

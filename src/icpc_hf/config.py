@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +15,9 @@ POSITION_STRATEGIES = ("crop", "stride", "interpolate")
 TEXT_SCORERS = ("stop_words", "importance")
 CONFIG_KEY = "icpc"
 CHECKS: list[Callable[[ICPCConfig], None]] = []
-"""Checks of the fields only training reads (weights, schedule, budget, epochs), which icpc_hf.training adds: a
-served folder has no training code and serves whatever those fields hold."""
+"""Checks run after the ones below, added by the modules that read the fields: icpc_hf.training those only training
+reads (weights, schedule, budget, epochs), text.py the text scorer's. A served folder holds neither training code nor
+another modality's, and serves whatever those fields hold."""
 
 
 def as_float_list(name: str, values: Any) -> list[float]:
@@ -44,8 +44,10 @@ class ICPCConfig:
     """Training levels, drawn per sample per epoch. `None`: every whole-patch size from `min_level` up to 1."""
     level_weights: list[float] | None = None
     """Relative probability of each training level (`None`: uniform)."""
-    position_strategy: str = "crop"
-    """How a compressed grid takes positions from the full table: `crop`, `stride` or `interpolate`."""
+    position_strategy: str | None = None
+    """How a compressed grid takes positions from the full table: `crop`, `stride` or `interpolate`. `None`
+    (default): `crop` for a fresh table, `interpolate` for one that has learned the grid's layout (a pretrained
+    checkpoint), the strategy saved in `config.icpc` for a model that has one (docs/reference/selection-rule.md)."""
     cascade_levels: list[float] | None = None
     """Levels tried at inference, cheapest first; the last one always answers. `None`: derived from `levels`."""
     thresholds: float | list[float] = 0.9
@@ -88,7 +90,7 @@ class ICPCConfig:
             self.levels = sorted(set(self._check_levels("levels", self.levels)))
         if self.cascade_levels is not None:
             self.cascade_levels = sorted(set(self._check_levels("cascade_levels", self.cascade_levels)))
-        if self.position_strategy not in POSITION_STRATEGIES:
+        if self.position_strategy is not None and self.position_strategy not in POSITION_STRATEGIES:
             raise ValueError(
                 f"Unknown `position_strategy` {self.position_strategy!r}: use one of {', '.join(POSITION_STRATEGIES)}."
             )
@@ -106,39 +108,8 @@ class ICPCConfig:
             if isinstance(self.axes, str) or not self.axes:
                 raise ValueError(f"`axes` must be a non-empty list of axis names, got {self.axes!r}.")
             self.axes = list(self.axes)
-        self._check_text_scorer()
         for check in CHECKS:
             check(self)
-
-    def _check_text_scorer(self) -> None:
-        if self.text_scorer is None and self.word_scores is not None:
-            self.text_scorer = "importance"
-        elif self.text_scorer is None and self.stop_words is not None:
-            self.text_scorer = "stop_words"
-        if self.text_scorer is not None and self.text_scorer not in TEXT_SCORERS:
-            raise ValueError(f"Unknown `text_scorer` {self.text_scorer!r}: use one of {', '.join(TEXT_SCORERS)}.")
-        if self.text_scorer == "importance" and self.stop_words is not None:
-            raise ValueError(
-                "`stop_words` are the `stop_words` scorer's list and the `importance` scorer ranks every word: drop "
-                "`stop_words`, or use `text_scorer='stop_words'`."
-            )
-        if self.word_scores is not None:
-            if self.text_scorer != "importance":
-                raise ValueError(
-                    "`word_scores` are used by the importance scorer only: set `text_scorer='importance'`, or drop them."
-                )
-            words = self.word_scores.get("words") if isinstance(self.word_scores, dict) else None
-            if (
-                not isinstance(words, dict)
-                or not isinstance(self.word_scores.get("vocabulary"), str)
-                or not all(
-                    isinstance(k, str) and isinstance(v, (int, float)) and math.isfinite(v) for k, v in words.items()
-                )
-            ):
-                raise ValueError(
-                    "`word_scores` must be what `icpc_hf.fit_word_scores(train_texts, tokenizer, labels)` returns "
-                    "(the tokenizer's `vocabulary` fingerprint and finite `words` scores): fit them again."
-                )
 
     @staticmethod
     def _check_levels(name: str, values: Any) -> list[float]:

@@ -19,7 +19,7 @@ from .modality import GRID_KEY, GridModality, grid_of_marker
 ACCELERATORS = ("cuda", "mps", "xpu", "hpu", "npu", "mlu", "xla")
 """Device types where `resize_on_device=None` resamples on the device."""
 
-_RECEIVERS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+RECEIVERS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 """Patched models of this process whose hook compresses batches on their device."""
 
 
@@ -63,7 +63,7 @@ def install(base: nn.Module, icpc: Any) -> None:
     if old is not None:
         old.remove()
     base._icpc_device_hook = base.register_forward_pre_hook(compress_on_device, with_kwargs=True)
-    _RECEIVERS.add(base)
+    RECEIVERS.add(base)
 
 
 def remove(base: nn.Module) -> None:
@@ -73,20 +73,7 @@ def remove(base: nn.Module) -> None:
         return
     old.remove()
     base._icpc_device_hook = base.register_forward_pre_hook(refuse_grid, with_kwargs=True)
-    _RECEIVERS.discard(base)
+    RECEIVERS.discard(base)
 
 
-def has_receiver(model_type: str) -> bool:
-    """Whether this process holds a patched model of `model_type` to compress device-path batches."""
-    return any(
-        getattr(m, "_icpc_settings", None) is not None and m.config.model_type == model_type for m in list(_RECEIVERS)
-    )
-
-
-def device_type(model: nn.Module) -> str:
-    """Where a model's parameters are: 'cuda', 'cpu', 'mps'..."""
-    parameter = next(iter(model.parameters()), None)
-    return parameter.device.type if parameter is not None else "cpu"
-
-
-__all__ = ["ACCELERATORS", "GRID_KEY", "compress_on_device", "device_type"]
+__all__ = ["ACCELERATORS", "GRID_KEY", "compress_on_device"]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .config import ICPCConfig
-from .grid import PositionCache, conv_output_size
+from .grid import PositionCache, conv_output_size, neighbour_similarity
 
 
 class GridEmbeddingsMixin:
@@ -27,6 +27,11 @@ class GridEmbeddingsMixin:
         self.icpc_full_grid = tuple(icpc.geometry["full_grid"])
         self.icpc_strategy = icpc.position_strategy
         self.icpc_cache = PositionCache()
+
+    def icpc_learned_table(self) -> tuple[torch.Tensor, tuple[int, ...]] | None:
+        """The patches' rows of a learned position table and the grid they cover; None where this architecture's
+        table is fixed or not read (its `position_strategy=None` resolves to `crop`)."""
+        return None
 
     def icpc_positions(self, table: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
         """Positions of a compressed grid from the (prod(full_grid), dim) table, by the configured strategy."""
@@ -50,6 +55,12 @@ class GridEmbeddingsMixin:
         return grid
 
 
+LAYOUT_THRESHOLD = 0.18
+"""A position table whose neighbouring patches' rows are at least this alike (`neighbour_similarity`) has learned the
+grid's layout: halfway between fresh tables (about 0) and the pretrained checkpoint of docs/reference/selection-rule.md,
+round 4 (0.355), measured before that round's runs."""
+
+
 class SwapPatch:
     """Swap every `original` module of a model for `patched`, a subclass defining `icpc_setup`.
 
@@ -68,6 +79,14 @@ class SwapPatch:
 
     def geometry(self, model_config: Any) -> dict[str, Any]:
         return {"special_tokens": self.special_tokens}
+
+    def position_strategy(self, model: nn.Module) -> str:
+        """What `position_strategy=None` means for this model: `interpolate` when its table has learned the grid's
+        layout (a pretrained checkpoint: every patch keeps the position of the region it covers), `crop` for a fresh
+        table (it learns its positions under compression). Round 4 of docs/reference/selection-rule.md."""
+        module = next((m for m in model.modules() if type(m) in (self.original, self.patched)), None)
+        learned = None if module is None else self.patched.icpc_learned_table(module)
+        return "interpolate" if learned and neighbour_similarity(*learned) >= LAYOUT_THRESHOLD else "crop"
 
     def apply(self, model: nn.Module, icpc: ICPCConfig) -> int:
         count = 0

@@ -14,7 +14,6 @@ from typing import Any
 from torch import nn
 
 from .config import ICPCConfig
-from .geometry import TextGeometry
 
 
 class TextPositionsPatch:
@@ -36,6 +35,9 @@ class TextPositionsPatch:
         offset = (getattr(model_config, "pad_token_id", None) or 0) + 1 if self.offset_from_padding else 0
         return {"position_offset": offset}
 
+    def position_strategy(self, model: nn.Module) -> str:
+        return "crop"  # a text's kept tokens keep their own positions: no strategy applies
+
     def apply(self, model: nn.Module, icpc: ICPCConfig) -> int:
         found = [m for m in model.modules() if isinstance(m, self.embeddings)]
         if not found:
@@ -43,7 +45,7 @@ class TextPositionsPatch:
                 f"No {self.embeddings.__name__} module found in {type(model).__name__}: icpc_hf feeds original "
                 "positions through these embeddings' `position_ids` and cannot serve this model."
             )
-        table_size = TextGeometry.from_dict(icpc.geometry).max_position_embeddings
+        table_size = int(icpc.geometry["max_position_embeddings"])
         for module in found if self.table else []:
             rows = module.position_embeddings.num_embeddings
             if rows != table_size:

@@ -26,6 +26,11 @@ class PrefixedGridEmbeddings(GridEmbeddingsMixin):
     def icpc_special_tokens(self, batch_size: int) -> torch.Tensor:
         return self.cls_token.expand(batch_size, -1, -1)
 
+    def icpc_learned_table(self) -> tuple[torch.Tensor, tuple[int, ...]]:
+        sizes, patch = self.patch_embeddings.image_size, self.patch_embeddings.patch_size
+        grid = (sizes[0] // patch[0], sizes[1] // patch[1])
+        return self.position_embeddings[0, -grid[0] * grid[1] :], grid
+
     def forward(
         self, pixel_values: torch.Tensor, bool_masked_pos: torch.BoolTensor | None = None, **native: Any
     ) -> torch.Tensor:

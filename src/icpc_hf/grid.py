@@ -54,6 +54,18 @@ def resample_position_table(table: torch.Tensor, full_grid: Sequence[int], grid:
     return resized.movedim(1, -1).reshape(-1, dim).to(table.dtype)
 
 
+def neighbour_similarity(table: torch.Tensor, grid: Sequence[int]) -> float:
+    """Mean cosine similarity of the rows of grid-neighbouring patches in a (prod(grid), dim) position table: about 0
+    for a freshly initialised table, well above it for one that has learned where each patch sits."""
+    rows = F.normalize(table.detach().float().reshape(*grid, -1), dim=-1)
+    pairs = [
+        (rows.narrow(axis, 0, size - 1) * rows.narrow(axis, 1, size - 1)).sum(-1).mean()
+        for axis, size in enumerate(grid)
+        if size > 1
+    ]
+    return float(torch.stack(pairs).mean()) if pairs else 0.0
+
+
 def conv_output_size(length: int, kernel: int, stride: int) -> int:
     """Patches along an axis of `length` cut by a convolution of `kernel` and `stride` (no padding)."""
     if length < kernel:

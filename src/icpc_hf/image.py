@@ -6,6 +6,7 @@ The image modality (ViT, DeiT and DINOv2 classifiers) in one module: the modalit
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -15,7 +16,7 @@ from .config import ICPCConfig
 from .embeddings_dinov2 import PATCH as DINOV2_PATCH
 from .embeddings_vit import DEIT_PATCH
 from .embeddings_vit import PATCH as VIT_PATCH
-from .geometry import ImageGeometry, pair
+from .geometry import Geometry, pair
 from .grid import resize_images
 from .modality import GridModality, as_tensor
 from .pipelines import ICPCPipeline
@@ -56,6 +57,17 @@ def conform_image(image: Any, channels: int) -> Any:
             "image, which the collator converts."
         )
     return image
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageGeometry(Geometry):
+    image_size: tuple[int, int]
+    patch_size: tuple[int, int]
+    num_channels: int
+    full_grid: tuple[int, int]
+    """Patches per (height, width) at full size."""
+    special_tokens: int = 1
+    """Tokens before the patches: ViT's CLS; DeiT's CLS and distillation token."""
 
 
 class ImageModality(GridModality):

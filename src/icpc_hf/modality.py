@@ -86,13 +86,6 @@ class Modality:
     def processor_of(self, pipeline: Any) -> Any:
         raise NotImplementedError
 
-    def level_costs(self, icpc: ICPCConfig) -> list[float]:
-        """Training cost of a sample at each level, as a fraction of a full-size one (for `target_speedup`)."""
-        raise ValueError(
-            f"`target_speedup` needs the cost of each level before training, which {self.name} inputs do not fix "
-            "(it depends on the data): give `level_weights` instead."
-        )
-
     @staticmethod
     def default_cascade_levels(levels: Sequence[float]) -> list[float]:
         """Three steps by default: the training level nearest a quarter and a half of the full cost, then full."""
@@ -134,11 +127,6 @@ class GridModality(Modality):
         if icpc.cascade_levels is None:
             icpc.cascade_levels = self.default_cascade_levels(icpc.levels)
         icpc.cascade_levels = sorted(set(snap_levels(icpc.cascade_levels, full_grid, mask)))
-
-    def level_costs(self, icpc: ICPCConfig) -> list[float]:
-        """Patches of each level's grid over the full grid's: the token count sets a step's cost."""
-        full = math.prod(self.geo(icpc).full_grid)
-        return [math.prod(self.grid(level, icpc)) / full for level in icpc.levels]
 
     def grid(self, level: float, icpc: ICPCConfig) -> tuple[int, ...]:
         return scaled_grid(self.geo(icpc).full_grid, level, self.compressed_axes(icpc))

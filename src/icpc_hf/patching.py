@@ -75,6 +75,9 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
             f"These ICPC settings were resolved for a {icpc.model_type!r} model and cannot patch a "
             f"{base.config.model_type!r} one: start from a fresh ICPCConfig()."
         )
+    if icpc.position_strategy is None:
+        saved = (getattr(base.config, CONFIG_KEY, None) or {}).get("position_strategy")
+        icpc.position_strategy = saved or patch.position_strategy(base)
     registration.modality.resolve(icpc, base.config)
     icpc.geometry.update(patch.geometry(base.config))
     icpc.model_type = base.config.model_type

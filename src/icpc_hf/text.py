@@ -12,8 +12,10 @@ The text modality (BERT-style classifiers) in one module: the modality, its pipe
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,9 +30,9 @@ from transformers.models.modernbert.modeling_modernbert import ModernBertEmbeddi
 from transformers.models.roberta.modeling_roberta import RobertaEmbeddings
 from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaEmbeddings
 
-from .config import ICPCConfig
+from .config import CHECKS, TEXT_SCORERS, ICPCConfig
 from .embeddings_bert import TextPositionsPatch
-from .geometry import TextGeometry
+from .geometry import Geometry
 from .modality import Modality, as_tensor
 from .pipelines import ICPCPipeline
 from .pruning import kept_token_indices, token_vocabulary
@@ -43,6 +45,22 @@ def in_training_batch() -> bool:
     that the served (Hub) copy does not ship, so it is looked up among the loaded modules rather than imported."""
     schedule = sys.modules.get(f"{__package__}.training.schedule")
     return schedule is not None and schedule.current_batch() is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextGeometry(Geometry):
+    max_position_embeddings: int
+    vocab_size: int
+    pad_token_id: int | None
+    type_vocab_size: int
+    """0 for models without token types (DistilBERT, ModernBERT)."""
+    position_offset: int = 0
+    """Where positions start: `pad_token_id + 1` for RoBERTa-style tables, 0 otherwise (set by the patch)."""
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest text the positions allow."""
+        return self.max_position_embeddings - self.position_offset
 
 
 class TextModality(Modality):
@@ -241,6 +259,41 @@ class TextModality(Modality):
 
     def processor_of(self, pipeline: Any) -> Any:
         return pipeline.tokenizer
+
+
+def check_text_scorer(icpc: ICPCConfig) -> None:
+    """The text fields (run through `config.CHECKS`): the scorer, and word scores the importance scorer can use."""
+    if icpc.text_scorer is None and icpc.word_scores is not None:
+        icpc.text_scorer = "importance"
+    elif icpc.text_scorer is None and icpc.stop_words is not None:
+        icpc.text_scorer = "stop_words"
+    if icpc.text_scorer is not None and icpc.text_scorer not in TEXT_SCORERS:
+        raise ValueError(f"Unknown `text_scorer` {icpc.text_scorer!r}: use one of {', '.join(TEXT_SCORERS)}.")
+    if icpc.text_scorer == "importance" and icpc.stop_words is not None:
+        raise ValueError(
+            "`stop_words` are the `stop_words` scorer's list and the `importance` scorer ranks every word: drop "
+            "`stop_words`, or use `text_scorer='stop_words'`."
+        )
+    if icpc.word_scores is not None:
+        if icpc.text_scorer != "importance":
+            raise ValueError(
+                "`word_scores` are used by the importance scorer only: set `text_scorer='importance'`, or drop them."
+            )
+        words = icpc.word_scores.get("words") if isinstance(icpc.word_scores, dict) else None
+        if (
+            not isinstance(words, dict)
+            or not isinstance(icpc.word_scores.get("vocabulary"), str)
+            or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and math.isfinite(v) for k, v in words.items()
+            )
+        ):
+            raise ValueError(
+                "`word_scores` must be what `icpc_hf.fit_word_scores(train_texts, tokenizer, labels)` returns "
+                "(the tokenizer's `vocabulary` fingerprint and finite `words` scores): fit them again."
+            )
+
+
+CHECKS.append(check_text_scorer)
 
 
 class ICPCTextClassificationPipeline(ICPCPipeline):

@@ -13,6 +13,7 @@ The video modality (VideoMAE and ViViT classifiers) in one module: the modality,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,7 +22,7 @@ from transformers import AutoModelForVideoClassification
 from .config import ICPCConfig
 from .embeddings_videomae import PATCH as VIDEOMAE_PATCH
 from .embeddings_vivit import PATCH as VIVIT_PATCH
-from .geometry import VideoGeometry, pair
+from .geometry import Geometry, pair
 from .grid import axis_positions, resize_images
 from .modality import GridModality, as_tensor
 from .pipelines import ICPCPipeline
@@ -33,6 +34,20 @@ def tubelet_frame_index(clip_frames: int, tubelets: int, tubelet_size: int) -> l
     source = clip_frames // tubelet_size
     starts = axis_positions(source, tubelets, "stride")
     return [start * tubelet_size + offset for start in starts for offset in range(tubelet_size)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoGeometry(Geometry):
+    num_frames: int
+    tubelet_size: int
+    """Frames per tubelet."""
+    image_size: tuple[int, int]
+    patch_size: tuple[int, int]
+    num_channels: int
+    full_grid: tuple[int, int, int]
+    """Tubelets per (time, height, width) at full size."""
+    special_tokens: int = 0
+    """VideoMAE has none; ViViT a CLS token."""
 
 
 class VideoModality(GridModality):

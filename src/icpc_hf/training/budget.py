@@ -6,9 +6,25 @@ a served model keeps the weights saved in its `config.icpc`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from ..config import ICPCConfig
+from ..modality import GridModality, Modality
+
+
+def level_costs(modality: Modality, icpc: ICPCConfig) -> list[float]:
+    """Training cost of a sample at each level, as a fraction of a full-size one: the patches of each level's grid
+    over the full grid's, since the token count sets a step's cost. Text has no such figure before training."""
+    if not isinstance(modality, GridModality):
+        raise ValueError(
+            f"`target_speedup` needs the cost of each level before training, which {modality.name} inputs do not fix "
+            "(it depends on the data): give `level_weights` instead."
+        )
+    full = math.prod(modality.geo(icpc).full_grid)
+    return [math.prod(modality.grid(level, icpc)) / full for level in icpc.levels]
 
 
 def weights_for_speedup(costs: Sequence[float], target_speedup: float) -> list[float]:

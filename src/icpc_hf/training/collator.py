@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch.utils.data
+from torch import nn
 
+from .. import device as device_path
 from ..config import ICPCConfig, as_icpc_config
-from ..device import ACCELERATORS, device_type, has_receiver
+from ..device import ACCELERATORS
 from ..modality import GridModality
 from ..registry import REGISTRY
 from .schedule import current_batch
@@ -58,6 +60,20 @@ def check_finite(batch: dict[str, Any]) -> None:
                 f"The batch's `{key}` holds NaN or infinite values: clean or drop the samples whose `{key}` (or the "
                 "raw input it was made from) is not finite before collating them."
             )
+
+
+def has_receiver(model_type: str) -> bool:
+    """Whether this process holds a patched model of `model_type` to compress device-path batches."""
+    return any(
+        getattr(m, "_icpc_settings", None) is not None and m.config.model_type == model_type
+        for m in list(device_path.RECEIVERS)
+    )
+
+
+def device_type(model: nn.Module) -> str:
+    """Where a model's parameters are: 'cuda', 'cpu', 'mps'..."""
+    parameter = next(iter(model.parameters()), None)
+    return parameter.device.type if parameter is not None else "cpu"
 
 
 class ICPCDataCollator:

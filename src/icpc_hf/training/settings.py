@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import CHECKS, ICPCConfig, as_float_list
 from ..patching import RESOLVED
-from .budget import weights_for_speedup
+from .budget import level_costs, weights_for_speedup
 
 SCHEDULES = ("constant", "progressive", "anchored", "adaptive", "progressive_resizing")
 
@@ -58,7 +58,7 @@ def apply_training_budget(icpc: ICPCConfig, modality: Any) -> None:
             f"{icpc.levels}: give `levels` explicitly with one weight each."
         )
     if icpc.target_speedup is not None:
-        icpc.level_weights = weights_for_speedup(modality.level_costs(icpc), icpc.target_speedup)
+        icpc.level_weights = weights_for_speedup(level_costs(modality, icpc), icpc.target_speedup)
 
 
 CHECKS.append(check_training_fields)
