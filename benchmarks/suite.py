@@ -51,12 +51,16 @@ IMAGE = Round(
 
 TEXT = Round(
     title="the text scorer",
-    suite={"text": ("choose", "data-limited"), "text_long": ("choose", "data-limited")},
+    suite={
+        "text": ("choose", "data-limited"),
+        "text_long": ("choose", "data-limited"),
+        "text_packages": ("confirm", "data-limited"),  # held out, added before its runs
+    },
     candidates=("icpc progressive", "icpc importance", "icpc importance constant"),
     incumbent="icpc progressive",
     over_seeds="median",
 )
-"""The text round (issue 23): the stop-word scorer (today's default) against the importance scorer; no confirm half."""
+"""The text round (issue 23): the stop-word scorer against the importance scorer; one held-out confirm task."""
 
 FINETUNE = Round(
     title="positions for a pretrained checkpoint",
