@@ -38,6 +38,11 @@ from icpc_hf.training.budget import level_costs as training_level_costs
 CONVERGENCE_RESULTS = os.path.join(RESULTS, "convergence")
 
 
+def picks(name: str, pattern: str) -> bool:
+    """Whether `--arms PATTERN` selects the arm `name`: a name prefix, or the exact name when it ends in `$`."""
+    return name == pattern[:-1] if pattern.endswith("$") else name.startswith(pattern)
+
+
 def level_costs(model, levels: list[float]) -> dict[str, float]:
     """Estimated cost of one pass at each level, as a fraction of a full-size pass (from the token counts)."""
     settings = dataclasses.replace(icpc_settings(model), levels=list(levels))
@@ -111,7 +116,9 @@ def result_path(output: str, task: str, arm: str, seed: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["image", "audio", "video"])
-    parser.add_argument("--arms", nargs="+", default=None, help="arms to run, by name or name prefix (default: all)")
+    parser.add_argument(
+        "--arms", nargs="+", default=None, help="arms to run, by name prefix, or exact name ending in $ (default: all)"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -125,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         work = os.path.join(tempfile.gettempdir(), "icpc-convergence", task_name)
         for seed in range(seeds):
             for name, arm in task.arms.items():
-                if args.arms and not any(name.startswith(prefix) for prefix in args.arms):
+                if args.arms and not any(picks(name, pattern) for pattern in args.arms):
                     continue
                 path = result_path(args.output, task_name, name, seed)
                 if os.path.exists(path):
