@@ -393,6 +393,9 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
         return None, lines
     else:
         run = [arm for arm in rule.candidates if all(accurate(t, arm) is not None for t in choose)]
+        if rule.incumbent not in run:
+            lines += ["", f"Not run on every choose-half task yet: the default stays {rule.incumbent}.", ""]
+            return None, lines
         chosen = max(run, key=lambda arm: median(accurate(t, arm) for t in choose))
         margin = median(accurate(t, chosen) - accurate(t, rule.incumbent) for t in choose)
         if chosen == rule.incumbent or margin <= rule.fallback_margin:
