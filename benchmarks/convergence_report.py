@@ -383,7 +383,6 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
         mine, incumbent = accurate(task, arm), accurate(task, rule.incumbent)
         return None if mine is None or incumbent is None else mine > incumbent
 
-    confirmed = holds
     if scores:
         top = max(speed for speed, _ in scores.values())
         tied = [arm for arm, (speed, _) in scores.items() if speed >= top - TIE]
@@ -410,8 +409,7 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
             f"- No candidate is eligible; the most accurate, {chosen}, is {margin * 100:.1f} points above "
             f"{rule.incumbent} (the rule asks for more than {rule.fallback_margin * 100:.0f})."
         )
-    if rule.fallback_margin is not None:
-        confirmed = above_incumbent
+    confirmed = holds if rule.fallback_margin is None else above_incumbent
     failed = [t for t in confirm if confirmed(t, chosen) is False]
     unrun = [t for t in confirm if confirmed(t, chosen) is None]
     confirmation = (

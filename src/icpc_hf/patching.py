@@ -65,8 +65,8 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
     base = base_model_of(model)
     registration = registration_for(base.config)
     patch = registration.patches[base.config.model_type]
+    stored = getattr(base.config, CONFIG_KEY, None)
     if icpc is None:
-        stored = getattr(base.config, CONFIG_KEY, None)
         icpc = ICPCConfig.from_dict(stored) if stored is not None else ICPCConfig()
     else:
         icpc = as_icpc_config(icpc)
@@ -76,8 +76,7 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
             f"{base.config.model_type!r} one: start from a fresh ICPCConfig()."
         )
     if icpc.position_strategy is None:
-        saved = (getattr(base.config, CONFIG_KEY, None) or {}).get("position_strategy")
-        icpc.position_strategy = saved or patch.position_strategy(base)
+        icpc.position_strategy = (stored or {}).get("position_strategy") or patch.position_strategy(base)
     registration.modality.resolve(icpc, base.config)
     icpc.geometry.update(patch.geometry(base.config))
     icpc.model_type = base.config.model_type
