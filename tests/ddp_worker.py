@@ -13,7 +13,8 @@ from helpers import InputRecorder, RecordingCollator, tiny_vit  # noqa: E402
 from icpc_hf import ICPCCallback, ICPCConfig, patch_model  # noqa: E402
 
 
-def main(out_dir: str, num_samples: int, workers: int, stream: bool) -> Trainer:
+def main(out_dir: str, num_samples: int, workers: int, data_kind: str) -> Trainer:
+    stream = data_kind == "stream"
     torch.manual_seed(0)
     data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3, "idx": i} for i in range(num_samples)]
     length = {"num_train_epochs": 2}
@@ -25,7 +26,7 @@ def main(out_dir: str, num_samples: int, workers: int, stream: bool) -> Trainer:
     icpc = ICPCConfig(levels=[0.5, 0.75, 1.0], seed=7)
     model = patch_model(tiny_vit(), icpc)
     trained = InputRecorder(model)
-    collator = RecordingCollator(None, icpc)
+    collator = RecordingCollator(None, icpc, resize_on_device=True if data_kind == "device" else None)
     callback = ICPCCallback()
     args = TrainingArguments(
         output_dir=out_dir,
@@ -61,9 +62,7 @@ def main(out_dir: str, num_samples: int, workers: int, stream: bool) -> Trainer:
 
 
 if __name__ == "__main__":
-    trainer = main(
-        sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "stream"
-    )  # held: freeing it here would free the DDP reducer
+    trainer = main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])  # held: freeing it frees the reducer
     # Skip teardown: freeing the DDP reducer races gloo's worker thread for the GIL in torch 2.13, which aborts
     # or hangs a rank after its record is written (seen in CI). Every collective is already done.
     sys.stdout.flush()

@@ -16,7 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.parametrize(
-    "num_samples,workers,data", [(32, 0, "map"), (30, 0, "map"), (32, 2, "map"), (32, 0, "stream"), (32, 2, "stream")]
+    "num_samples,workers,data",
+    [(32, 0, "map"), (30, 0, "map"), (32, 2, "map"), (32, 0, "stream"), (32, 2, "stream"), (32, 0, "device")],
 )
 def test_two_processes_share_levels_per_step_and_cover_the_data(tmp_path, num_samples, workers, data):
     if shutil.which("torchrun") is None:
@@ -28,7 +29,7 @@ def test_two_processes_share_levels_per_step_and_cover_the_data(tmp_path, num_sa
             "--nproc_per_node",
             "2",
             "--master_port",
-            str(29500 + num_samples + 7 * workers + 50 * (data == "stream")),
+            str(29500 + num_samples + 7 * workers + 50 * (data == "stream") + 80 * (data == "device")),
             os.path.join(HERE, "ddp_worker.py"),
             str(tmp_path),
             str(num_samples),
@@ -53,6 +54,8 @@ def test_two_processes_share_levels_per_step_and_cover_the_data(tmp_path, num_sa
     if workers or data == "stream":  # collated in workers, or dispatched from one rank: checked above
         return
     assert len(rank0["batches"]) == len(rank1["batches"])
+    if data == "device":  # the collator leaves every batch at full size; each rank's model resamples it
+        assert {batch["size"] for r in records for batch in r["batches"]} == {32}
     steps = rank0["steps_per_epoch"]
     for epoch in range(2):
         seen = [i for r in records for batch in r["batches"][epoch * steps : (epoch + 1) * steps] for i in batch["idx"]]
