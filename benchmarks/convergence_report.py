@@ -18,6 +18,11 @@ from suite import PRETRAINED_TASKS, ROUNDS, TIE, TOLERANCE, Round
 
 plt = pyplot()
 BASELINE = "baseline"
+SPEEDS = {
+    "time_to_accuracy_speedup": "time-to-accuracy speedup",
+    "speedup_within_one_error": "time-to-accuracy speedup to within one standard error of the baseline's best",
+}
+"""What each speed figure a round may rank candidates by is called in the report."""
 
 
 def default_arms(task: str) -> tuple[str, ...]:
@@ -348,13 +353,13 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
                 continue
             mark = "" if holds(task, arm) else " **(> 1 pt below)**"
             cells.append(
-                f"{mine['time_to_accuracy_speedup']:.2f}x, {best(mine):.4f}{mark}, served "
+                f"{mine[rule.speed]:.2f}x, {best(mine):.4f}{mark}, served "
                 f"{mine['cascade_speedup']:.2f}x, tokens {mine['token_ratio']:.2f}"
             )
         lines.append(f"| {half} | {task} | {base['seeds']} | {best(base):.4f} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Each cell: time-to-accuracy speedup (median over seeds), best accuracy as served "
+        f"Each cell: {SPEEDS[rule.speed]} (median over seeds), best accuracy as served "
         f"({rule.over_seeds} over seeds), the calibrated cascade's measured speed against full size (median), the "
         "share of tokens trained on against full inputs (median).",
         "",
@@ -367,11 +372,11 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
             lines.append(f"- {arm}: not eligible ({reason}).")
             continue
         scores[arm] = (
-            median(row(t, arm)["time_to_accuracy_speedup"] for t in choose),
+            median(row(t, arm)[rule.speed] for t in choose),
             median(row(t, arm)["cascade_speedup"] for t in choose),
         )
         lines.append(
-            f"- {arm}: eligible; median time-to-accuracy speedup over the choose half "
+            f"- {arm}: eligible; median {SPEEDS[rule.speed]} over the choose half "
             f"{scores[arm][0]:.2f}x (served {scores[arm][1]:.2f}x)."
         )
 
@@ -409,7 +414,15 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
             f"- No candidate is eligible; the most accurate, {chosen}, is {margin * 100:.1f} points above "
             f"{rule.incumbent} (the rule asks for more than {rule.fallback_margin * 100:.0f})."
         )
-    confirmed = holds if rule.fallback_margin is None else above_incumbent
+    def holds_and_keeps_pace(task: str, arm: str) -> bool | None:
+        mine, incumbent = row(task, arm), row(task, rule.incumbent)
+        if holds(task, arm) is None or incumbent is None:
+            return None
+        return holds(task, arm) and mine[rule.speed] >= incumbent[rule.speed] - TIE
+
+    confirmed = (
+        holds_and_keeps_pace if rule.confirm_decides else holds if rule.fallback_margin is None else above_incumbent
+    )
     failed = [t for t in confirm if confirmed(t, chosen) is False]
     unrun = [t for t in confirm if confirmed(t, chosen) is None]
     confirmation = (
@@ -419,8 +432,21 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
         + (f"it does not hold on {', '.join(failed)}" if failed else "it holds on every confirm-half task that ran")
         + (f"; not run yet: {', '.join(unrun)}" if unrun else "")
         + (f" (to hold: above {rule.incumbent}'s best accuracy)" if rule.fallback_margin is not None else "")
+        + (
+            f" (to hold: within a point of the baseline and at least as fast as {rule.incumbent})"
+            if rule.confirm_decides
+            else ""
+        )
         + "."
     )
+    if rule.confirm_decides and chosen != rule.incumbent and (failed or unrun or not confirm):
+        lines += [
+            "",
+            f"**Picked on the choose half: {chosen}.** {confirmation} This round switches only on a confirmation on "
+            f"every confirm task: **the default stays {rule.incumbent}.**",
+            "",
+        ]
+        return rule.incumbent, lines
     lines += ["", f"**Chosen: {chosen}.** {confirmation}", ""]
     return chosen, lines
 

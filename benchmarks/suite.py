@@ -23,6 +23,13 @@ class Round:
     fallback_margin: float | None = None
     """Round 4: with no eligible candidate, the most accurate one is chosen if it is more than this above the
     incumbent, and it holds on a confirm task where it is above the incumbent (None: rounds 1 to 3, no fallback)."""
+    speed: str = "time_to_accuracy_speedup"
+    """The figure candidates are ranked by: the speedup to the baseline's exact best, or, from the second text round
+    on, to within one standard error of it ("speedup_within_one_error", the issue's own measure)."""
+    confirm_decides: bool = False
+    """Second text round: its choose half had been seen when it was written, so what it picks replaces the incumbent
+    only if, on every confirm task, it is within a point of the baseline and at least as fast as the incumbent there
+    (less the tie margin); otherwise the incumbent stays."""
 
 
 IMAGE = Round(
@@ -62,6 +69,22 @@ TEXT = Round(
 )
 """The text round (issue 23): the stop-word scorer against the importance scorer; one held-out confirm task."""
 
+TEXT_PACE = Round(
+    title="the text schedule, to within one standard error",
+    suite={
+        "text": ("choose", "data-limited"),
+        "text_long": ("choose", "data-limited"),
+        "text_packages": ("confirm", "data-limited"),
+        "text_tools": ("confirm", "data-limited"),  # held out, added before its runs
+    },
+    candidates=("icpc importance", "icpc importance constant"),
+    incumbent="icpc importance",
+    over_seeds="median",
+    speed="speedup_within_one_error",
+    confirm_decides=True,
+)
+"""The second text round (issue 23): the importance scorer's schedule, ranked by the issue's own speed measure."""
+
 FINETUNE = Round(
     title="positions for a pretrained checkpoint",
     suite={"image_finetune": ("choose", "data-limited"), "image_finetune_lowres": ("confirm", "data-limited")},
@@ -75,7 +98,7 @@ FINETUNE = Round(
 PRETRAINED_TASKS = frozenset(FINETUNE.suite)
 """The tasks whose model starts from a pretrained position table, where `ICPCConfig()` resolves to interpolate."""
 
-ROUNDS = (IMAGE, FINETUNE, TEXT)
+ROUNDS = (IMAGE, FINETUNE, TEXT, TEXT_PACE)
 
 TOLERANCE = 0.01
 """A candidate may be at most this far (1 point) below the baseline's best accuracy on a data-limited task."""

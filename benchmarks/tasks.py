@@ -572,6 +572,12 @@ def text_packages_convergence_task(quick: bool) -> Task:
     return package_task("text_packages", ("mail", "editors", "math", "web", "database"), 30, quick)
 
 
+def text_tools_convergence_task(quick: bool) -> Task:
+    """The second text round's held-out task: descriptions of 30+ tokens from five more sections (text, fonts, video,
+    utils, devel) no other text task uses, chosen by how many such descriptions they hold (200 or more)."""
+    return package_task("text_tools", ("text", "fonts", "video", "utils", "devel"), 30, quick)
+
+
 TIME_TO_ACCURACY: dict[str, Callable[[bool], Task]] = {
     **{name: partial(fashion_task, name) for name in FASHION_GRIDS},
     "image_finetune": image_finetune_task,
@@ -583,6 +589,7 @@ TIME_TO_ACCURACY: dict[str, Callable[[bool], Task]] = {
     "text": text_convergence_task,
     "text_long": text_long_convergence_task,
     "text_packages": text_packages_convergence_task,
+    "text_tools": text_tools_convergence_task,
 }
 
 

@@ -19,11 +19,12 @@ RULE = Round(
 )
 
 
-def summary(arm, speedup=1.0, best=0.80, mean=None, served=1.0):
+def summary(arm, speedup=1.0, best=0.80, mean=None, served=1.0, near=None):
     return {
         "arm": arm,
         "seeds": 3,
         "time_to_accuracy_speedup": speedup,
+        "speedup_within_one_error": speedup if near is None else near,
         "best_served_median": best,
         "best_served": best if mean is None else mean,
         "best_within_baseline_time": best,
@@ -112,6 +113,28 @@ def test_round_4_falls_back_to_the_most_accurate_when_clearly_above_the_incumben
     assert chosen is None and "the default stays" in "\n".join(lines)
     chosen, lines = apply_rule({}, rule)  # a round none of whose tasks ran (the quick benchmark in CI)
     assert chosen is None and "Not run on every choose-half task yet" in "\n".join(lines)
+
+
+def test_the_second_text_round_ranks_within_one_error_and_switches_only_when_confirmed():
+    import dataclasses
+
+    rule = dataclasses.replace(RULE, speed="speedup_within_one_error", confirm_decides=True)
+    rows = sections(fast_speed=0.5, slow_speed=1.0)  # exact best: slow ahead
+    for task in ("a", "b"):
+        rows[task][1] = summary("fast", 0.5, 0.80, near=2.0)  # within one error: fast ahead
+        rows[task][2] = summary("slow", 1.0, 0.80, near=1.2)
+    rows["c"] = [summary("baseline"), summary("fast", 0.0, 0.80, near=1.5), summary("slow", 0.0, 0.80, near=1.5)]
+    assert apply_rule(rows, RULE)[0] == "slow"  # the first rounds' measure
+    chosen, lines = apply_rule(rows, rule)
+    assert chosen == "fast" and "**Chosen: fast.**" in "\n".join(lines)
+    rows["c"][1] = summary("fast", 0.0, 0.80, near=1.3)  # held out, slower than the incumbent
+    chosen, lines = apply_rule(rows, rule)
+    assert chosen == "slow" and "the default stays slow" in "\n".join(lines)
+    rows["c"][1] = summary("fast", 0.0, 0.78, near=3.0)  # held out, faster but 2 points below the baseline
+    assert apply_rule(rows, rule)[0] == "slow"
+    rows["c"] = [summary("baseline"), summary("slow", 0.0, 0.80)]  # not run held out yet
+    chosen, lines = apply_rule(rows, rule)
+    assert chosen == "slow" and "not run yet: c" in "\n".join(lines)
 
 
 def test_arms_are_picked_by_prefix_or_by_exact_name_ending_in_a_dollar():
