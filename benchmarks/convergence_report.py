@@ -414,6 +414,7 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
             f"- No candidate is eligible; the most accurate, {chosen}, is {margin * 100:.1f} points above "
             f"{rule.incumbent} (the rule asks for more than {rule.fallback_margin * 100:.0f})."
         )
+
     def holds_and_keeps_pace(task: str, arm: str) -> bool | None:
         mine, incumbent = row(task, arm), row(task, rule.incumbent)
         if holds(task, arm) is None or incumbent is None:
