@@ -30,11 +30,13 @@ def default_arms(task: str) -> tuple[str, ...]:
     it resolves to (crop for a fresh table, interpolate for the pretrained ones of round 4), and with the importance
     scorer the Trainer flow uses by default (text)."""
     from icpc_hf import ICPCConfig
+    from icpc_hf.modality import DEFAULT_SCHEDULE
+    from icpc_hf.registry import REGISTRY
 
-    schedule = ICPCConfig().schedule
+    grid = ICPCConfig().schedule or DEFAULT_SCHEDULE
+    text = ICPCConfig().schedule or REGISTRY["bert"].modality.default_schedule(ICPCConfig(text_scorer="importance"))
     positions = "interpolate" if task in PRETRAINED_TASKS else "crop"
-    text = "icpc importance" if schedule == "progressive" else f"icpc importance {schedule}"
-    return f"icpc {schedule} {positions}", text
+    return f"icpc {grid} {positions}", "icpc importance" if text == "progressive" else f"icpc importance {text}"
 
 
 def label(arm: str, task: str) -> str:
@@ -478,7 +480,7 @@ def headline(sections: dict[str, list[dict]]) -> str:
         rows = sections[task]
         base = by_name(rows, BASELINE)
         rules = [rule for rule in ROUNDS if task in rule.suite]
-        halves = "/".join(rule.suite[task][0] for rule in rules)
+        halves = "/".join(dict.fromkeys(rule.suite[task][0] for rule in rules))  # once each, in round order
         half = f"{halves}, {rules[0].suite[task][1]}" if rules else "beside the suite"
         candidates = {arm for rule in rules for arm in rule.candidates}
         shown = [r for r in rows if (r["arm"] in candidates if rules else r["arm"].startswith("icpc"))]

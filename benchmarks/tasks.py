@@ -518,18 +518,23 @@ def video_diagonal_convergence_task(quick: bool) -> Task:
 
 def text_arms() -> dict[str, Arm]:
     """The arms every text task runs: the baseline (batches grouped by length, as the ICPC arms), the two scorers
-    with the default schedule (importance is `ICPCConfig()`'s in the Trainer flow since the text round), the
-    importance scorer's constant schedule, and one fixed importance level as peer."""
+    with the progressive schedule, the importance scorer's constant schedule (`ICPCConfig()`'s in the Trainer flow
+    since the second text round), and one fixed importance level as peer. Schedules are pinned, so an arm keeps its
+    meaning when the default changes."""
     importance = {"text_scorer": "importance"}
     return {
         "baseline": Arm(None, eval_levels=[1.0], note="plain Trainer, full texts, batches grouped by length"),
         "icpc progressive": Arm(
-            {"text_scorer": "stop_words"}, note="stop words and punctuation pruned, fewer as the run goes on"
+            {"text_scorer": "stop_words", "schedule": "progressive"},
+            note="stop words and punctuation pruned, fewer as the run goes on",
         ),
         "icpc constant": Arm(
             {"text_scorer": "stop_words", "schedule": "constant"}, note="stop words, every level alike"
         ),
-        "icpc importance": Arm(importance, note="a level is the share of all words kept, ranked by importance"),
+        "icpc importance": Arm(
+            {**importance, "schedule": "progressive"},
+            note="a level is the share of all words kept, ranked by importance",
+        ),
         "icpc importance constant": Arm({**importance, "schedule": "constant"}, note="importance, every level alike"),
         "fixed importance 0.5": Arm(
             {**importance, "levels": [0.5]}, eval_levels=[0.5, 1.0], note="the most important half of the words"

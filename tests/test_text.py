@@ -385,3 +385,23 @@ def test_malformed_features_and_settings(tokenizer):
         patch_model(tiny_bert(tokenizer), ICPCConfig(axes=["time"]))
     with pytest.raises(TypeError, match="list of words"):
         patch_model(tiny_bert(tokenizer), ICPCConfig(stop_words="the"))
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        ({}, "constant"),  # the Trainer flow prunes by importance: the second text round's choice
+        ({"text_scorer": "importance"}, "constant"),
+        ({"text_scorer": "stop_words"}, "progressive"),  # the schedule the stop-word scorer was measured with
+        ({"schedule": "anchored"}, "anchored"),  # asked for: kept
+    ],
+)
+def test_the_default_schedule_is_the_text_rounds_choice(tokenizer, settings, expected):
+    from helpers import tiny_vit
+
+    model = patch_model(tiny_bert(tokenizer), ICPCConfig(**settings))
+    assert model.config.icpc["schedule"] == expected
+    if "text_scorer" not in settings:  # images keep the image rounds' choice
+        assert patch_model(tiny_vit(), ICPCConfig(**settings)).config.icpc["schedule"] == settings.get(
+            "schedule", "progressive"
+        )

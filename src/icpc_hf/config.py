@@ -54,12 +54,9 @@ class ICPCConfig:
     """Top-class probability at which a cascade level's answer is accepted: one value, or one per level but the last."""
     uncompressed_last_epochs: int = 0
     """Train the last N epochs on uncompressed inputs only."""
-    schedule: str = "progressive"
-    """How the level draw moves over the run: `progressive` (default: the smallest level allowed rises, so the run
-    ends on large levels; fastest to the plain Trainer's best accuracy and most accurate in docs/results/convergence.md),
-    `constant` (every epoch alike), `anchored` (as progressive, but the cascade's levels stay in every epoch's draw,
-    so the model still answers well at the levels it serves at), or `progressive_resizing` (the peer method: one
-    growing level per epoch)."""
+    schedule: str | None = None
+    """How the level draw moves over the run: `progressive`, `constant`, `anchored`, `adaptive` or the peer
+    `progressive_resizing` (docs/guides/collator.md). `None`: the modality's (docs/reference/selection-rule.md)."""
     target_speedup: float | None = None
     """A training budget instead of hand-picked weights: `level_weights` are derived so that the mean cost of a
     training sample is 1 / target_speedup of a full-size one (estimated from the token counts of the levels)."""

@@ -35,6 +35,10 @@ def as_tensor(value: Any) -> torch.Tensor:
         ) from error
 
 
+DEFAULT_SCHEDULE = "progressive"
+"""`ICPCConfig(schedule=None)`'s schedule for grids, and for settings not resolved for a model yet."""
+
+
 class Modality:
     """Compression logic of one input kind. Subclasses fill the class attributes and the methods below."""
 
@@ -57,6 +61,10 @@ class Modality:
     def resolve(self, icpc: ICPCConfig, model_config: Any) -> None:
         """Fill `icpc.geometry`, `icpc.levels` and `icpc.cascade_levels` for this model, validating them."""
         raise NotImplementedError
+
+    def default_schedule(self, icpc: ICPCConfig) -> str:
+        """What `ICPCConfig(schedule=None)` resolves to (the selection rule's choice)."""
+        return DEFAULT_SCHEDULE
 
     def collate(self, processor: Any, features: Sequence[dict[str, Any]], level: float, icpc: ICPCConfig) -> dict:
         """A model-ready batch of `features` at `level` (1.0: uncompressed); labels are the training collator's."""

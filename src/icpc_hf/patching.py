@@ -78,6 +78,8 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
     if icpc.position_strategy is None:
         icpc.position_strategy = (stored or {}).get("position_strategy") or patch.position_strategy(base)
     registration.modality.resolve(icpc, base.config)
+    if icpc.schedule is None:
+        icpc.schedule = registration.modality.default_schedule(icpc)
     icpc.geometry.update(patch.geometry(base.config))
     icpc.model_type = base.config.model_type
     for resolved in RESOLVED:

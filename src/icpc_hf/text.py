@@ -70,6 +70,10 @@ class TextModality(Modality):
     task = "icpc-text-classification"
     default_levels = (0.5, 0.75, 1.0)
 
+    def default_schedule(self, icpc: ICPCConfig) -> str:
+        """`constant` for importance pruning (the second text round's choice); stop words keep their `progressive`."""
+        return "progressive" if icpc.text_scorer == "stop_words" else "constant"
+
     def resolve(self, icpc: ICPCConfig, model_config: Any) -> None:
         max_positions = getattr(model_config, "max_position_embeddings", None)
         vocab_size = getattr(model_config, "vocab_size", None)

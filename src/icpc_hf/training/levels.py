@@ -9,7 +9,7 @@ from typing import Any
 
 from .adaptive import EvaluationFloor
 from .collator import tell_collators
-from .schedule import LevelledCollate, LevelPlan, drawn_levels
+from .schedule import LevelledCollate, LevelPlan, drawn_levels, schedule_name
 from .word_scores import fit_for_training
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def schedule_of(icpc: Any, num_epochs: int | None, num_steps: int | None = None)
         "num_epochs": num_epochs,
         **({"num_steps": num_steps} if num_steps is not None else {}),  # a stream's schedule moves by steps
         # recorded only when it moves, so checkpoints written before schedules existed still resume
-        **({"schedule": icpc.schedule} if icpc.schedule != "constant" else {}),
+        **({"schedule": schedule_name(icpc)} if schedule_name(icpc) != "constant" else {}),
     }
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch.utils.data
 
 from ..config import ICPCConfig
+from ..modality import DEFAULT_SCHEDULE
 from .settings import SCHEDULES
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,11 @@ def current_batch() -> BatchContext | None:
 
 RESIZING_FULL_SIZE_SHARE = 0.2
 """Progressive resizing trains the last fifth of the epochs at full size, as MosaicML Composer's does by default."""
+
+
+def schedule_name(icpc: ICPCConfig) -> str:
+    """The schedule settings train with: their own, or the grids' default for settings not resolved for a model."""
+    return icpc.schedule or DEFAULT_SCHEDULE
 
 
 def drawn_levels(levels: Sequence[float], weights: Sequence[float] | None) -> tuple[list[float], list[float] | None]:
@@ -109,15 +115,16 @@ class LevelPlan:
         if not icpc.levels:
             raise ValueError("The ICPC settings have no levels yet: call `patch_model(model, icpc)` first.")
         self.icpc = icpc
+        self.schedule = schedule_name(icpc)
         self.num_stages = num_epochs
         self.floors: dict[int, int] = {}
         """`adaptive`: the floor each epoch draws from (ICPCCallback sets it as the epoch begins); 0 otherwise."""
-        if icpc.schedule not in ("constant", "adaptive") and num_epochs is None:
+        if self.schedule not in ("constant", "adaptive") and num_epochs is None:
             logger.warning(
                 "The ICPC schedule %r moves over the run, but the level plan was not told how long the run is: every "
                 "batch draws from every level. Pass the number of epochs (the Trainer's callback does), or set "
                 "`ICPCConfig(schedule='constant')`.",
-                icpc.schedule,
+                self.schedule,
             )
 
     def distribution(self, stage: int) -> tuple[list[float], list[float] | None]:
@@ -125,7 +132,7 @@ class LevelPlan:
         return epoch_distribution(
             icpc.levels,
             icpc.level_weights,
-            icpc.schedule,
+            self.schedule,
             stage,
             self.num_stages,
             icpc.uncompressed_last_epochs,

@@ -30,7 +30,7 @@ def check_training_fields(icpc: ICPCConfig) -> None:
                 f"`level_weights` has {len(icpc.level_weights)} entries but `levels` has {len(icpc.levels)}: "
                 "give one weight per level (levels are kept sorted ascending)."
             )
-    if icpc.schedule not in SCHEDULES:
+    if icpc.schedule is not None and icpc.schedule not in SCHEDULES:
         raise ValueError(f"Unknown `schedule` {icpc.schedule!r}: use one of {', '.join(SCHEDULES)}.")
     if icpc.target_speedup is not None:
         if isinstance(icpc.target_speedup, bool) or not isinstance(icpc.target_speedup, (int, float)):
