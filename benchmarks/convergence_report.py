@@ -30,11 +30,10 @@ def default_arms(task: str) -> tuple[str, ...]:
     it resolves to (crop for a fresh table, interpolate for the pretrained ones of round 4), and with the importance
     scorer the Trainer flow uses by default (text)."""
     from icpc_hf import ICPCConfig
-    from icpc_hf.modality import DEFAULT_SCHEDULE
     from icpc_hf.registry import REGISTRY
 
-    grid = ICPCConfig().schedule or DEFAULT_SCHEDULE
-    text = ICPCConfig().schedule or REGISTRY["bert"].modality.default_schedule(ICPCConfig(text_scorer="importance"))
+    grid = REGISTRY["vit"].modality.default_schedule(ICPCConfig())
+    text = REGISTRY["bert"].modality.default_schedule(ICPCConfig(text_scorer="importance"))
     positions = "interpolate" if task in PRETRAINED_TASKS else "crop"
     return f"icpc {grid} {positions}", "icpc importance" if text == "progressive" else f"icpc importance {text}"
 
@@ -418,10 +417,10 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
         )
 
     def holds_and_keeps_pace(task: str, arm: str) -> bool | None:
-        mine, incumbent = row(task, arm), row(task, rule.incumbent)
-        if holds(task, arm) is None or incumbent is None:
+        within, incumbent = holds(task, arm), row(task, rule.incumbent)
+        if within is None or incumbent is None:
             return None
-        return holds(task, arm) and mine[rule.speed] >= incumbent[rule.speed] - TIE
+        return within and row(task, arm)[rule.speed] >= incumbent[rule.speed] - TIE
 
     confirmed = (
         holds_and_keeps_pace if rule.confirm_decides else holds if rule.fallback_margin is None else above_incumbent

@@ -71,12 +71,7 @@ TEXT = Round(
 
 TEXT_PACE = Round(
     title="the text schedule, to within one standard error",
-    suite={
-        "text": ("choose", "data-limited"),
-        "text_long": ("choose", "data-limited"),
-        "text_packages": ("confirm", "data-limited"),
-        "text_tools": ("confirm", "data-limited"),  # held out, added before its runs
-    },
+    suite={**TEXT.suite, "text_tools": ("confirm", "data-limited")},  # held out, added before its runs
     candidates=("icpc importance", "icpc importance constant"),
     incumbent="icpc importance",
     over_seeds="median",
