@@ -330,17 +330,19 @@ def apply_rule(sections: dict[str, list[dict]], rule: Round) -> tuple[str | None
 
     choose = [t for t, (half, _) in rule.suite.items() if half == "choose"]
     confirm = [t for t, (half, _) in rule.suite.items() if half == "confirm"]
+    reported = [t for t, (half, _) in rule.suite.items() if half == "reported"]
     lines = [
         f"## The default, chosen by the rule: {rule.title}",
         "",
         "[selection-rule.md](../reference/selection-rule.md), written before these runs, applied by this script: choose on "
         f"{', '.join(f'`{t}`' for t in choose)}"
-        + (f"; confirm on {', '.join(f'`{t}`' for t in confirm)}." if confirm else "; no confirm half."),
+        + (f"; confirm on {', '.join(f'`{t}`' for t in confirm)}" if confirm else "; no confirm half")
+        + (f"; reported beside: {', '.join(f'`{t}`' for t in reported)}." if reported else "."),
         "",
         "| half | task | seeds | baseline's best | " + " | ".join(rule.candidates) + " |",
         "|---|---|---|---|" + "---|" * len(rule.candidates),
     ]
-    for task in choose + confirm:
+    for task in choose + confirm + reported:
         base = row(task, BASELINE)
         half = rule.suite[task][0]
         if base is None:

@@ -16,6 +16,7 @@ class Round:
 
     title: str
     suite: dict[str, tuple[str, str]]
+    """task -> (half, regime); the half is "choose", "confirm", or "reported" (shown beside, deciding nothing)."""
     candidates: tuple[str, ...]
     incumbent: str
     over_seeds: str = "mean"
@@ -90,10 +91,26 @@ FINETUNE = Round(
 )
 """Round 4: which positions `ICPCConfig()` gives a model whose position table is pretrained."""
 
+BOOKENDS = Round(
+    title="a schedule that serves its smallest level to the end",
+    suite={
+        "image": ("choose", "data-limited"),
+        "image_plain": ("choose", "data-limited"),
+        "image_coarse": ("confirm", "data-limited"),
+        "image_fine": ("confirm", "data-limited"),
+        "image_finetune": ("reported", "data-limited"),
+        "image_undertrained": ("reported", "under-trained"),
+    },
+    candidates=("icpc progressive crop", "icpc bookends"),
+    incumbent="icpc progressive crop",
+    confirm_decides=True,
+)
+"""Round 5 (issue 25): the smallest level and full size, alike, to the end; its choose half had been seen."""
+
 PRETRAINED_TASKS = frozenset(FINETUNE.suite)
 """The tasks whose model starts from a pretrained position table, where `ICPCConfig()` resolves to interpolate."""
 
-ROUNDS = (IMAGE, FINETUNE, TEXT, TEXT_PACE)
+ROUNDS = (IMAGE, FINETUNE, BOOKENDS, TEXT, TEXT_PACE)
 
 TOLERANCE = 0.01
 """A candidate may be at most this far (1 point) below the baseline's best accuracy on a data-limited task."""

@@ -286,6 +286,9 @@ def grid_arms(model, levels: list[float], token_ratio: float) -> dict[str, Arm]:
             note="field-of-view positions: a smaller image keeps the full table's spread",
         ),
         "icpc anchored stride": Arm({"position_strategy": "stride", "schedule": "anchored"}),
+        "icpc bookends": Arm(
+            {"schedule": "bookends"}, note="every epoch, each batch at the smallest level or at full size, a fair coin"
+        ),
         "icpc progressive interpolate": Arm(
             {"position_strategy": "interpolate", "schedule": "progressive"},
             note="the full table resampled to the smaller grid, as Transformers' interpolate_pos_encoding",

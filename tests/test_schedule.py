@@ -142,6 +142,24 @@ def test_anchored_schedule_rises_like_progressive_but_keeps_the_cascade_levels()
     assert set(plan.epoch_levels(3, 400)) == {0.5, 7 / 8, 1.0}  # the floor at 7/8, and the cascade's 0.5
 
 
+def test_bookends_schedule_draws_the_smallest_level_and_full_size_alike_in_every_epoch():
+    for epoch in (0, 5, 11):
+        assert epoch_distribution(SIX, None, "bookends", epoch, 12) == ([SIX[0], 1.0], None)
+    assert epoch_distribution(SIX, None, "bookends", 3, None) == ([SIX[0], 1.0], None)  # no clock needed
+    plan = LevelPlan(ICPCConfig(levels=SIX, schedule="bookends"), num_epochs=12)
+    for epoch in (0, 11):
+        drawn = np.array(plan.epoch_levels(epoch, 4000))
+        assert set(drawn.tolist()) == {SIX[0], 1.0}
+        assert 0.46 < (drawn == SIX[0]).mean() < 0.54  # a fair coin per batch
+    assert plan.epoch_levels(0, 50) != plan.epoch_levels(1, 50)
+
+
+@pytest.mark.parametrize("budget", [{"level_weights": [1, 1, 1, 1, 1, 1]}, {"target_speedup": 2.0}])
+def test_bookends_schedule_refuses_weights_it_would_ignore(budget):
+    with pytest.raises(ValueError, match="bookends.*drop them"):
+        ICPCConfig(levels=SIX, schedule="bookends", **budget)
+
+
 def test_progressive_resizing_grows_one_level_per_epoch_and_ends_at_full_size():
     drawn = [epoch_distribution(SIX, None, "progressive_resizing", e, 10)[0] for e in range(10)]
     assert all(len(levels) == 1 for levels in drawn)
@@ -151,7 +169,7 @@ def test_progressive_resizing_grows_one_level_per_epoch_and_ends_at_full_size():
 
 
 def test_uncompressed_last_epochs_override_any_schedule():
-    for schedule in ("constant", "progressive", "anchored", "progressive_resizing"):
+    for schedule in ("constant", "progressive", "anchored", "bookends", "progressive_resizing"):
         assert epoch_distribution(SIX, None, schedule, 9, 10, uncompressed_last_epochs=1) == ([1.0], None)
         assert epoch_distribution(SIX, None, schedule, 0, 10, uncompressed_last_epochs=1)[0] != [1.0]
 

@@ -91,7 +91,20 @@ def test_a_candidate_not_run_everywhere_is_not_eligible():
 def test_every_round_names_candidates_and_an_incumbent_among_them_or_its_tasks():
     for rule in ROUNDS:
         assert rule.incumbent in rule.candidates and rule.over_seeds in ("mean", "median")
-        assert {half for half, _ in rule.suite.values()} <= {"choose", "confirm"}
+        assert {half for half, _ in rule.suite.values()} <= {"choose", "confirm", "reported"}
+        assert "choose" in {half for half, _ in rule.suite.values()}
+
+
+def test_a_reported_task_is_shown_but_decides_nothing():
+    import dataclasses
+
+    rule = dataclasses.replace(RULE, suite={**RULE.suite, "d": ("reported", "data-limited")}, confirm_decides=True)
+    rows = sections()
+    rows["d"] = [summary("baseline", 1.0, 0.90), summary("fast", 0.0, 0.70), summary("slow", 0.0, 0.70)]
+    chosen, lines = apply_rule(rows, rule)
+    assert chosen == "fast" and "it holds on every confirm-half task that ran" in "\n".join(lines)
+    assert any(line.startswith("| reported | d | 3 | 0.9000 |") and "0.7000 **(> 1 pt below)**" in line for line in lines)
+    assert "reported beside: `d`." in "\n".join(lines)
 
 
 def test_round_4_falls_back_to_the_most_accurate_when_clearly_above_the_incumbent():

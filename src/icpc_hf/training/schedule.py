@@ -71,7 +71,8 @@ def epoch_distribution(
     `constant`: every epoch alike. `progressive`: the smallest level allowed rises with training, one level per
     equal share of the epochs, so a run ends on the larger levels. `anchored`: as `progressive`, but the levels in
     `anchors` (the cascade's) are drawn in every epoch: a progressive run forgets its small levels, and a cascade
-    then has nothing cheap to answer with. `adaptive`: the levels from the `floor`-th up, where the evaluations
+    then has nothing cheap to answer with. `bookends`: every epoch, each batch at the smallest level drawn or at the
+    largest (full size), a fair coin: the two levels a two-step cascade serves stay trained to the end. `adaptive`: the levels from the `floor`-th up, where the evaluations
     during training move the floor (`training.adaptive`). `progressive_resizing` (the peer, not ICPC):
     one level for every sample of an epoch, growing from the smallest to full size, full size for the last fifth.
     Without a known number of epochs a clock-driven schedule cannot move, and the epoch draws from every level.
@@ -83,6 +84,9 @@ def epoch_distribution(
     known = num_epochs is not None and num_epochs >= 1
     if known and uncompressed_last_epochs and epoch >= num_epochs - uncompressed_last_epochs:
         return [1.0], None
+    if schedule == "bookends":
+        drawn, _ = drawn_levels(levels, weights)
+        return sorted({drawn[0], drawn[-1]}), None
     if schedule != "adaptive" and not known:
         return levels, weights
     progress = min(1.0, max(0.0, epoch / num_epochs)) if known else 0.0
@@ -119,7 +123,7 @@ class LevelPlan:
         self.num_stages = num_epochs
         self.floors: dict[int, int] = {}
         """`adaptive`: the floor each epoch draws from (ICPCCallback sets it as the epoch begins); 0 otherwise."""
-        if self.schedule not in ("constant", "adaptive") and num_epochs is None:
+        if self.schedule not in ("constant", "adaptive", "bookends") and num_epochs is None:
             logger.warning(
                 "The ICPC schedule %r moves over the run, but the level plan was not told how long the run is: every "
                 "batch draws from every level. Pass the number of epochs (the Trainer's callback does), or set "

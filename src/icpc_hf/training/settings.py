@@ -14,7 +14,7 @@ from ..config import CHECKS, ICPCConfig, as_float_list
 from ..patching import RESOLVED
 from .budget import level_costs, weights_for_speedup
 
-SCHEDULES = ("constant", "progressive", "anchored", "adaptive", "progressive_resizing")
+SCHEDULES = ("constant", "progressive", "anchored", "bookends", "adaptive", "progressive_resizing")
 
 
 def check_training_fields(icpc: ICPCConfig) -> None:
@@ -32,6 +32,11 @@ def check_training_fields(icpc: ICPCConfig) -> None:
             )
     if icpc.schedule is not None and icpc.schedule not in SCHEDULES:
         raise ValueError(f"Unknown `schedule` {icpc.schedule!r}: use one of {', '.join(SCHEDULES)}.")
+    if icpc.schedule == "bookends" and (icpc.level_weights is not None or icpc.target_speedup is not None):
+        raise ValueError(
+            "The `bookends` schedule draws its two levels (the smallest and full size) alike, so `level_weights` and "
+            "`target_speedup` would be ignored: drop them, or use `schedule='constant'` to weight every level."
+        )
     if icpc.target_speedup is not None:
         if isinstance(icpc.target_speedup, bool) or not isinstance(icpc.target_speedup, (int, float)):
             raise TypeError(f"`target_speedup` must be a number, got {icpc.target_speedup!r}.")
