@@ -103,7 +103,9 @@ def test_a_reported_task_is_shown_but_decides_nothing():
     rows["d"] = [summary("baseline", 1.0, 0.90), summary("fast", 0.0, 0.70), summary("slow", 0.0, 0.70)]
     chosen, lines = apply_rule(rows, rule)
     assert chosen == "fast" and "it holds on every confirm-half task that ran" in "\n".join(lines)
-    assert any(line.startswith("| reported | d | 3 | 0.9000 |") and "0.7000 **(> 1 pt below)**" in line for line in lines)
+    assert any(
+        line.startswith("| reported | d | 3 | 0.9000 |") and "0.7000 **(> 1 pt below)**" in line for line in lines
+    )
     assert "reported beside: `d`." in "\n".join(lines)
 
 
