@@ -93,11 +93,9 @@ FINETUNE = Round(
 
 BOOKENDS = Round(
     title="a schedule that serves its smallest level to the end",
+    # rounds 1 to 3's suite; the two tasks where no schedule holds are reported, deciding nothing
     suite={
-        "image": ("choose", "data-limited"),
-        "image_plain": ("choose", "data-limited"),
-        "image_coarse": ("confirm", "data-limited"),
-        "image_fine": ("confirm", "data-limited"),
+        **IMAGE.suite,
         "image_finetune": ("reported", "data-limited"),
         "image_undertrained": ("reported", "under-trained"),
     },

@@ -46,6 +46,7 @@ def has_length(dataloader: Any) -> bool:
 
 def schedule_of(icpc: Any, num_epochs: int | None, num_steps: int | None = None) -> dict[str, Any]:
     """What determines the level plan of every epoch: a resumed run must find the same."""
+    schedule = schedule_name(icpc)
     return {
         "levels": list(icpc.levels),
         "level_weights": icpc.level_weights,
@@ -54,7 +55,7 @@ def schedule_of(icpc: Any, num_epochs: int | None, num_steps: int | None = None)
         "num_epochs": num_epochs,
         **({"num_steps": num_steps} if num_steps is not None else {}),  # a stream's schedule moves by steps
         # recorded only when it moves, so checkpoints written before schedules existed still resume
-        **({"schedule": schedule_name(icpc)} if schedule_name(icpc) != "constant" else {}),
+        **({"schedule": schedule} if schedule != "constant" else {}),
     }
 
 

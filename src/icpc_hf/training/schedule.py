@@ -72,8 +72,8 @@ def epoch_distribution(
     equal share of the epochs, so a run ends on the larger levels. `anchored`: as `progressive`, but the levels in
     `anchors` (the cascade's) are drawn in every epoch: a progressive run forgets its small levels, and a cascade
     then has nothing cheap to answer with. `bookends`: every epoch, each batch at the smallest level drawn or at the
-    largest (full size), a fair coin: the two levels a two-step cascade serves stay trained to the end. `adaptive`: the levels from the `floor`-th up, where the evaluations
-    during training move the floor (`training.adaptive`). `progressive_resizing` (the peer, not ICPC):
+    largest (full size), a fair coin: the two levels a two-step cascade serves stay trained to the end. `adaptive`:
+    the levels from the `floor`-th up, where the evaluations during training move the floor (`training.adaptive`). `progressive_resizing` (the peer, not ICPC):
     one level for every sample of an epoch, growing from the smallest to full size, full size for the last fifth.
     Without a known number of epochs a clock-driven schedule cannot move, and the epoch draws from every level.
     """
