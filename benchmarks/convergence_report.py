@@ -21,6 +21,7 @@ BASELINE = "baseline"
 SPEEDS = {
     "time_to_accuracy_speedup": "time-to-accuracy speedup",
     "speedup_within_one_error": "time-to-accuracy speedup to within one standard error of the baseline's best",
+    "speedup_in_epochs": "time-to-accuracy speedup counted in epochs (the baseline's epochs to its best over the arm's)",
 }
 """What each speed figure a round may rank candidates by is called in the report."""
 
@@ -63,6 +64,11 @@ def first_time_reaching(run: dict, accuracy: float) -> float | None:
     return None
 
 
+def first_epoch_reaching(run: dict, accuracy: float) -> int | None:
+    """The first evaluated epoch whose served accuracy reaches `accuracy`."""
+    return next((p["epoch"] for p in run["curve"] if p["served_accuracy"] >= accuracy - 1e-12), None)
+
+
 def speedup_to(base: dict, run: dict, accuracy: float) -> float:
     """The baseline's seconds to `accuracy` over the arm's (0.0: the arm never reaches it)."""
     seconds = first_time_reaching(run, accuracy)
@@ -97,10 +103,12 @@ def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
         paired = [(baselines[r["seed"]], r) for r in runs if r["seed"] in baselines]
         if not paired:
             continue
-        speedups, never, within, near = [], 0, [], []
+        speedups, never, within, near, in_epochs = [], 0, [], [], []
         for base, run in paired:
-            target, base_seconds, _ = baseline_target(base)
+            target, base_seconds, base_epoch = baseline_target(base)
             speedups.append(speedup_to(base, run, target))
+            epoch = first_epoch_reaching(run, target)
+            in_epochs.append(0.0 if epoch is None else base_epoch / epoch)
             never += speedups[-1] == 0.0
             within.append(best_within(run, base_seconds))
             near.append(speedup_to(base, run, within_one_error(base)))
@@ -122,6 +130,7 @@ def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
                 "never": never,
                 "per_seed": speedups,
                 "speedup_within_one_error": statistics.median(near),
+                "speedup_in_epochs": statistics.median(in_epochs),
                 "best_within_baseline_time": statistics.mean(within),
                 "train_seconds": statistics.median(r["train_seconds"] for _, r in paired),
                 "token_ratio": statistics.median(r["token_ratio"] for _, r in paired),

@@ -26,7 +26,9 @@ class Round:
     incumbent, and it holds on a confirm task where it is above the incumbent (None: rounds 1 to 3, no fallback)."""
     speed: str = "time_to_accuracy_speedup"
     """The figure candidates are ranked by: the speedup to the baseline's exact best, or, from the second text round
-    on, to within one standard error of it ("speedup_within_one_error", the issue's own measure)."""
+    on, to within one standard error of it ("speedup_within_one_error", the issue's own measure), or, in round 6,
+    counted in epochs ("speedup_in_epochs": its candidates share every batch until the last stage, so seconds
+    would only rank the machine's noise)."""
     confirm_decides: bool = False
     """Second text round: its choose half had been seen when it was written, so what it picks replaces the incumbent
     only if, on every confirm task, it is within a point of the baseline and at least as fast as the incumbent there
@@ -105,10 +107,20 @@ BOOKENDS = Round(
 )
 """Round 5 (issue 25): the smallest level and full size, alike, to the end; its choose half had been seen."""
 
+ENDS = Round(
+    title="progressive, ending on both ends",
+    suite=BOOKENDS.suite,
+    candidates=("icpc progressive crop", "icpc progressive bookends"),
+    incumbent="icpc progressive crop",
+    speed="speedup_in_epochs",
+    confirm_decides=True,
+)
+"""Round 6 (issue 25): progressive batch for batch, but its last stage trains the smallest level beside full size."""
+
 PRETRAINED_TASKS = frozenset(FINETUNE.suite)
 """The tasks whose model starts from a pretrained position table, where `ICPCConfig()` resolves to interpolate."""
 
-ROUNDS = (IMAGE, FINETUNE, BOOKENDS, TEXT, TEXT_PACE)
+ROUNDS = (IMAGE, FINETUNE, BOOKENDS, ENDS, TEXT, TEXT_PACE)
 
 TOLERANCE = 0.01
 """A candidate may be at most this far (1 point) below the baseline's best accuracy on a data-limited task."""

@@ -289,6 +289,10 @@ def grid_arms(model, levels: list[float], token_ratio: float) -> dict[str, Arm]:
         "icpc bookends": Arm(
             {"schedule": "bookends"}, note="every epoch, each batch at the smallest level or at full size, a fair coin"
         ),
+        "icpc progressive bookends": Arm(
+            {"schedule": "progressive_bookends"},
+            note="progressive until its last stage, then each batch at the smallest level or at full size",
+        ),
         "icpc progressive interpolate": Arm(
             {"position_strategy": "interpolate", "schedule": "progressive"},
             note="the full table resampled to the smaller grid, as Transformers' interpolate_pos_encoding",

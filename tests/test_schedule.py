@@ -160,6 +160,25 @@ def test_bookends_schedule_refuses_weights_it_would_ignore(budget):
         ICPCConfig(levels=SIX, schedule="bookends", **budget)
 
 
+def test_progressive_bookends_is_progressive_until_its_last_stage_then_both_ends():
+    for epoch in range(10):  # 12 epochs over six levels: the last stage is epochs 10 and 11
+        assert epoch_distribution(SIX, None, "progressive_bookends", epoch, 12) == epoch_distribution(
+            SIX, None, "progressive", epoch, 12
+        )
+    for epoch in (10, 11):
+        assert epoch_distribution(SIX, None, "progressive", epoch, 12) == ([1.0], None)
+        assert epoch_distribution(SIX, None, "progressive_bookends", epoch, 12) == ([SIX[0], 1.0], None)
+    weights = [6, 5, 4, 3, 2, 1]  # weights shape the stages before the last; its two ends are drawn alike
+    assert epoch_distribution(SIX, weights, "progressive_bookends", 0, 12) == (SIX, weights)
+    assert epoch_distribution(SIX, weights, "progressive_bookends", 11, 12) == ([SIX[0], 1.0], None)
+    ends = LevelPlan(ICPCConfig(levels=SIX, schedule="progressive_bookends"), num_epochs=12)
+    rising = LevelPlan(ICPCConfig(levels=SIX, schedule="progressive"), num_epochs=12)
+    for epoch in range(10):  # batch for batch the same run as progressive until the last stage
+        assert ends.epoch_levels(epoch, 200) == rising.epoch_levels(epoch, 200)
+    drawn = np.array(ends.epoch_levels(11, 4000))
+    assert set(drawn.tolist()) == {SIX[0], 1.0} and 0.46 < (drawn == SIX[0]).mean() < 0.54
+
+
 def test_progressive_resizing_grows_one_level_per_epoch_and_ends_at_full_size():
     drawn = [epoch_distribution(SIX, None, "progressive_resizing", e, 10)[0] for e in range(10)]
     assert all(len(levels) == 1 for levels in drawn)
@@ -169,7 +188,7 @@ def test_progressive_resizing_grows_one_level_per_epoch_and_ends_at_full_size():
 
 
 def test_uncompressed_last_epochs_override_any_schedule():
-    for schedule in ("constant", "progressive", "anchored", "bookends", "progressive_resizing"):
+    for schedule in ("constant", "progressive", "anchored", "bookends", "progressive_bookends", "progressive_resizing"):
         assert epoch_distribution(SIX, None, schedule, 9, 10, uncompressed_last_epochs=1) == ([1.0], None)
         assert epoch_distribution(SIX, None, schedule, 0, 10, uncompressed_last_epochs=1)[0] != [1.0]
 

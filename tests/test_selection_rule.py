@@ -158,3 +158,39 @@ def test_arms_are_picked_by_prefix_or_by_exact_name_ending_in_a_dollar():
     assert picks("icpc importance constant", "icpc importance")
     assert not picks("icpc importance constant", "icpc importance$")
     assert picks("icpc importance", "icpc importance$") and not picks("baseline", "icpc")
+
+
+def test_the_speedup_in_epochs_counts_evaluated_epochs_not_seconds():
+    from convergence_report import arm_rows
+
+    def run(arm, seed, accuracies, seconds_per_epoch):
+        curve = [
+            {
+                "epoch": e,
+                "train_seconds": e * seconds_per_epoch,
+                "served_accuracy": a,
+                "test": {"1": a},
+                "served_level": "1",
+            }
+            for e, a in enumerate(accuracies, start=1)
+        ]
+        return {
+            "arm": arm,
+            "seed": seed,
+            "curve": curve,
+            "train_seconds": curve[-1]["train_seconds"],
+            "token_ratio": 1.0,
+            "serving": {},
+            "test_size": 1000,
+        }
+
+    arms = {
+        "baseline": [run("baseline", 0, [0.5, 0.6, 0.7, 0.7], 10.0), run("baseline", 1, [0.5, 0.6, 0.6, 0.8], 10.0)],
+        # the same epochs on a slower machine: the speedup in seconds halves, the one in epochs does not move
+        "slow twin": [run("slow twin", 0, [0.5, 0.6, 0.7, 0.7], 20.0), run("slow twin", 1, [0.5, 0.6, 0.6, 0.8], 20.0)],
+        "later": [run("later", 0, [0.5, 0.6, 0.6, 0.7], 10.0), run("later", 1, [0.5, 0.6, 0.6, 0.7], 10.0)],
+    }
+    rows = {row["arm"]: row for row in arm_rows(arms)}
+    assert rows["slow twin"]["time_to_accuracy_speedup"] == pytest.approx(0.5)
+    assert rows["slow twin"]["speedup_in_epochs"] == pytest.approx(1.0)
+    assert rows["later"]["speedup_in_epochs"] == pytest.approx((3 / 4 + 0.0) / 2)  # seed 1 never reaches 0.8

@@ -55,8 +55,9 @@ class ICPCConfig:
     uncompressed_last_epochs: int = 0
     """Train the last N epochs on uncompressed inputs only."""
     schedule: str | None = None
-    """How the level draw moves over the run: `progressive`, `constant`, `anchored`, `bookends`, `adaptive` or
-    the peer `progressive_resizing` (docs/guides/collator.md). `None`: the modality's (docs/reference/selection-rule.md)."""
+    """How the level draw moves over the run: `progressive`, `constant`, `anchored`, `bookends`,
+    `progressive_bookends`, `adaptive` or the peer `progressive_resizing` (docs/guides/collator.md). `None`: the
+    modality's (docs/reference/selection-rule.md)."""
     target_speedup: float | None = None
     """A training budget instead of hand-picked weights: `level_weights` are derived so that the mean cost of a
     training sample is 1 / target_speedup of a full-size one (estimated from the token counts of the levels)."""

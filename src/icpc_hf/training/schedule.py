@@ -72,7 +72,9 @@ def epoch_distribution(
     equal share of the epochs, so a run ends on the larger levels. `anchored`: as `progressive`, but the levels in
     `anchors` (the cascade's) are drawn in every epoch: a progressive run forgets its small levels, and a cascade
     then has nothing cheap to answer with. `bookends`: every epoch, each batch at the smallest level drawn or at the
-    largest (full size), a fair coin: the two levels a two-step cascade serves stay trained to the end. `adaptive`:
+    largest (full size), a fair coin: the two levels a two-step cascade serves stay trained to the end.
+    `progressive_bookends`: `progressive` until its last stage (where it draws full size alone), then `bookends`:
+    the run trains as `progressive` does, batch for batch, and its end brings back the smallest level. `adaptive`:
     the levels from the `floor`-th up, where the evaluations during training move the floor (`training.adaptive`). `progressive_resizing` (the peer, not ICPC):
     one level for every sample of an epoch, growing from the smallest to full size, full size for the last fifth.
     Without a known number of epochs a clock-driven schedule cannot move, and the epoch draws from every level.
@@ -90,10 +92,12 @@ def epoch_distribution(
     if schedule != "adaptive" and not known:
         return levels, weights
     progress = min(1.0, max(0.0, epoch / num_epochs)) if known else 0.0
-    if schedule in ("progressive", "anchored", "adaptive"):
+    if schedule in ("progressive", "anchored", "adaptive", "progressive_bookends"):
         levels, weights = drawn_levels(levels, weights)  # the floor rises through the levels drawn at all
         rank = floor if schedule == "adaptive" else int(progress * len(levels))
         first = min(len(levels) - 1, max(0, int(rank)))
+        if schedule == "progressive_bookends" and first == len(levels) - 1:
+            return sorted({levels[0], levels[-1]}), None
         kept = [
             i
             for i, lv in enumerate(levels)

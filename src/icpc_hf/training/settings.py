@@ -14,7 +14,15 @@ from ..config import CHECKS, ICPCConfig, as_float_list
 from ..patching import RESOLVED
 from .budget import level_costs, weights_for_speedup
 
-SCHEDULES = ("constant", "progressive", "anchored", "bookends", "adaptive", "progressive_resizing")
+SCHEDULES = (
+    "constant",
+    "progressive",
+    "anchored",
+    "bookends",
+    "progressive_bookends",
+    "adaptive",
+    "progressive_resizing",
+)
 
 
 def check_training_fields(icpc: ICPCConfig) -> None:
