@@ -206,6 +206,10 @@ def audio_task(
     )
 
 
+TEXT_BATCHES = {"train_sampling_strategy": "group_by_length"}
+"""Every text arm's batching, the baseline's included: texts of similar length share a batch, so padding is short."""
+
+
 def minilm_task(name: str, splits: dict, labels: tuple[str, ...], epochs: int, icpc: dict) -> Task:
     """Pretrained all-MiniLM-L6-v2 fine-tuned on `splits` (text, label) cut at 128 tokens; every arm groups batches
     by length, so pruning shortens padded batches (the ablations add plain batches)."""
@@ -226,7 +230,7 @@ def minilm_task(name: str, splits: dict, labels: tuple[str, ...], epochs: int, i
         batch_size=16,
         learning_rate=2e-4,
         icpc=icpc,
-        baseline_args={"train_sampling_strategy": "group_by_length"},
+        baseline_args=TEXT_BATCHES,
     )
 
 
@@ -526,8 +530,8 @@ def video_diagonal_convergence_task(quick: bool) -> Task:
 def text_arms() -> dict[str, Arm]:
     """The arms every text task runs: the baseline (batches grouped by length, as the ICPC arms), the two scorers
     with the progressive schedule, the importance scorer's constant schedule (`ICPCConfig()`'s in the Trainer flow
-    since the second text round), and one fixed importance level as peer. Schedules are pinned, so an arm keeps its
-    meaning when the default changes."""
+    since the second text round), the same with the Trainer keeping its best checkpoint, and one fixed importance
+    level as peer. Schedules are pinned, so an arm keeps its meaning when the default changes."""
     importance = {"text_scorer": "importance"}
     return {
         "baseline": Arm(None, eval_levels=[1.0], note="plain Trainer, full texts, batches grouped by length"),
@@ -543,6 +547,18 @@ def text_arms() -> dict[str, Arm]:
             note="a level is the share of all words kept, ranked by importance",
         ),
         "icpc importance constant": Arm({**importance, "schedule": "constant"}, note="importance, every level alike"),
+        "icpc importance constant best checkpoint": Arm(
+            {**importance, "schedule": "constant"},
+            args={
+                **TEXT_BATCHES,
+                "eval_strategy": "epoch",  # the Trainer's evaluations and saves count as training time
+                "save_strategy": "epoch",
+                "save_total_limit": 1,
+                "load_best_model_at_end": True,
+            },
+            note="importance, every level alike; the Trainer keeps the checkpoint best on validation, and the "
+            "cascade is calibrated on it",
+        ),
         "fixed importance 0.5": Arm(
             {**importance, "levels": [0.5]}, eval_levels=[0.5, 1.0], note="the most important half of the words"
         ),
