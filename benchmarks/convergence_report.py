@@ -56,23 +56,16 @@ def load(results: str) -> dict[str, dict[str, list[dict]]]:
     return runs
 
 
-def first_time_reaching(run: dict, accuracy: float) -> float | None:
-    """Training seconds at the end of the first epoch whose served accuracy reaches `accuracy`."""
-    for point in run["curve"]:
-        if point["served_accuracy"] >= accuracy - 1e-12:
-            return point["train_seconds"]
-    return None
+def first_reaching(run: dict, accuracy: float, unit: str = "train_seconds") -> float | None:
+    """Where the first evaluation whose served accuracy reaches `accuracy` falls: its training seconds, or with
+    `unit="epoch"` its epoch (None: never)."""
+    return next((p[unit] for p in run["curve"] if p["served_accuracy"] >= accuracy - 1e-12), None)
 
 
-def first_epoch_reaching(run: dict, accuracy: float) -> int | None:
-    """The first evaluated epoch whose served accuracy reaches `accuracy`."""
-    return next((p["epoch"] for p in run["curve"] if p["served_accuracy"] >= accuracy - 1e-12), None)
-
-
-def speedup_to(base: dict, run: dict, accuracy: float) -> float:
-    """The baseline's seconds to `accuracy` over the arm's (0.0: the arm never reaches it)."""
-    seconds = first_time_reaching(run, accuracy)
-    return 0.0 if seconds is None else first_time_reaching(base, accuracy) / seconds
+def speedup_to(base: dict, run: dict, accuracy: float, unit: str = "train_seconds") -> float:
+    """The baseline's seconds (or epochs) to `accuracy` over the arm's (0.0: the arm never reaches it)."""
+    reached = first_reaching(run, accuracy, unit)
+    return 0.0 if reached is None else first_reaching(base, accuracy, unit) / reached
 
 
 def within_one_error(base: dict) -> float:
@@ -105,10 +98,9 @@ def arm_rows(arms: dict[str, list[dict]]) -> list[dict]:
             continue
         speedups, never, within, near, in_epochs = [], 0, [], [], []
         for base, run in paired:
-            target, base_seconds, base_epoch = baseline_target(base)
+            target, base_seconds, _ = baseline_target(base)
             speedups.append(speedup_to(base, run, target))
-            epoch = first_epoch_reaching(run, target)
-            in_epochs.append(0.0 if epoch is None else base_epoch / epoch)
+            in_epochs.append(speedup_to(base, run, target, unit="epoch"))
             never += speedups[-1] == 0.0
             within.append(best_within(run, base_seconds))
             near.append(speedup_to(base, run, within_one_error(base)))

@@ -75,8 +75,9 @@ def epoch_distribution(
     largest (full size), a fair coin: the two levels a two-step cascade serves stay trained to the end.
     `progressive_bookends`: `progressive` until its last stage (where it draws full size alone), then `bookends`:
     the run trains as `progressive` does, batch for batch, and its end brings back the smallest level. `adaptive`:
-    the levels from the `floor`-th up, where the evaluations during training move the floor (`training.adaptive`). `progressive_resizing` (the peer, not ICPC):
-    one level for every sample of an epoch, growing from the smallest to full size, full size for the last fifth.
+    the levels from the `floor`-th up, where the evaluations during training move the floor (`training.adaptive`).
+    `progressive_resizing` (the peer, not ICPC): one level for every sample of an epoch, growing from the smallest to
+    full size, full size for the last fifth.
     Without a known number of epochs a clock-driven schedule cannot move, and the epoch draws from every level.
     """
     levels = list(levels)
