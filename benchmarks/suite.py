@@ -117,10 +117,19 @@ ENDS = Round(
 )
 """Round 6 (issue 25): progressive batch for batch, but its last stage trains the smallest level beside full size."""
 
+DISTILLED = Round(
+    title="the smallest level distilled in every step",
+    suite=BOOKENDS.suite,
+    candidates=("icpc progressive crop", "icpc progressive distilled"),
+    incumbent="icpc progressive crop",
+    confirm_decides=True,
+)
+"""Round 7 (issue 25): progressive batch for batch, each step adding the smallest level trained on its prediction."""
+
 PRETRAINED_TASKS = frozenset(FINETUNE.suite)
 """The tasks whose model starts from a pretrained position table, where `ICPCConfig()` resolves to interpolate."""
 
-ROUNDS = (IMAGE, FINETUNE, BOOKENDS, ENDS, TEXT, TEXT_PACE)
+ROUNDS = (IMAGE, FINETUNE, BOOKENDS, ENDS, DISTILLED, TEXT, TEXT_PACE)
 
 TOLERANCE = 0.01
 """A candidate may be at most this far (1 point) below the baseline's best accuracy on a data-limited task."""

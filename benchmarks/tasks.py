@@ -297,6 +297,10 @@ def grid_arms(model, levels: list[float], token_ratio: float) -> dict[str, Arm]:
             {"schedule": "progressive_bookends"},
             note="progressive until its last stage, then each batch at the smallest level or at full size",
         ),
+        "icpc progressive distilled": Arm(
+            {"schedule": "progressive", "distill_smallest": True},
+            note="progressive, and every step also trains the smallest level on the step's own prediction",
+        ),
         "icpc progressive interpolate": Arm(
             {"position_strategy": "interpolate", "schedule": "progressive"},
             note="the full table resampled to the smaller grid, as Transformers' interpolate_pos_encoding",

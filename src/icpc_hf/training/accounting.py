@@ -10,6 +10,7 @@ import torch
 from ..costs import encoder_flops
 from ..patching import base_model_of
 from ..registry import registration_for
+from .distill import DISTILLING
 
 
 class TrainingAccount:
@@ -37,8 +38,11 @@ class TrainingAccount:
             except KeyError:  # not a batch of this modality (e.g. a model called on embeddings)
                 return
             totals = self.train_totals
-            totals["samples"] += len(tokens)
-            for key, flops_key, values in (("tokens", "flops", tokens), ("full_tokens", "full_flops", full_tokens)):
+            counted = [("tokens", "flops", tokens)]
+            if not getattr(module, DISTILLING, False):  # a smallest-level pass costs tokens, but is no new sample
+                totals["samples"] += len(tokens)
+                counted.append(("full_tokens", "full_flops", full_tokens))
+            for key, flops_key, values in counted:
                 totals[key] += int(values.sum())
                 totals[flops_key] += float(encoder_flops(values.float(), config).sum())
 

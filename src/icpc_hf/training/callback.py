@@ -12,6 +12,7 @@ from transformers.trainer_callback import ExportableState
 from ..patching import icpc_settings
 from .accounting import TrainingAccount
 from .adaptive import EvaluationFloor
+from .distill import SmallestLevelDistillation
 from .levels import RunLevels, install_levels
 from .model_card import Measured
 from .preflight import check_before_training, training_processor
@@ -49,6 +50,7 @@ class ICPCCallback(TrainerCallback, ExportableState):
     def __init__(self, calibrate: str | dict[str, Any] | bool = "best_level", publish: bool = True) -> None:
         self.run_levels = RunLevels()
         self.account = TrainingAccount()
+        self.distillation = SmallestLevelDistillation()
         self.shipping = CascadeShipping(calibrate)
         self.publisher = Publisher(publish)
         self.link = TrainerLink()
@@ -140,6 +142,7 @@ class ICPCCallback(TrainerCallback, ExportableState):
         self.publisher.begin(model, processor or processing_class)
         self.run_levels.install(model, icpc, train_dataloader, processor, state.global_step)
         self.account.start(model, icpc)
+        self.distillation.start(model, icpc)
 
     def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
         self.run_levels.epoch_begin(args, state, train_dataloader)
@@ -162,6 +165,7 @@ class ICPCCallback(TrainerCallback, ExportableState):
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         self.account.stop()
+        self.distillation.stop()
         processor = training_processor(kwargs.get("train_dataloader"), kwargs.get("processing_class"))
         figures = self.shipping.ship(model, self.link.trainer, kwargs.get("eval_dataloader"), processor)
         if figures is not None:

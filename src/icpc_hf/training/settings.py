@@ -57,6 +57,8 @@ def check_training_fields(icpc: ICPCConfig) -> None:
             raise ValueError(
                 "Give either `level_weights` or `target_speedup`, not both: the weights are derived from the target."
             )
+    if not isinstance(icpc.distill_smallest, bool):
+        raise TypeError(f"`distill_smallest` must be True or False, got {icpc.distill_smallest!r}.")
     if not isinstance(icpc.uncompressed_last_epochs, int) or icpc.uncompressed_last_epochs < 0:
         raise ValueError(
             f"`uncompressed_last_epochs` must be a non-negative integer, got {icpc.uncompressed_last_epochs!r}."
