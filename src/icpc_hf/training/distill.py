@@ -67,7 +67,7 @@ class SmallestLevelDistillation:
             return
         modality = check_distillable(model, icpc)
         smallest = tuple(modality.grid(min(icpc.levels), icpc))
-        model_type = type(model).__name__
+        model_name = type(model).__name__
 
         def distill(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
             if not module.training or not torch.is_grad_enabled() or getattr(module, DISTILLING, False):
@@ -76,7 +76,7 @@ class SmallestLevelDistillation:
             if loss is None:
                 if "labels" in kwargs and isinstance(output, tuple):
                     raise ValueError(
-                        f"`distill_smallest=True` reads the loss and logits of {model_type}'s output by name: "
+                        f"`distill_smallest=True` reads the loss and logits of {model_name}'s output by name: "
                         "leave `return_dict` at True."
                     )
                 return None
