@@ -59,10 +59,7 @@ class ICPCConfig:
     `progressive_bookends`, `adaptive` or the peer `progressive_resizing` (docs/guides/collator.md). `None`: the
     modality's (docs/reference/selection-rule.md)."""
     distill_smallest: bool = False
-    """Train the smallest level in every training step too, on the predictions the model gives the step's own level
-    (in-place self-distillation, as slimmable networks and LengthDrop train their smallest sub-network), so the model
-    keeps answering at the level a cascade serves first. It adds that level's forward and backward pass to each step
-    whose level is larger (docs/guides/collator.md)."""
+    """Training: each step also trains the smallest level on the step's own prediction (docs/guides/collator.md)."""
     target_speedup: float | None = None
     """A training budget instead of hand-picked weights: `level_weights` are derived so that the mean cost of a
     training sample is 1 / target_speedup of a full-size one (estimated from the token counts of the levels)."""
