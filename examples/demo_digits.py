@@ -79,10 +79,10 @@ def new_model(seed: int) -> ViTForImageClassification:
         image_size=IMAGE_SIZE,
         patch_size=4,
         num_channels=1,
-        hidden_size=64,
+        hidden_size=96,
         num_hidden_layers=4,
         num_attention_heads=4,
-        intermediate_size=128,
+        intermediate_size=192,
         num_labels=10,
         id2label={i: str(i) for i in range(10)},
         label2id={str(i): i for i in range(10)},
@@ -95,10 +95,10 @@ def training_args(output_dir: str, epochs: int, seed: int, report_to: str = "non
     return cpu_training_args(
         output_dir,
         num_train_epochs=epochs,
-        per_device_train_batch_size=32,
-        learning_rate=1e-3,
+        per_device_train_batch_size=64,
+        learning_rate=2e-3,
         weight_decay=0.05,
-        warmup_steps=50,
+        warmup_steps=20,
         lr_scheduler_type="cosine",
         seed=seed,
         **logging,
@@ -129,7 +129,7 @@ def plot_curves(curves: dict[str, list[dict]], path: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--fixed-scale",
