@@ -9,7 +9,7 @@ against training time: does ICPC reach the plain Trainer's best accuracy sooner?
 ICPCCallback calibrates the cascade on the validation split; the demo then times the served model against
 full-resolution inference, draws the curves to a PNG and writes a Hub-ready folder.
 
-    python examples/demo_digits.py [--epochs 30] [--fixed-scale] [--output-dir outputs/demo]
+    python examples/demo_digits.py [--epochs 40] [--fixed-scale] [--output-dir outputs/demo]
 """
 
 from __future__ import annotations
