@@ -44,6 +44,8 @@ class Arm:
     note: str = ""
     token_ratio: float | None = None
     """Share of the tokens a peer keeps in training (ICPC arms measure theirs)."""
+    metrics: Callable | None = None
+    """The Trainer's `compute_metrics` (what `metric_for_best_model` can name); None: the loss alone."""
 
 
 @dataclass
@@ -138,6 +140,7 @@ def train_arm(
         eval_dataset=eval_dataset,
         data_collator=collator,
         callbacks=callbacks,
+        compute_metrics=arm.metrics,
     )
     with PeakMemory() as memory:
         start = time.perf_counter()

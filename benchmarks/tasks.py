@@ -531,12 +531,25 @@ def video_diagonal_convergence_task(quick: bool) -> Task:
     return video_convergence_task(quick, "video_diagonal", video.DIAGONAL)
 
 
+def accuracy_metric(prediction: Any) -> dict[str, float]:
+    """The Trainer's `compute_metrics` for single-label classification: the share of argmax predictions right."""
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return {"accuracy": float((np.argmax(logits, axis=-1) == prediction.label_ids).mean())}
+
+
 def text_arms() -> dict[str, Arm]:
     """The arms every text task runs: the baseline (batches grouped by length, as the ICPC arms), the two scorers
     with the progressive schedule, the importance scorer's constant schedule (`ICPCConfig()`'s in the Trainer flow
-    since the second text round), the same with the Trainer keeping its best checkpoint, and one fixed importance
-    level as peer. Schedules are pinned, so an arm keeps its meaning when the default changes."""
+    since the second text round), the same with the Trainer keeping its best checkpoint (by validation loss, and by
+    validation accuracy), and one fixed importance level as peer. Schedules are pinned, so an arm keeps its meaning when the default changes."""
     importance = {"text_scorer": "importance"}
+    best_checkpoint = {
+        **TEXT_BATCHES,
+        "eval_strategy": "epoch",  # the Trainer's evaluations and saves count as training time
+        "save_strategy": "epoch",
+        "save_total_limit": 1,
+        "load_best_model_at_end": True,
+    }
     return {
         "baseline": Arm(None, eval_levels=[1.0], note="plain Trainer, full texts, batches grouped by length"),
         "icpc progressive": Arm(
@@ -553,15 +566,16 @@ def text_arms() -> dict[str, Arm]:
         "icpc importance constant": Arm({**importance, "schedule": "constant"}, note="importance, every level alike"),
         "icpc importance constant best checkpoint": Arm(
             {**importance, "schedule": "constant"},
-            args={
-                **TEXT_BATCHES,
-                "eval_strategy": "epoch",  # the Trainer's evaluations and saves count as training time
-                "save_strategy": "epoch",
-                "save_total_limit": 1,
-                "load_best_model_at_end": True,
-            },
+            args=best_checkpoint,
             note="importance, every level alike; the Trainer keeps the checkpoint best on validation, and the "
             "cascade is calibrated on it",
+        ),
+        "icpc importance constant best accuracy": Arm(
+            {**importance, "schedule": "constant"},
+            args={**best_checkpoint, "metric_for_best_model": "accuracy", "greater_is_better": True},
+            metrics=accuracy_metric,
+            note="importance, every level alike; the Trainer keeps the checkpoint most accurate on validation, "
+            "and the cascade is calibrated on it",
         ),
         "fixed importance 0.5": Arm(
             {**importance, "levels": [0.5]}, eval_levels=[0.5, 1.0], note="the most important half of the words"

@@ -1,0 +1,32 @@
+"""The benchmark's `compute_metrics` for single-label tasks, and the text arm that keeps the most accurate checkpoint."""
+
+import os
+import sys
+
+import numpy as np
+from transformers import EvalPrediction
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+from tasks import accuracy_metric, text_arms  # noqa: E402
+
+LOGITS = np.array([[2.0, 0.1, 0.0], [0.0, 1.0, 3.0], [0.5, 0.4, 0.0], [0.0, 2.0, 1.0]])
+LABELS = np.array([0, 2, 1, 1])  # right, right, wrong, right
+
+
+def test_accuracy_is_the_share_of_argmax_predictions_that_match_the_labels():
+    assert accuracy_metric(EvalPrediction(predictions=LOGITS, label_ids=LABELS)) == {"accuracy": 0.75}
+
+
+def test_accuracy_reads_the_logits_first_when_the_model_returns_several_outputs():
+    outputs = (LOGITS, np.zeros((4, 5, 8)))
+    assert accuracy_metric(EvalPrediction(predictions=outputs, label_ids=LABELS)) == {"accuracy": 0.75}
+
+
+def test_the_best_accuracy_arm_keeps_the_checkpoint_the_metric_names():
+    arm = text_arms()["icpc importance constant best accuracy"]
+    assert arm.metrics is accuracy_metric
+    assert arm.args["metric_for_best_model"] == "accuracy" and arm.args["greater_is_better"] is True
+    assert arm.args["load_best_model_at_end"] is True
+    loss_arm = text_arms()["icpc importance constant best checkpoint"]
+    assert loss_arm.metrics is None and "metric_for_best_model" not in loss_arm.args
+    assert {k: v for k, v in arm.args.items() if k not in ("metric_for_best_model", "greater_is_better")} == loss_arm.args
