@@ -29,4 +29,5 @@ def test_the_best_accuracy_arm_keeps_the_checkpoint_the_metric_names():
     assert arm.args["load_best_model_at_end"] is True
     loss_arm = text_arms()["icpc importance constant best checkpoint"]
     assert loss_arm.metrics is None and "metric_for_best_model" not in loss_arm.args
-    assert {k: v for k, v in arm.args.items() if k not in ("metric_for_best_model", "greater_is_better")} == loss_arm.args
+    shared = {k: v for k, v in arm.args.items() if k not in ("metric_for_best_model", "greater_is_better")}
+    assert shared == loss_arm.args
