@@ -532,7 +532,9 @@ def video_diagonal_convergence_task(quick: bool) -> Task:
 
 
 def accuracy_metric(prediction: Any) -> dict[str, float]:
-    """The Trainer's `compute_metrics` for single-label classification: the share of argmax predictions right."""
+    """The Trainer's `compute_metrics` for single-label classification: the share of argmax predictions right.
+    Not `_shared.accuracy`: it tries to load evaluate's metric script on every call (1.5 s here, offline), and the
+    Trainer's evaluations count as training time in the arms that use this."""
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     return {"accuracy": float((np.argmax(logits, axis=-1) == prediction.label_ids).mean())}
 
@@ -541,7 +543,8 @@ def text_arms() -> dict[str, Arm]:
     """The arms every text task runs: the baseline (batches grouped by length, as the ICPC arms), the two scorers
     with the progressive schedule, the importance scorer's constant schedule (`ICPCConfig()`'s in the Trainer flow
     since the second text round), the same with the Trainer keeping its best checkpoint (by validation loss, and by
-    validation accuracy), and one fixed importance level as peer. Schedules are pinned, so an arm keeps its meaning when the default changes."""
+    validation accuracy), and one fixed importance level as peer. Schedules are pinned, so an arm keeps its meaning
+    when the default changes."""
     importance = {"text_scorer": "importance"}
     best_checkpoint = {
         **TEXT_BATCHES,
