@@ -26,7 +26,7 @@ import tempfile
 from typing import Any
 
 import torch
-from harness import RESULTS, Arm, Task, accuracy_at, served, train_arm  # also puts examples/ on the path
+from harness import RESULTS, Arm, Task, accuracy_at, labels_of, served, train_arm  # also puts examples/ on the path
 
 # isort: split
 from _shared import AccuracyOverTime
@@ -34,6 +34,7 @@ from tasks import TIME_TO_ACCURACY, load
 
 from icpc_hf import ICPCConfig, icpc_settings, is_patched, patch_model, registration_for
 from icpc_hf.training.budget import level_costs as training_level_costs
+from icpc_hf.training.calibrate import Calibration, LevelPasses, calibrate_thresholds
 
 CONVERGENCE_RESULTS = os.path.join(RESULTS, "convergence")
 
@@ -73,6 +74,27 @@ def serving(model, task: Task) -> dict[str, Any]:
     }
 
 
+def passes_record(passes: LevelPasses) -> dict[str, Any]:
+    """Per-level probabilities and costs, rounded, as JSON: enough to replay any cascade rule offline."""
+    return {
+        "levels": passes.levels,
+        "labels": passes.labels.tolist(),
+        "probabilities": [[[round(p, 4) for p in row] for row in probs.tolist()] for probs in passes.probabilities],
+        "costs": [[round(c, 5) for c in cost.tolist()] for cost in passes.costs],
+    }
+
+
+def level_passes(model, task: Task, calibration: Calibration | None) -> dict[str, Any] | None:
+    """The passes the shipped cascade was calibrated from (validation) and the same passes on test, so that other
+    calibration rules can be replayed offline on the same trained model (benchmarks/cascade_rules.py)."""
+    if calibration is None or calibration.passes is None:
+        return None
+    test = calibrate_thresholds(
+        model, task.test, task.processor, labels_of(task.test), levels=calibration.levels, min_accuracy=0.0
+    )
+    return {"validation": passes_record(calibration.passes), "test": passes_record(test.passes)}
+
+
 def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str) -> dict[str, Any]:
     """Train one arm with the clock stopped for an evaluation after every `task.eval_every` epochs; the result file's
     record."""
@@ -105,6 +127,7 @@ def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str) -> dict[str, 
         "level_costs": level_costs(model, levels),
         "curve": evaluation.curve,
         "serving": serving(model, task),
+        "passes": level_passes(model, task, run["calibration"]),
     }
 
 
@@ -139,6 +162,10 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 result = run_arm(task, name, arm, seed, work)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
+                passes = result.pop("passes")
+                if passes is not None:  # beside the result, compact: thousands of numbers
+                    with open(path.replace(".json", ".passes.json"), "w") as handle:
+                        json.dump(passes, handle)
                 with open(path + ".tmp", "w") as handle:
                     json.dump(result, handle, indent=1)
                 os.replace(path + ".tmp", path)

@@ -47,6 +47,8 @@ def load(results: str) -> dict[str, dict[str, list[dict]]]:
     """task -> arm -> runs (one per seed, sorted by seed)."""
     runs: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for path in sorted(glob.glob(os.path.join(results, "*", "*.json"))):
+        if path.endswith(".passes.json"):  # a run's per-level passes (benchmarks/cascade_rules.py), not a run
+            continue
         with open(path) as handle:
             run = json.load(handle)
         runs[run["task"]][run["arm"]].append(run)

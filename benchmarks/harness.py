@@ -160,6 +160,7 @@ def train_arm(
         "flops_saved": 1.0 - totals["flops"] / totals["full_flops"] if totals else 0.0,
         "trainer_eval_seconds": sum(h.get("eval_runtime", 0.0) for h in trainer.state.log_history),
         "epoch_floors": dict(plan.floors) if plan is not None and plan.floors else None,
+        "calibration": icpc_callback.calibration if icpc_callback is not None else None,
     }
 
 

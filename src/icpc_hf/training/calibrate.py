@@ -34,6 +34,42 @@ class CascadePoint:
 
 
 @dataclass
+class LevelPasses:
+    """One pass per level over a set of samples: what every cascade over those levels is replayed from."""
+
+    levels: list[float]
+    probabilities: list[torch.Tensor]
+    """Per level, cheapest first: class probabilities, one row per sample."""
+    costs: list[torch.Tensor]
+    """Per level: each sample's cost as a fraction of its full-size pass (`Calibration.cost_unit`)."""
+    labels: torch.Tensor
+
+    @property
+    def level_accuracies(self) -> list[float]:
+        return [float((probs.argmax(-1) == self.labels).float().mean()) for probs in self.probabilities]
+
+    def replay(self, levels: Sequence[float], thresholds: Sequence[float]) -> tuple[float, float]:
+        """Accuracy and mean cost of the cascade over `levels` (a subset of these passes' levels) and `thresholds`."""
+        steps = [self.levels.index(float(level)) for level in levels]
+        predictions, spent = replay_cascade(
+            [self.probabilities[i] for i in steps], [self.costs[i] for i in steps], thresholds
+        )
+        return float((predictions == self.labels).float().mean()), float(spent.mean())
+
+    def search(self, candidates: Sequence[float], max_steps: int) -> list[CascadePoint]:
+        """Every cascade of at most `max_steps` levels ending on the largest, at every combination of thresholds."""
+        points = []
+        last = len(self.levels) - 1
+        for size in range(min(len(self.levels), max_steps)):
+            for subset in itertools.combinations(range(last), size):
+                levels = [self.levels[i] for i in (*subset, last)]
+                for thresholds in itertools.product(candidates, repeat=size):
+                    accuracy, cost = self.replay(levels, thresholds)
+                    points.append(CascadePoint([float(t) for t in thresholds], accuracy, cost, levels))
+        return points
+
+
+@dataclass
 class Calibration:
     levels: list[float]
     """Every level searched; the chosen setting may use a subset (`chosen.levels`)."""
@@ -46,6 +82,8 @@ class Calibration:
     """The accuracy `max_accuracy_loss` was measured against: full size's, or the best single level's."""
     cost_unit: str = "flops"
     """What `CascadePoint.cost` counts: `time` (seconds measured per level on this machine) or `flops` (estimated)."""
+    passes: LevelPasses | None = field(default=None, repr=False)
+    """The passes the points were replayed from: another selection rule can be replayed on them offline."""
 
     @property
     def best_level_accuracy(self) -> float:
@@ -169,6 +207,27 @@ def check_target(
         )
 
 
+def choose_point(
+    points: Sequence[CascadePoint],
+    level_accuracies: Sequence[float],
+    max_accuracy_loss: float | None = None,
+    target_speedup: float | None = None,
+    reference: str = "full",
+    min_accuracy: float | None = None,
+) -> tuple[CascadePoint | None, float | None]:
+    """The point meeting the target at the lowest cost (or, for `target_speedup`, the most accurate within that
+    cost), and the accuracy the target was measured against; `level_accuracies` end on full size's."""
+    reference_accuracy = min_accuracy
+    if max_accuracy_loss is not None:
+        reference_accuracy = max(level_accuracies) if reference == "best_level" else level_accuracies[-1]
+    if reference_accuracy is not None:
+        floor = reference_accuracy - (max_accuracy_loss or 0.0) - 1e-12
+        eligible = [p for p in points if p.accuracy >= floor]
+        return (min(eligible, key=lambda p: (p.cost, -p.accuracy)) if eligible else None), reference_accuracy
+    eligible = [p for p in points if p.cost <= 1.0 / target_speedup + 1e-12]
+    return (max(eligible, key=lambda p: (p.accuracy, -p.cost)) if eligible else None), None
+
+
 def calibrate_thresholds(
     model: Any,
     features: Sequence[dict[str, Any]],
@@ -242,36 +301,14 @@ def calibrate_thresholds(
     if cost == "time":  # rescale each level's FLOPs shares so that their mean is the level's measured time share
         per_flop = [t / float(c.mean()) for t, c in zip(seconds, costs)]
         costs = [c * (rate / per_flop[-1]) for c, rate in zip(costs, per_flop)]
-    level_accuracies = [float((probs.argmax(-1) == labels).float().mean()) for probs in probabilities]
+    passes = LevelPasses(levels, probabilities, costs, labels)
+    level_accuracies = passes.level_accuracies
     full_accuracy = level_accuracies[-1]
-    points = []
-    last = len(levels) - 1
-    for size in range(min(len(levels), max_steps)):
-        for subset in itertools.combinations(range(last), size):
-            steps = list(subset) + [last]
-            for thresholds in itertools.product(candidates, repeat=size):
-                predictions, spent = replay_cascade(
-                    [probabilities[i] for i in steps], [costs[i] for i in steps], thresholds
-                )
-                points.append(
-                    CascadePoint(
-                        [float(t) for t in thresholds],
-                        float((predictions == labels).float().mean()),
-                        float(spent.mean()),
-                        [levels[i] for i in steps],
-                    )
-                )
-    reference_accuracy = min_accuracy
-    if max_accuracy_loss is not None:
-        reference_accuracy = max(level_accuracies) if reference == "best_level" else full_accuracy
-    if reference_accuracy is not None:
-        floor = reference_accuracy - (max_accuracy_loss or 0.0) - 1e-12
-        eligible = [p for p in points if p.accuracy >= floor]
-        chosen = min(eligible, key=lambda p: (p.cost, -p.accuracy)) if eligible else None
-    else:
-        eligible = [p for p in points if p.cost <= 1.0 / target_speedup + 1e-12]
-        chosen = max(eligible, key=lambda p: (p.accuracy, -p.cost)) if eligible else None
-    return Calibration(levels, full_accuracy, points, chosen, level_accuracies, reference_accuracy, cost)
+    points = passes.search(candidates, max_steps)
+    chosen, reference_accuracy = choose_point(
+        points, level_accuracies, max_accuracy_loss, target_speedup, reference, min_accuracy
+    )
+    return Calibration(levels, full_accuracy, points, chosen, level_accuracies, reference_accuracy, cost, passes)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
