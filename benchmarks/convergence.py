@@ -13,7 +13,9 @@ that epoch is its test accuracy at the level that is best on validation (the bas
 
 Time-to-accuracy speedup of an arm = the training seconds the baseline needs to reach its best test accuracy,
 divided by the seconds the arm needs to reach that accuracy as served. Every (task, arm, seed) is written to its
-own file as soon as it finishes (benchmarks/results/convergence/TASK/ARM-sSEED.json) and skipped on a rerun.
+own file as soon as it finishes (benchmarks/results/convergence/TASK/ARM-sSEED.json) and skipped on a rerun. An ICPC
+arm's shipped model also leaves each level's pass over validation and test beside it (ARM-sSEED.passes.json), from
+which benchmarks/cascade_rules.py replays calibration rules offline.
 """
 
 from __future__ import annotations
