@@ -139,11 +139,12 @@ def summary(rows: list[dict], name: str) -> tuple[float, float]:
     return loss, statistics.median(p["speed"] for p in picks)
 
 
-def report(rows: dict[str, list[dict]]) -> str:
+def report(rows: dict[str, list[dict]], source: str = "benchmarks/results/cascade-passes/") -> str:
+    """The rules' table; `source` names the folder of passes it was replayed from."""
     lines = [
         "# Cascade calibration rules, replayed on the same trained models",
         "",
-        "Written by `benchmarks/cascade_rules.py` from `benchmarks/results/cascade-passes/` (the text default, "
+        f"Written by `benchmarks/cascade_rules.py` from `{source}` (for the text round: the text default, "
         "`icpc importance constant`, rerun with each level's validation and test passes kept). The round's rule and "
         "outcome: [selection-rule.md](../reference/selection-rule.md#text-how-the-served-cascade-is-calibrated-"
         "issue-23-written-2026-12-01-before-any-of-its-runs).",
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default=PASSES_RESULTS)
     parser.add_argument("--output", default=DOC)
     args = parser.parse_args(argv)
-    text = report(evaluate(args.results))
+    source = os.path.relpath(args.results, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    text = report(evaluate(args.results), source if not source.startswith("..") else args.results)
     with open(args.output, "w") as handle:
         handle.write(text)
     print(text)

@@ -36,7 +36,7 @@ from tasks import TIME_TO_ACCURACY, load
 
 from icpc_hf import ICPCConfig, icpc_settings, is_patched, patch_model, registration_for
 from icpc_hf.training.budget import level_costs as training_level_costs
-from icpc_hf.training.calibrate import Calibration, LevelPasses, calibrate_thresholds
+from icpc_hf.training.calibrate import Calibration, LevelPasses, run_level_passes
 
 CONVERGENCE_RESULTS = os.path.join(RESULTS, "convergence")
 
@@ -91,10 +91,10 @@ def level_passes(model, task: Task, calibration: Calibration | None) -> dict[str
     calibration rules can be replayed offline on the same trained model (benchmarks/cascade_rules.py)."""
     if calibration is None or calibration.passes is None:
         return None
-    test = calibrate_thresholds(
-        model, task.test, task.processor, labels_of(task.test), levels=calibration.levels, min_accuracy=0.0
+    test = run_level_passes(
+        model, task.test, task.processor, labels_of(task.test), calibration.levels, cost=calibration.cost_unit
     )
-    return {"validation": passes_record(calibration.passes), "test": passes_record(test.passes)}
+    return {"validation": passes_record(calibration.passes), "test": passes_record(test)}
 
 
 def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str) -> dict[str, Any]:

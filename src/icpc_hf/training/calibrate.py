@@ -228,6 +228,43 @@ def choose_point(
     return (max(eligible, key=lambda p: (p.accuracy, -p.cost)) if eligible else None), None
 
 
+def run_level_passes(
+    model: Any,
+    features: Sequence[dict[str, Any]],
+    processor: Any,
+    labels: Sequence[int],
+    levels: Sequence[float],
+    batch_size: int = 64,
+    cost: str = "time",
+) -> LevelPasses:
+    """One pass per level (cheapest first) over `features`, each sample's cost in `cost`'s unit (`COST_UNITS`):
+    what every cascade over these levels is replayed from."""
+    by_level = {}
+
+    def run_level(level: float) -> None:
+        by_level[level] = run_cascade(model, features, processor, levels=[level], batch_size=batch_size)
+
+    if cost == "time":
+        first_batch = [features[i] for i in range(min(len(features), batch_size))]
+        seconds = level_seconds(
+            run_level,
+            levels,
+            lambda: run_cascade(model, first_batch, processor, levels=[levels[-1]], batch_size=batch_size),
+        )
+    else:
+        for level in levels:
+            run_level(level)
+    runs = [by_level[level] for level in levels]
+    levels = [run.levels[0] for run in runs]
+    full_flops = runs[0].full_flops
+    probabilities = [run.probabilities for run in runs]
+    costs = [run.spent_flops / full_flops for run in runs]
+    if cost == "time":  # rescale each level's FLOPs shares so that their mean is the level's measured time share
+        per_flop = [t / float(c.mean()) for t, c in zip(seconds, costs)]
+        costs = [c * (rate / per_flop[-1]) for c, rate in zip(costs, per_flop)]
+    return LevelPasses(levels, probabilities, costs, torch.as_tensor(list(labels)))
+
+
 def calibrate_thresholds(
     model: Any,
     features: Sequence[dict[str, Any]],
@@ -277,38 +314,14 @@ def calibrate_thresholds(
             "and there is nothing to choose. Pass `levels=[0.5, 1.0]` (for example) or patch the model with "
             "`ICPCConfig(cascade_levels=[...])`."
         )
-    labels = torch.as_tensor(list(labels))
-    by_level = {}
-
-    def run_level(level: float) -> None:
-        by_level[level] = run_cascade(model, features, processor, levels=[level], batch_size=batch_size)
-
-    if cost == "time":
-        first_batch = [features[i] for i in range(min(len(features), batch_size))]
-        seconds = level_seconds(
-            run_level,
-            levels,
-            lambda: run_cascade(model, first_batch, processor, levels=[levels[-1]], batch_size=batch_size),
-        )
-    else:
-        for level in levels:
-            run_level(level)
-    runs = [by_level[level] for level in levels]
-    levels = [run.levels[0] for run in runs]
-    full_flops = runs[0].full_flops
-    probabilities = [run.probabilities for run in runs]
-    costs = [run.spent_flops / full_flops for run in runs]
-    if cost == "time":  # rescale each level's FLOPs shares so that their mean is the level's measured time share
-        per_flop = [t / float(c.mean()) for t, c in zip(seconds, costs)]
-        costs = [c * (rate / per_flop[-1]) for c, rate in zip(costs, per_flop)]
-    passes = LevelPasses(levels, probabilities, costs, labels)
+    passes = run_level_passes(model, features, processor, labels, levels, batch_size, cost)
     level_accuracies = passes.level_accuracies
     full_accuracy = level_accuracies[-1]
     points = passes.search(candidates, max_steps)
     chosen, reference_accuracy = choose_point(
         points, level_accuracies, max_accuracy_loss, target_speedup, reference, min_accuracy
     )
-    return Calibration(levels, full_accuracy, points, chosen, level_accuracies, reference_accuracy, cost, passes)
+    return Calibration(passes.levels, full_accuracy, points, chosen, level_accuracies, reference_accuracy, cost, passes)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
