@@ -86,20 +86,31 @@ def passes_record(passes: LevelPasses) -> dict[str, Any]:
     }
 
 
-def level_passes(model, task: Task, calibration: Calibration | None) -> dict[str, Any] | None:
+def level_passes(model, task: Task, calibration: Calibration | None, reserve: bool = False) -> dict[str, Any] | None:
     """The passes the shipped cascade was calibrated from (validation) and the same passes on test, so that other
-    calibration rules can be replayed offline on the same trained model (benchmarks/cascade_rules.py)."""
+    calibration rules can be replayed offline on the same trained model (benchmarks/cascade_rules.py). `reserve`:
+    also the passes over `task.reserve`, and each level's FLOPs-estimated costs on validation and reserve."""
     if calibration is None or calibration.passes is None:
         return None
-    test = run_level_passes(
-        model, task.test, task.processor, labels_of(task.test), calibration.levels, cost=calibration.cost_unit
-    )
-    return {"validation": passes_record(calibration.passes), "test": passes_record(test)}
+
+    def passes_over(features: list, cost: str) -> LevelPasses:
+        return run_level_passes(model, features, task.processor, labels_of(features), calibration.levels, cost=cost)
+
+    record = {
+        "validation": passes_record(calibration.passes),
+        "test": passes_record(passes_over(task.test, calibration.cost_unit)),
+    }
+    if reserve and task.reserve:
+        record["reserve"] = passes_record(passes_over(task.reserve, calibration.cost_unit))
+        for split, features in (("validation", task.validation), ("reserve", task.reserve)):
+            flops = passes_over(features, "flops").costs
+            record[f"{split}_flops_costs"] = [[round(c, 5) for c in cost.tolist()] for cost in flops]
+    return record
 
 
-def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str) -> dict[str, Any]:
+def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str, reserve_passes: bool = False) -> dict[str, Any]:
     """Train one arm with the clock stopped for an evaluation after every `task.eval_every` epochs; the result file's
-    record."""
+    record (`reserve_passes`: `level_passes`)."""
     levels = arm.eval_levels or task.levels
     evaluation = AccuracyOverTime(
         task.validation, task.test, task.processor, levels, task.batch_size, every=task.eval_every
@@ -129,7 +140,7 @@ def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str) -> dict[str, 
         "level_costs": level_costs(model, levels),
         "curve": evaluation.curve,
         "serving": serving(model, task),
-        "passes": level_passes(model, task, run["calibration"]),
+        "passes": level_passes(model, task, run["calibration"], reserve_passes),
     }
 
 
@@ -149,6 +160,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--output", default=CONVERGENCE_RESULTS)
     parser.add_argument("--no-report", action="store_true")
+    parser.add_argument(
+        "--reserve-passes",
+        action="store_true",
+        help="also keep each ICPC model's level passes over the task's reserve texts (the calibration-size round)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     for task_name in args.tasks:
@@ -162,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
                 path = result_path(args.output, task_name, name, seed)
                 if os.path.exists(path):
                     continue
-                result = run_arm(task, name, arm, seed, work)
+                result = run_arm(task, name, arm, seed, work, args.reserve_passes)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 passes = result.pop("passes")
                 if passes is not None:  # beside the result, compact: thousands of numbers

@@ -65,6 +65,9 @@ class Task:
     learning_rate: float
     validation: list | None = None
     """Held-out features that choose the serving level and calibrate the cascade; None: no calibration."""
+    reserve: list | None = None
+    """More held-out features no other split uses: `convergence.py --reserve-passes` keeps the shipped model's level
+    passes over them, to replay the cascade's calibration on a larger set."""
     icpc: dict = field(default_factory=dict)
     """The fixed-epoch benchmark's ICPC settings (run.py)."""
     baseline_args: dict = field(default_factory=dict)

@@ -210,6 +210,10 @@ TEXT_BATCHES = {"train_sampling_strategy": "group_by_length"}
 """Every text arm's batching, the baseline's included: texts of similar length share a batch, so padding is short."""
 
 
+RESERVE_FACTOR = 3
+"""Text tasks hold, per label, up to three times its validation texts in reserve (`Task.reserve`)."""
+
+
 def minilm_task(name: str, splits: dict, labels: tuple[str, ...], epochs: int, icpc: dict) -> Task:
     """Pretrained all-MiniLM-L6-v2 fine-tuned on `splits` (text, label) cut at 128 tokens; every arm groups batches
     by length, so pruning shortens padded batches (the ablations add plain batches)."""
@@ -224,6 +228,7 @@ def minilm_task(name: str, splits: dict, labels: tuple[str, ...], epochs: int, i
         test=text.tokenize(tokenizer, splits["test"], 128),
         new_model=partial(text.fresh_model, folder, labels=labels),
         validation=text.tokenize(tokenizer, splits["validation"], 128),
+        reserve=text.tokenize(tokenizer, splits["reserve"], 128) if "reserve" in splits else None,
         processor=tokenizer,
         baseline_collator=DataCollatorWithPadding(tokenizer),
         epochs=epochs,
@@ -241,7 +246,7 @@ def text_task(quick: bool) -> Task:
 
     from icpc_hf.pruning import low_idf_words
 
-    splits = text.split_topics(12 if quick else 150, seed=0)
+    splits = text.split_topics(12 if quick else 150, seed=0, reserve_factor=RESERVE_FACTOR)
     # Insignificant words: the built-in stop words plus the 150 most widespread words of the training texts, mostly
     # pruned (level 0.25 keeps a quarter of them): 0.70 of the tokens against 0.82 with the defaults.
     tokenizer = AutoTokenizer.from_pretrained(text.model_folder())
@@ -605,7 +610,9 @@ def package_task(name: str, sections: tuple[str, ...], min_tokens: int, quick: b
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(text.model_folder())
-    splits = packages.split_sections(12 if quick else 200, tokenizer, min_tokens, sections=sections)
+    splits = packages.split_sections(
+        12 if quick else 200, tokenizer, min_tokens, sections=sections, reserve_factor=RESERVE_FACTOR
+    )
     return with_text_arms(minilm_task(name, splits, sections, 1, {}), 1 if quick else 8)
 
 

@@ -71,10 +71,15 @@ def read_descriptions(sections: tuple[str, ...] = SECTIONS) -> dict[str, list[st
 
 
 def split_sections(
-    per_section: int, tokenizer, min_tokens: int = 100, seed: int = 0, sections: tuple[str, ...] = SECTIONS
+    per_section: int,
+    tokenizer,
+    min_tokens: int = 100,
+    seed: int = 0,
+    sections: tuple[str, ...] = SECTIONS,
+    reserve_factor: int = 0,
 ) -> dict[str, list[tuple[str, int]]]:
     """Per section, `per_section` descriptions of at least `min_tokens` tokens drawn with a fixed seed, split
-    60% / 20% / 20% into train / validation / test."""
+    60% / 20% / 20% into train / validation / test (and a reserve: `split_per_label`)."""
     from text_classification import split_per_label
 
     long_texts = []
@@ -85,4 +90,4 @@ def split_sections(
                 f"Section {section!r} has {len(long)} descriptions of {min_tokens}+ tokens, not {per_section}."
             )
         long_texts.append(long)
-    return split_per_label(long_texts, per_section, seed)
+    return split_per_label(long_texts, per_section, seed, reserve_factor)

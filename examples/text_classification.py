@@ -63,16 +63,22 @@ def read_topic(topic: str) -> list[str]:
 
 
 def split_per_label(
-    texts_per_label: list[list[str]], per_label: int, seed: int = 0
+    texts_per_label: list[list[str]], per_label: int, seed: int = 0, reserve_factor: int = 0
 ) -> dict[str, list[tuple[str, int]]]:
     """Per label (its index), `per_label` of its texts drawn with a fixed seed, 60% / 20% / 20% into train /
-    validation / test; the training texts shuffled together."""
+    validation / test; the training texts shuffled together. `reserve_factor` > 0 adds a `reserve` split: per label,
+    up to that many times its validation count of the texts that follow the drawn ones in the same shuffle (held out
+    from every other split, for measuring calibration on more texts; the other splits are unchanged)."""
     splits: dict[str, list[tuple[str, int]]] = {"train": [], "validation": [], "test": []}
+    if reserve_factor:
+        splits["reserve"] = []
     for label, texts in enumerate(texts_per_label):
         texts = list(texts)
         random.Random(seed + label).shuffle(texts)
-        texts = texts[:per_label]
+        spare, texts = texts[per_label:], texts[:per_label]
         cut_train, cut_val = int(0.6 * len(texts)), int(0.8 * len(texts))
+        if reserve_factor:
+            splits["reserve"] += [(t, label) for t in spare[: reserve_factor * (cut_val - cut_train)]]
         splits["train"] += [(t, label) for t in texts[:cut_train]]
         splits["validation"] += [(t, label) for t in texts[cut_train:cut_val]]
         splits["test"] += [(t, label) for t in texts[cut_val:]]
@@ -80,9 +86,10 @@ def split_per_label(
     return splits
 
 
-def split_topics(per_topic: int, seed: int = 0) -> dict[str, list[tuple[str, int]]]:
-    """Per topic, `per_topic` texts drawn with a fixed seed, 60% / 20% / 20% into train / validation / test."""
-    return split_per_label([read_topic(topic) for topic in TOPICS], per_topic, seed)
+def split_topics(per_topic: int, seed: int = 0, reserve_factor: int = 0) -> dict[str, list[tuple[str, int]]]:
+    """Per topic, `per_topic` texts drawn with a fixed seed, 60% / 20% / 20% into train / validation / test (and a
+    reserve: `split_per_label`)."""
+    return split_per_label([read_topic(topic) for topic in TOPICS], per_topic, seed, reserve_factor)
 
 
 def tokenize(tokenizer, samples, max_length: int) -> list[dict]:
