@@ -1,6 +1,8 @@
 """Cascade calibration rules replayed offline on the level passes the convergence runs keep.
 
     python benchmarks/cascade_rules.py            # benchmarks/results/cascade-passes -> docs/results/cascade-rules.md
+    python benchmarks/cascade_rules.py --results benchmarks/results/calibration-size \\
+        --baselines benchmarks/results/convergence --output docs/results/calibration-size.md
 
 Each rule chooses a cascade (levels and thresholds) from a trained model's passes over the validation half; the
 choice is then replayed on the same model's passes over the test half. Every rule sees the same models, so their
@@ -108,9 +110,50 @@ def oracle(test: LevelPasses) -> tuple[float, float]:
     return best.accuracy, 1.0 / best.cost
 
 
-def evaluate(results: str) -> dict[str, list[dict]]:
-    """task -> one row per trained model: its full-size test accuracy, the shipped setting, and each rule's result."""
-    rows: dict[str, list[dict]] = defaultdict(list)
+def joined(parts: list[LevelPasses]) -> LevelPasses:
+    """Passes over several sets of samples (at the same levels) as one."""
+    return LevelPasses(
+        parts[0].levels,
+        [torch.cat(probs) for probs in zip(*(p.probabilities for p in parts))],
+        [torch.cat(costs) for costs in zip(*(p.costs for p in parts))],
+        torch.cat([p.labels for p in parts]),
+    )
+
+
+def label_balanced(passes: LevelPasses) -> LevelPasses:
+    """Every label weighing the same: each label's rows repeated, in turn, up to the largest label's count."""
+    rows = [torch.nonzero(passes.labels == label).flatten() for label in passes.labels.unique()]
+    most = max(len(r) for r in rows)
+    return subset(passes, torch.cat([r[torch.arange(most) % len(r)] for r in rows]))
+
+
+def with_costs(passes: LevelPasses, costs: list[list[float]]) -> LevelPasses:
+    return LevelPasses(
+        passes.levels, passes.probabilities, [torch.tensor(c, dtype=torch.float64) for c in costs], passes.labels
+    )
+
+
+def calibration_sets(record: dict) -> dict[str, LevelPasses]:
+    """The sets the calibration-size round calibrates `best_level` on (runs with reserve passes only): the
+    validation half, and `large`, validation and reserve together with every label weighing the same; each with
+    measured-time costs and with FLOPs-estimated ones."""
+    validation, reserve = passes_from(record["validation"]), passes_from(record["reserve"])
+    flops = [
+        with_costs(validation, record["validation_flops_costs"]),
+        with_costs(reserve, record["reserve_flops_costs"]),
+    ]
+    return {
+        "validation": validation,
+        "large": label_balanced(joined([validation, reserve])),
+        "validation, FLOPs": flops[0],
+        "large, FLOPs": label_balanced(joined(flops)),
+    }
+
+
+def evaluate(results: str) -> dict[tuple[str, str], list[dict]]:
+    """(task, arm) -> one row per trained model: its full-size test accuracy, the shipped setting, each rule's result,
+    and (runs with reserve passes) `best_level`'s on each calibration set."""
+    rows: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for path in sorted(glob.glob(os.path.join(results, "*", "*.passes.json"))):
         with open(path) as handle:
             record = json.load(handle)
@@ -128,26 +171,99 @@ def evaluate(results: str) -> dict[str, list[dict]]:
                 shipped = (run["serving"]["levels"], run["serving"]["thresholds"])
                 row["replays_shipped"] = point is not None and shipped == (point.levels, point.thresholds)
         row["oracle"] = dict(zip(("accuracy", "speed"), oracle(test)))
-        rows[run["task"]].append(row)
+        if "reserve" in record:
+            row["sets"] = {}
+            for name, passes in calibration_sets(record).items():
+                point = best_level(passes, passes.search(CANDIDATES, MAX_STEPS))
+                accuracy, speed = on_test(point, test)
+                chosen = "full size" if point is None else f"{point.levels} at {point.thresholds}"
+                row["sets"][name] = {"accuracy": accuracy, "speed": speed, "chosen": chosen, "size": len(passes.labels)}
+        rows[run["task"], run.get("arm", "")].append(row)
     return rows
 
 
-def summary(rows: list[dict], name: str) -> tuple[float, float]:
-    """A rule's mean loss against each model's full size (points) and median speed, over a task's models."""
-    picks = [r["oracle"] if name == "oracle" else r["rules"][name] for r in rows]
+def summary(rows: list[dict], name: str, kind: str = "rules") -> tuple[float, float]:
+    """A rule's (`kind="sets"`: a calibration set's) mean loss against each model's full size (points) and median
+    speed, over a task's models."""
+    picks = [r["oracle"] if name == "oracle" else r[kind][name] for r in rows]
     loss = statistics.mean(100 * (r["full"] - p["accuracy"]) for r, p in zip(rows, picks))
     return loss, statistics.median(p["speed"] for p in picks)
 
 
-def report(rows: dict[str, list[dict]], source: str = "benchmarks/results/cascade-passes/") -> str:
-    """The rules' table; `source` names the folder of passes it was replayed from."""
+RULE_LINKS = (
+    "[how the served cascade is calibrated](../reference/selection-rule.md#text-how-the-served-cascade-is-calibrated-"
+    "issue-23-written-2026-12-01-before-any-of-its-runs), [calibrating it on more held-out texts]"
+    "(../reference/selection-rule.md#text-calibrating-the-served-cascade-on-more-held-out-texts-issue-23-written-"
+    "2026-12-01-before-any-of-its-runs)"
+)
+
+
+def baseline_bests(baselines: str) -> dict[str, float]:
+    """task -> the plain Trainer's best test accuracy, median over its seeds, from the convergence results in
+    `baselines` (the issue's reference for the shipped cascade)."""
+    import convergence_report
+
+    runs = convergence_report.load(baselines)
+    return {
+        task: statistics.median(convergence_report.baseline_target(run)[0] for run in arms[convergence_report.BASELINE])
+        for task, arms in runs.items()
+        if arms.get(convergence_report.BASELINE)
+    }
+
+
+def sets_lines(rows: dict[tuple[str, str], list[dict]], bests: dict[str, float]) -> list[str]:
+    """The calibration-size round's tables: `best_level` calibrated on each set, replayed on test."""
+    with_sets = {key: models for key, models in rows.items() if all("sets" in r for r in models)}
+    if not with_sets:
+        return []
+    names = list(next(iter(with_sets.values()))[0]["sets"])
+    lines = [
+        "",
+        "## `best_level` calibrated on more held-out texts",
+        "",
+        "`validation`: the validation half (what ICPCCallback calibrated on); `large`: validation and the task's "
+        "reserve together, every label weighing the same; `FLOPs`: with FLOPs-estimated costs instead of measured "
+        "times. Loss and speed as above (speed always from the test passes' measured times). Against the plain "
+        "Trainer: the cascade's mean test accuracy below the baseline's best (median over its seeds), in points.",
+        "",
+        "| task | arm | models | calibration texts | "
+        + " | ".join(f"`{n}`: loss, speed" for n in names)
+        + " | below the plain Trainer's best: `validation`, `large` |",
+        "|---|---|---|---|" + "---|" * (len(names) + 1),
+    ]
+    for (task, arm), models in with_sets.items():
+        cells = [f"{loss:+.2f}, {speed:.2f}x" for loss, speed in (summary(models, n, "sets") for n in names)]
+        sizes = "/".join(str(models[0]["sets"][n]["size"]) for n in ("validation", "large"))
+        below = "n/a"
+        if task in bests:
+            gaps = [100 * (bests[task] - statistics.mean(r["sets"][n]["accuracy"] for r in models)) for n in names[:2]]
+            below = ", ".join(f"{round(gap, 2) + 0.0:+.2f}" for gap in gaps)  # no "-0.00"
+        lines.append(f"| {task} | {arm} | {len(models)} | {sizes} | " + " | ".join(cells) + f" | {below} |")
+    lines += [
+        "",
+        "| task | seed | full size | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for (task, _), models in with_sets.items():
+        for r in models:
+            cells = [f"{p['accuracy']:.4f}, {p['speed']:.2f}x ({p['chosen']})" for p in r["sets"].values()]
+            lines.append(f"| {task} | {r['seed']} | {r['full']:.4f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(
+    rows: dict[tuple[str, str], list[dict]],
+    source: str = "benchmarks/results/cascade-passes/",
+    bests: dict[str, float] | None = None,
+) -> str:
+    """The rules' tables; `source` names the folder of passes it was replayed from, `bests` the plain Trainer's best
+    per task (`baseline_bests`)."""
     lines = [
         "# Cascade calibration rules, replayed on the same trained models",
         "",
-        f"Written by `benchmarks/cascade_rules.py` from `{source}` (for the text round: the text default, "
-        "`icpc importance constant`, rerun with each level's validation and test passes kept). The round's rule and "
-        "outcome: [selection-rule.md](../reference/selection-rule.md#text-how-the-served-cascade-is-calibrated-"
-        "issue-23-written-2026-12-01-before-any-of-its-runs).",
+        f"Written by `benchmarks/cascade_rules.py` from `{source}`: ICPC models trained by "
+        "`benchmarks/convergence.py`, each level's validation and test passes kept. The rounds' rules and outcomes: "
+        f"{RULE_LINKS}.",
         "",
         "Loss: the cascade's test accuracy below the model's own full-size test accuracy, in points, mean over "
         "seeds. Speed: one over the cascade's mean cost on the test passes (measured time per level), median over "
@@ -155,13 +271,15 @@ def report(rows: dict[str, list[dict]], source: str = "benchmarks/results/cascad
         "'Shipped, as timed': the cascade ICPCCallback shipped, run and timed against full size by the harness "
         "(the replayed `best_level` speed estimates the same figure from the per-level times).",
         "",
-        "| task | models | full size (mean) | " + " | ".join(f"`{n}`: loss, speed" for n in [*RULES, "oracle"]) + " |",
-        "|---|---|---|" + "---|" * (len(RULES) + 1),
+        "| task | arm | models | full size (mean) | "
+        + " | ".join(f"`{n}`: loss, speed" for n in [*RULES, "oracle"])
+        + " |",
+        "|---|---|---|---|" + "---|" * (len(RULES) + 1),
     ]
-    for task, models in rows.items():
+    for (task, arm), models in rows.items():
         cells = [f"{loss:+.2f}, {speed:.2f}x" for loss, speed in (summary(models, n) for n in [*RULES, "oracle"])]
         full_mean = statistics.mean(r["full"] for r in models)
-        lines.append(f"| {task} | {len(models)} | {full_mean:.4f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {task} | {arm} | {len(models)} | {full_mean:.4f} | " + " | ".join(cells) + " |")
     models = [r for task_rows in rows.values() for r in task_rows]
     same = sum(r["replays_shipped"] for r in models)
     lines += [
@@ -173,11 +291,12 @@ def report(rows: dict[str, list[dict]], source: str = "benchmarks/results/cascad
         "| task | seed | full size | shipped, as timed | " + " | ".join(f"`{n}`" for n in RULES) + " |",
         "|---|---|---|---|" + "---|" * len(RULES),
     ]
-    for task, models in rows.items():
+    for (task, _), models in rows.items():
         for r in models:
             cells = [f"{p['accuracy']:.4f}, {p['speed']:.2f}x ({p['chosen']})" for p in r["rules"].values()]
             shipped = f"{r['shipped']['cascade_accuracy']:.4f}, {r['shipped'].get('speedup', 1.0):.2f}x"
             lines.append(f"| {task} | {r['seed']} | {r['full']:.4f} | {shipped} | " + " | ".join(cells) + " |")
+    lines += sets_lines(rows, bests or {})
     return "\n".join(lines) + "\n"
 
 
@@ -185,9 +304,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=PASSES_RESULTS)
     parser.add_argument("--output", default=DOC)
+    parser.add_argument(
+        "--baselines", default=None, help="convergence results holding the baseline runs (default: --results)"
+    )
     args = parser.parse_args(argv)
     source = os.path.relpath(args.results, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    text = report(evaluate(args.results), source if not source.startswith("..") else args.results)
+    bests = baseline_bests(args.baselines or args.results)
+    text = report(evaluate(args.results), source if not source.startswith("..") else args.results, bests)
     with open(args.output, "w") as handle:
         handle.write(text)
     print(text)

@@ -68,13 +68,59 @@ def test_the_report_replays_every_rule_on_a_stored_run(tmp_path):
     record = {"validation": passes_record(passes), "test": passes_record(passes)}
     (folder / "arm-s0.passes.json").write_text(json.dumps(record))
     serving = {"levels": [0.5, 1.0], "thresholds": [0.0], "cascade_accuracy": 0.75, "speedup": 1.9}
-    run = {"task": "text_tools", "seed": 0, "serving": serving}
+    run = {"task": "text_tools", "arm": "arm", "seed": 0, "serving": serving}
     (folder / "arm-s0.json").write_text(json.dumps(run))
     rows = cascade_rules.evaluate(str(tmp_path))
-    (row,) = rows["text_tools"]
+    (row,) = rows["text_tools", "arm"]
     assert row["replays_shipped"] is True
     assert row["rules"]["best_level"]["accuracy"] == 0.75 and row["rules"]["halves"]["accuracy"] == 1.0
     assert row["oracle"] == {"accuracy": 0.75, "speed": 2.0}  # the cascade right everywhere costs 1.0: too slow
     text = cascade_rules.report(rows)
-    assert "| text_tools | 1 | 0.7500 | +0.00, 2.00x | " in text and "for 1 of 1 models" in text
+    assert "| text_tools | arm | 1 | 0.7500 | +0.00, 2.00x | " in text and "for 1 of 1 models" in text
+    assert "calibrated on more held-out texts" not in text  # no reserve passes: no calibration-size tables
     assert "| text_tools | 0 | 0.7500 | 0.7500, 1.90x | 0.7500, 2.00x ([0.5, 1.0] at [0.0]) |" in text
+
+
+def test_label_balanced_weighs_every_label_the_same():
+    passes = split_passes()
+    passes.labels[:2] = 1  # labels 1, 1, 0, 0, 0, 0, 0, 0
+    balanced = cascade_rules.label_balanced(passes)
+    assert torch.bincount(balanced.labels).tolist() == [6, 6]
+    assert balanced.labels[:6].tolist() == [0] * 6 and balanced.probabilities[0][6:].tolist() == [
+        passes.probabilities[0][i].tolist() for i in (0, 1, 0, 1, 0, 1)
+    ]
+
+
+def test_the_report_calibrates_on_the_reserve_when_a_run_kept_it(tmp_path):
+    """The validation half holds only the lucky samples (even: level 0.5 right and sure, full size once wrong); with
+    the reserve (odd: level 0.5 unsure and twice wrong, full size right) `best_level` must send the unsure samples on
+    to full size."""
+    passes = split_passes()
+    passes.probabilities[1][2] = torch.tensor([0.8, 0.2])  # full size wrong on sample 0 only: 0.875
+    passes.costs[0] = torch.full((8,), 0.25, dtype=torch.float64)
+    rows = torch.arange(8)
+    validation, reserve = (cascade_rules.subset(passes, rows[rows % 2 == side]) for side in (0, 1))
+    folder = tmp_path / "text"
+    folder.mkdir()
+    flops = [[0.4] * 4, [1.0] * 4]
+    record = {
+        "validation": passes_record(validation),
+        "test": passes_record(passes),
+        "reserve": passes_record(reserve),
+        "validation_flops_costs": flops,
+        "reserve_flops_costs": flops,
+    }
+    (folder / "arm-s0.passes.json").write_text(json.dumps(record))
+    serving = {"levels": [0.5, 1.0], "thresholds": [0.0], "cascade_accuracy": 0.75, "speedup": 4.0}
+    (folder / "arm-s0.json").write_text(json.dumps({"task": "text", "arm": "arm", "seed": 0, "serving": serving}))
+    (row,) = cascade_rules.evaluate(str(tmp_path))["text", "arm"]
+    assert row["full"] == 0.875
+    assert row["sets"]["validation"]["accuracy"] == 0.75  # level 0.5 alone: right on every validation sample
+    assert row["sets"]["large"]["accuracy"] == 1.0 and row["sets"]["large"]["size"] == 8
+    assert row["sets"]["large, FLOPs"]["accuracy"] == 1.0
+    text = cascade_rules.report(cascade_rules.evaluate(str(tmp_path)), bests={"text": 0.8})
+    assert (
+        "| text | arm | 1 | 4/8 | +12.50, 4.00x | -12.50, 1.33x | +12.50, 4.00x | -12.50, 1.33x | +5.00, -20.00 |"
+        in (text)
+    )  # loss is full minus cascade; below the plain Trainer's best (0.8): validation 0.75, large 1.0
+    assert text.rstrip().splitlines()[-1].startswith("| text | 0 | 0.8750 | 0.7500, 4.00x ([0.5, 1.0] at [0.0]) |")
