@@ -31,3 +31,17 @@ def test_the_best_accuracy_arm_keeps_the_checkpoint_the_metric_names():
     assert loss_arm.metrics is None and "metric_for_best_model" not in loss_arm.args
     shared = {k: v for k, v in arm.args.items() if k not in ("metric_for_best_model", "greater_is_better")}
     assert shared == loss_arm.args
+
+
+def test_the_reserve_draws_held_out_texts_and_leaves_the_other_splits_as_they_were():
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+    from text_classification import split_per_label
+
+    texts = [[f"a{i}" for i in range(40)], [f"b{i}" for i in range(12)]]  # label 1 has 2 texts to spare
+    plain = split_per_label(texts, per_label=10, seed=3)
+    with_reserve = split_per_label(texts, per_label=10, seed=3, reserve_factor=3)
+    assert {k: v for k, v in with_reserve.items() if k != "reserve"} == plain
+    reserve = with_reserve["reserve"]
+    assert [label for _, label in reserve] == [0] * 6 + [1] * 2  # 3 x 2 validation texts, or what is left
+    drawn = {text for split in plain.values() for text, _ in split}
+    assert not drawn & {text for text, _ in reserve} and len({text for text, _ in reserve}) == 8
