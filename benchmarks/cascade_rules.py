@@ -101,6 +101,18 @@ def on_test(point: CascadePoint | None, test: LevelPasses) -> tuple[float, float
     return accuracy, 1.0 / cost
 
 
+def replayed(point: CascadePoint | None, test: LevelPasses) -> dict:
+    """What a chosen cascade does on test: accuracy, speed (`on_test`) and the setting, for the report."""
+    accuracy, speed = on_test(point, test)
+    chosen = "full size" if point is None else f"{point.levels} at {point.thresholds}"
+    return {"accuracy": accuracy, "speed": speed, "chosen": chosen}
+
+
+def replayed_cell(pick: dict) -> str:
+    """One model's cell in the per-model tables: test accuracy, speed, and the setting chosen."""
+    return f"{pick['accuracy']:.4f}, {pick['speed']:.2f}x ({pick['chosen']})"
+
+
 def oracle(test: LevelPasses) -> tuple[float, float]:
     """The most accurate test point at `ORACLE_SPEED` or faster: a bound no validation rule can pass."""
     fast = [p for p in test.search(CANDIDATES, MAX_STEPS) if p.cost <= 1.0 / ORACLE_SPEED]
@@ -133,11 +145,11 @@ def with_costs(passes: LevelPasses, costs: list[list[float]]) -> LevelPasses:
     )
 
 
-def calibration_sets(record: dict) -> dict[str, LevelPasses]:
+def calibration_sets(record: dict, validation: LevelPasses) -> dict[str, LevelPasses]:
     """The sets the calibration-size round calibrates `best_level` on (runs with reserve passes only): the
-    validation half, and `large`, validation and reserve together with every label weighing the same; each with
-    measured-time costs and with FLOPs-estimated ones."""
-    validation, reserve = passes_from(record["validation"]), passes_from(record["reserve"])
+    `validation` half (as read from `record`), and `large`, validation and reserve together with every label weighing
+    the same; each with measured-time costs and with FLOPs-estimated ones."""
+    reserve = passes_from(record["reserve"])
     flops = [
         with_costs(validation, record["validation_flops_costs"]),
         with_costs(reserve, record["reserve_flops_costs"]),
@@ -164,20 +176,16 @@ def evaluate(results: str) -> dict[tuple[str, str], list[dict]]:
         points = validation.search(CANDIDATES, MAX_STEPS)
         for name, rule in RULES.items():
             point = rule(validation, points)
-            accuracy, speed = on_test(point, test)
-            chosen = "full size" if point is None else f"{point.levels} at {point.thresholds}"
-            row["rules"][name] = {"accuracy": accuracy, "speed": speed, "chosen": chosen}
+            row["rules"][name] = replayed(point, test)
             if name == "best_level":  # the replay must choose what ICPCCallback shipped from the same passes
                 shipped = (run["serving"]["levels"], run["serving"]["thresholds"])
                 row["replays_shipped"] = point is not None and shipped == (point.levels, point.thresholds)
         row["oracle"] = dict(zip(("accuracy", "speed"), oracle(test)))
         if "reserve" in record:
             row["sets"] = {}
-            for name, passes in calibration_sets(record).items():
-                point = best_level(passes, passes.search(CANDIDATES, MAX_STEPS))
-                accuracy, speed = on_test(point, test)
-                chosen = "full size" if point is None else f"{point.levels} at {point.thresholds}"
-                row["sets"][name] = {"accuracy": accuracy, "speed": speed, "chosen": chosen, "size": len(passes.labels)}
+            for name, passes in calibration_sets(record, validation).items():
+                searched = points if passes is validation else passes.search(CANDIDATES, MAX_STEPS)
+                row["sets"][name] = {**replayed(best_level(passes, searched), test), "size": len(passes.labels)}
         rows[run["task"], run.get("arm", "")].append(row)
     return rows
 
@@ -236,7 +244,10 @@ def sets_lines(rows: dict[tuple[str, str], list[dict]], bests: dict[str, float])
         sizes = "/".join(str(models[0]["sets"][n]["size"]) for n in ("validation", "large"))
         below = "n/a"
         if task in bests:
-            gaps = [100 * (bests[task] - statistics.mean(r["sets"][n]["accuracy"] for r in models)) for n in names[:2]]
+            gaps = [
+                100 * (bests[task] - statistics.mean(r["sets"][n]["accuracy"] for r in models))
+                for n in ("validation", "large")
+            ]
             below = ", ".join(f"{round(gap, 2) + 0.0:+.2f}" for gap in gaps)  # no "-0.00"
         lines.append(f"| {task} | {arm} | {len(models)} | {sizes} | " + " | ".join(cells) + f" | {below} |")
     lines += [
@@ -246,7 +257,7 @@ def sets_lines(rows: dict[tuple[str, str], list[dict]], bests: dict[str, float])
     ]
     for (task, _), models in with_sets.items():
         for r in models:
-            cells = [f"{p['accuracy']:.4f}, {p['speed']:.2f}x ({p['chosen']})" for p in r["sets"].values()]
+            cells = [replayed_cell(p) for p in r["sets"].values()]
             lines.append(f"| {task} | {r['seed']} | {r['full']:.4f} | " + " | ".join(cells) + " |")
     return lines
 
@@ -293,7 +304,7 @@ def report(
     ]
     for (task, _), models in rows.items():
         for r in models:
-            cells = [f"{p['accuracy']:.4f}, {p['speed']:.2f}x ({p['chosen']})" for p in r["rules"].values()]
+            cells = [replayed_cell(p) for p in r["rules"].values()]
             shipped = f"{r['shipped']['cascade_accuracy']:.4f}, {r['shipped'].get('speedup', 1.0):.2f}x"
             lines.append(f"| {task} | {r['seed']} | {r['full']:.4f} | {shipped} | " + " | ".join(cells) + " |")
     lines += sets_lines(rows, bests or {})
