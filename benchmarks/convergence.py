@@ -28,7 +28,16 @@ import tempfile
 from typing import Any
 
 import torch
-from harness import RESULTS, Arm, Task, accuracy_at, labels_of, served, train_arm  # also puts examples/ on the path
+from harness import (
+    RESULTS,
+    Arm,
+    Task,
+    accuracy_at,
+    data_fingerprint,
+    labels_of,
+    served,
+    train_arm,
+)  # also puts examples/ on the path
 
 # isort: split
 from _shared import AccuracyOverTime
@@ -132,6 +141,7 @@ def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str, reserve_passe
         "train_size": len(task.train),
         "validation_size": len(task.validation),
         "test_size": len(task.test),
+        "data_sha256": data_fingerprint(task),
         "train_seconds": evaluation.curve[-1]["train_seconds"],
         "token_ratio": arm.token_ratio or run["token_ratio"],
         "flops_saved": run["flops_saved"],

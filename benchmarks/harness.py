@@ -7,13 +7,16 @@ same in both reports. Task records live in `tasks.py`; nothing here imports a be
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
@@ -88,6 +91,35 @@ def modality_of(model) -> str:
 
 def labels_of(features: list[dict]) -> torch.Tensor:
     return torch.tensor([f["label"] for f in features])
+
+
+def data_fingerprint(task: Task) -> str:
+    """SHA-256 of every split's features, in order: runs are comparable only on the same data, and tasks that read a
+    machine's current indexes (the Debian descriptions) can draw other texts on another day."""
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        if isinstance(value, dict):
+            for key in sorted(value):
+                digest.update(repr(key).encode())
+                feed(value[key])
+        elif isinstance(value, (list, tuple)):
+            digest.update(b"[%d" % len(value))
+            for item in value:
+                feed(item)
+        elif isinstance(value, torch.Tensor):
+            digest.update(f"{value.dtype}{tuple(value.shape)}".encode())
+            digest.update(value.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, np.ndarray):
+            digest.update(f"{value.dtype}{value.shape}".encode() + np.ascontiguousarray(value).tobytes())
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            digest.update(repr(value).encode())
+        else:  # an image or another object: its pickled state (a repr may abbreviate)
+            digest.update(pickle.dumps(value))
+
+    for split in (task.train, task.validation, task.test, task.reserve):
+        feed(split)
+    return digest.hexdigest()
 
 
 def training_args(task: Task, output_dir: str, seed: int, overrides: dict | None = None) -> TrainingArguments:

@@ -45,3 +45,20 @@ def test_the_reserve_draws_held_out_texts_and_leaves_the_other_splits_as_they_we
     assert [label for _, label in reserve] == [0] * 6 + [1] * 2  # 3 x 2 validation texts, or what is left
     drawn = {text for split in plain.values() for text, _ in split}
     assert not drawn & {text for text, _ in reserve} and len({text for text, _ in reserve}) == 8
+
+
+def test_the_data_fingerprint_changes_with_any_feature_and_only_then():
+    import torch
+    from harness import Task, data_fingerprint
+
+    def task(first_token: int, pixel: float) -> Task:
+        train = [{"input_ids": [101, first_token, 102], "labels": 0}, {"pixel_values": torch.full((2, 2), pixel)}]
+        test = [{"input_values": np.arange(4, dtype=np.float32), "labels": 1}]
+        return Task("t", train, test, None, None, None, 1, 1, 1.0, validation=[], reserve=None)
+
+    same = data_fingerprint(task(7, 0.5))
+    assert data_fingerprint(task(7, 0.5)) == same and len(same) == 64
+    assert data_fingerprint(task(8, 0.5)) != same and data_fingerprint(task(7, 0.25)) != same
+    moved = task(7, 0.5)
+    moved.validation, moved.test = moved.test, []  # the same features in another split
+    assert data_fingerprint(moved) != same
