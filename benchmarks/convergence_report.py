@@ -10,6 +10,7 @@ import glob
 import json
 import math
 import os
+import re
 import statistics
 from collections import defaultdict
 
@@ -502,6 +503,37 @@ def headline(sections: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+RUN_COUNT = re.compile(r"<!-- runs reported: (\d+) -->")
+"""The marker a page carries of how many runs it was written from, so a later report can tell it holds fewer."""
+
+
+def run_count(runs: dict[str, dict[str, list[dict]]]) -> int:
+    return sum(len(seeds) for arms in runs.values() for seeds in arms.values())
+
+
+def run_count_marker(runs: dict[str, dict[str, list[dict]]]) -> str:
+    return f"<!-- runs reported: {run_count(runs)} -->"
+
+
+def refuse_emptier_page(output: str, results: str, runs: dict[str, dict[str, list[dict]]], force: bool) -> None:
+    """Refuse to write a page from no runs, or from fewer runs than the page already there reports (`--force` for a
+    deliberate shrink): a report pointed at the wrong folder must not overwrite the record with tables of "not run"."""
+    if not any(BASELINE in arms for arms in runs.values()):
+        raise SystemExit(
+            f"No task in {results} has a baseline run: there is nothing to report, and {output} was left as it is. "
+            "Point --results at a folder of benchmarks/convergence.py runs (one sub-folder per task)."
+        )
+    if force or not os.path.exists(output):
+        return
+    with open(output) as handle:
+        found = RUN_COUNT.search(handle.read())
+    if found is not None and run_count(runs) < int(found.group(1)):
+        raise SystemExit(
+            f"{results} holds {run_count(runs)} runs, fewer than the {found.group(1)} that {output} reports: left as "
+            "it is. Point --results at the complete folder, or pass --force to write the smaller page on purpose."
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=os.path.join(RESULTS, "convergence"))
@@ -509,11 +541,15 @@ def main(argv: list[str] | None = None) -> None:
         "--output", default=None, help="default: docs/results/convergence.md (or RESULTS/convergence.md with --quick)"
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--force", action="store_true", help="write the page even when it holds fewer runs than the one there"
+    )
     args = parser.parse_args(argv)
     output = args.output or (
         os.path.join(args.results, "convergence.md") if args.quick else os.path.join(RESULT_DOCS, "convergence.md")
     )
     runs = load(args.results)
+    refuse_emptier_page(output, args.results, runs, args.force)
     lines = [
         "# Time to accuracy",
         "",
@@ -542,6 +578,7 @@ def main(argv: list[str] | None = None) -> None:
         sections[task] = rows
     rule_lines = [line for rule in ROUNDS for line in apply_rule(sections, rule)[1]]
     lines[suite_lines_at:suite_lines_at] = rule_lines + every_level(runs)
+    lines.insert(1, run_count_marker(runs))
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as handle:
         handle.write("\n".join(lines) + "\n")
