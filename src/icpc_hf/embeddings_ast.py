@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer import ASTEmbeddings
 
+from .compensation import compensate
 from .embeddings import GridEmbeddingsMixin, SwapPatch
 
 
@@ -32,7 +33,7 @@ class ICPCASTEmbeddings(GridEmbeddingsMixin, ASTEmbeddings):
         positions = torch.cat((table[:2], self.icpc_positions(table[2:], grid)))
         special = (self.cls_token.expand(batch_size, -1, -1), self.distillation_token.expand(batch_size, -1, -1))
         embeddings = torch.cat((*special, embeddings), dim=1) + positions
-        return self.dropout(embeddings)
+        return self.dropout(compensate(self, embeddings, grid))
 
 
 PATCH = SwapPatch(ASTEmbeddings, ICPCASTEmbeddings, special_tokens=2)  # CLS and distillation

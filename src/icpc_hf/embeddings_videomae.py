@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from transformers.models.videomae.modeling_videomae import VideoMAEEmbeddings
 
+from .compensation import compensate
 from .embeddings import GridEmbeddingsMixin, SwapPatch
 
 
@@ -57,7 +58,7 @@ class ICPCVideoMAEEmbeddings(ClipGridEmbeddingsMixin, VideoMAEEmbeddings):
             return super().forward(pixel_values, bool_masked_pos)
         embeddings = patches.projection(pixel_values.permute(0, 2, 1, 3, 4)).flatten(2).transpose(1, 2)
         table = self.position_embeddings[0].detach().to(device=embeddings.device, dtype=embeddings.dtype)
-        embeddings = embeddings + self.icpc_positions(table, grid)
+        embeddings = compensate(self, embeddings + self.icpc_positions(table, grid), grid)
         if bool_masked_pos is not None:
             batch_size, tokens, hidden = embeddings.shape
             if tuple(bool_masked_pos.shape) != (batch_size, tokens):

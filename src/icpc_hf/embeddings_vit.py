@@ -13,6 +13,7 @@ import torch
 from transformers.models.deit.modeling_deit import DeiTEmbeddings
 from transformers.models.vit.modeling_vit import ViTEmbeddings
 
+from .compensation import compensate
 from .embeddings import GridEmbeddingsMixin, SwapPatch
 
 
@@ -50,7 +51,7 @@ class PrefixedGridEmbeddings(GridEmbeddingsMixin):
         table = self.position_embeddings[0]
         positions = torch.cat((table[:count], self.icpc_positions(table[count:], grid)))
         embeddings = torch.cat((special, embeddings), dim=1) + positions
-        return self.dropout(embeddings)
+        return self.dropout(compensate(self, embeddings, grid))
 
 
 class ICPCViTEmbeddings(PrefixedGridEmbeddings, ViTEmbeddings):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from transformers.models.vivit.modeling_vivit import VivitEmbeddings
 
+from .compensation import compensate
 from .embeddings import SwapPatch
 from .embeddings_videomae import ClipGridEmbeddingsMixin
 
@@ -30,7 +31,7 @@ class ICPCVivitEmbeddings(ClipGridEmbeddingsMixin, VivitEmbeddings):
         table = self.position_embeddings[0]
         positions = torch.cat((table[:1], self.icpc_positions(table[1:], grid)))
         embeddings = torch.cat((self.cls_token.expand(embeddings.shape[0], -1, -1), embeddings), dim=1) + positions
-        return self.dropout(embeddings)
+        return self.dropout(compensate(self, embeddings, grid))
 
 
 PATCH = SwapPatch(VivitEmbeddings, ICPCVivitEmbeddings, special_tokens=1)  # CLS

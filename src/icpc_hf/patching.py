@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from . import compensation
 from .config import CONFIG_KEY, ICPCConfig, as_icpc_config
 from .device import install as install_device_hook
 from .device import remove as remove_device_hook
@@ -85,6 +86,15 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
     for resolved in RESOLVED:
         resolved(icpc, registration.modality)
     patch.apply(base, icpc)
+    patched = getattr(patch, "patched", None)
+    modules = [(name, m) for name, m in base.named_modules() if patched is not None and type(m) is patched]
+    if icpc.level_compensation:
+        if not modules:
+            raise ValueError(f"{base.config.model_type} models take no level compensation: drop `level_compensation`.")
+        compensation.restore(base, icpc, modules)
+    else:  # settings without compensation: the levels answer as trained
+        for _, module in modules:
+            compensation.remove(module)
     setattr(base.config, CONFIG_KEY, icpc.to_dict())
     if getattr(base, "_icpc_settings", None) is None and not patch.accepts_position_ids:
         base._icpc_guard = base.register_forward_pre_hook(_refuse_position_ids, with_kwargs=True)

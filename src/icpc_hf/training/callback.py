@@ -12,6 +12,7 @@ from transformers.trainer_callback import ExportableState
 from ..patching import icpc_settings
 from .accounting import TrainingAccount
 from .adaptive import EvaluationFloor
+from .compensate import LevelCompensation
 from .distill import SmallestLevelDistillation
 from .levels import RunLevels, install_levels
 from .model_card import Measured
@@ -41,13 +42,24 @@ class ICPCCallback(TrainerCallback, ExportableState):
     training: the callback finds the Trainer that calls it and attaches itself (`attach`). Without one the served
     cascade becomes full size alone, because an uncalibrated cascade can be slower than plain inference.
 
+    `compensate` (default True): before calibrating, each level below full size of an image, audio or video model
+    learns its own small embedding parameters from the full-size model's answers on the training set, the backbone
+    frozen (`icpc_hf.training.compensate_levels`; full size is untouched); a dict of its keywords tunes it, False
+    turns it off. Text models are skipped: their levels are pruned texts the model cannot tell apart by level.
+
     `publish` (default True) makes the Trainer's own saves servable (docs/guides/hub.md): the model's config gets the
     `custom_pipelines` entry, and the processor, the pipeline code and a model card with what this callback
     measured are written into every checkpoint (`on_save`), into `output_dir` before every push (`on_push_begin`)
     and at the end of training, so `trainer.save_model()` completes a servable folder.
     """
 
-    def __init__(self, calibrate: str | dict[str, Any] | bool = "best_level", publish: bool = True) -> None:
+    def __init__(
+        self,
+        calibrate: str | dict[str, Any] | bool = "best_level",
+        publish: bool = True,
+        compensate: bool | dict[str, Any] = True,
+    ) -> None:
+        self.compensation = LevelCompensation(compensate)
         self.run_levels = RunLevels()
         self.account = TrainingAccount()
         self.distillation = SmallestLevelDistillation()
@@ -167,7 +179,9 @@ class ICPCCallback(TrainerCallback, ExportableState):
         self.account.stop()
         self.distillation.stop()
         processor = training_processor(kwargs.get("train_dataloader"), kwargs.get("processing_class"))
+        compensated = self.compensation.run(model, self.link.trainer, processor, seed=args.seed)
         figures = self.shipping.ship(model, self.link.trainer, kwargs.get("eval_dataloader"), processor)
+        figures = {**(compensated or {}), **(figures or {})} or None
         if figures is not None:
             self.link.log(self, args, state, control, figures, model=model, **kwargs)
         self.publisher.end(args, model, self.measured())
