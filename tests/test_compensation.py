@@ -200,3 +200,43 @@ def test_the_callback_compensates_before_it_calibrates(tmp_path):
     assert off.compensation.run(model, trainer, processor) is None
     with pytest.raises(ValueError, match="Unknown compensation setting"):
         ICPCCallback(compensate={"epoch": 3})
+
+
+def test_the_held_out_check_ships_a_cascade_that_holds_and_refuses_one_that_loses():
+    from icpc_hf.training.ship_check import check_settings, loss_bound
+
+    right = torch.ones(400, dtype=torch.bool)
+    assert loss_bound(right, right, 0.95) == pytest.approx(0.0)
+    four_lost = right.clone()
+    four_lost[:4] = False  # 4 of 400 lost, none won: a 1% loss, whose bound is above 1%
+    assert loss_bound(right, four_lost, 0.95) > 0.01
+    one_lost, one_won = right.clone(), right.clone()
+    one_lost[0], one_won[-1] = False, False  # the cascade loses one sample and wins another: no loss, a small bound
+    assert 0.0 < loss_bound(one_won, one_lost, 0.95) < 0.01
+    assert check_settings(False) is None and check_settings(True)["max_loss"] == 0.01
+    with pytest.raises(ValueError, match="ship_check"):
+        check_settings({"margin": 0.1})
+
+
+def test_the_callback_serves_full_size_when_the_cascade_fails_the_held_out_check(tmp_path, caplog):
+    case = CASES["vit"]
+    model, icpc, collator = patched(case, levels=[0.25, COMPRESSED, 1.0])
+    processor = case.processor()
+    features = case.features(processor) * 6
+    # every setting meets this target, so the cheapest cascade is chosen on the first half
+    callback = ICPCCallback(publish=False, compensate=False, calibrate={"min_accuracy": 0.0, "cost": "flops"})
+    callback.shipping.check["max_loss"] = -1.0  # a loss bound is never below -1: the cascade fails the check
+    trainer = Trainer(
+        model=model,
+        args=quiet_cpu_args(str(tmp_path), num_train_epochs=1),
+        train_dataset=features,
+        eval_dataset=features,
+        data_collator=collator,
+        callbacks=[callback],
+    )
+    trainer.train()
+    report = callback.shipping.ship_check
+    assert report.calibrated_on + report.checked_on == len(features)
+    assert callback.calibration.chosen.levels[0] < 1.0 and report.loss_bound is not None
+    assert not report.ships and model.config.icpc["cascade_levels"] == [1.0]
+    assert "did not hold on the other half" in caplog.text

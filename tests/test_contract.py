@@ -439,8 +439,9 @@ def modality_files(registration) -> set[str]:
     return (names | HELPERS.get(registration.modality.name, set())) - {"embeddings.py"}
 
 
-SERVED_BYTES = {"image": 78_500, "text": 95_000, "audio": 86_500, "video": 84_500}
-"""Python a served folder holds, per modality (measured: docs/guides/hub.md): what serving needs and nothing else."""
+SERVED_BYTES = {"image": 85_000, "text": 95_000, "audio": 93_000, "video": 91_000}
+"""Python a served folder holds, per modality (measured: docs/guides/hub.md): what serving needs and nothing else.
+The grid modalities' caps rose by compensation.py (5.6 KB): the per-level parameters a served cascade uses."""
 
 
 @pytest.mark.parametrize("model_type", sorted(CASES))

@@ -1,15 +1,13 @@
-"""Per-level compensation: small parameters a grid model uses at one compressed level only (never at full size).
+"""Per-level compensation: parameters a grid model uses at one compressed level only, never at full size.
 
-A compensator maps the embeddings of one level's grid to `x + x @ mix + shift + positions`: a per-level patch
-projection (`mix`, `shift`: with width >= the patch's values it reaches any projection) and per-level position rows.
-Zero-initialised, so a model with fresh compensators answers as without them. They live in the patched embeddings
-(`icpc_compensators`), so `save_pretrained` writes them into the model's safetensors; `patch_model` reads them back.
+A level's compensator maps its embeddings to `x + x @ mix / width + shift + positions` (a per-level projection and
+position rows), zero at the start. It lives in the patched embeddings (`icpc_compensators`), so `save_pretrained`
+writes it with the weights; `patch_model` reads it back (an unpatched class drops it on load).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,9 +17,7 @@ from transformers import PreTrainedModel
 
 ATTRIBUTE = "icpc_compensators"
 PARTS = ("projection", "positions")
-if (
-    PreTrainedModel._keys_to_ignore_on_load_unexpected is None
-):  # an unpatched class loads them quietly; patch_model reads
+if PreTrainedModel._keys_to_ignore_on_load_unexpected is None:  # loaded quietly by an unpatched class
     PreTrainedModel._keys_to_ignore_on_load_unexpected = [rf"{ATTRIBUTE}\."]
 
 
@@ -38,91 +34,84 @@ class LevelCompensator(nn.Module):
         if "positions" in parts:
             self.positions = nn.Parameter(torch.zeros(tokens, dim))
 
-    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        if hasattr(self, "mix"):  # over the width, so that an optimiser step moves every output alike at any width
-            mix = self.mix.to(embeddings.dtype) / self.mix.shape[0]
-            embeddings = embeddings + embeddings @ mix + self.shift.to(embeddings.dtype)
-        if hasattr(self, "positions"):
-            embeddings = embeddings + self.positions.to(embeddings.dtype)
-        return embeddings
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "mix"):  # over the width: one optimiser step moves the outputs alike at any width
+            x = x + x @ (self.mix.to(x.dtype) / self.mix.shape[0]) + self.shift.to(x.dtype)
+        return x + self.positions.to(x.dtype) if hasattr(self, "positions") else x
 
 
 def compensate(module: nn.Module, embeddings: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
-    """A compressed grid's embeddings through its level's compensator; unchanged for a model without any."""
+    """A compressed grid's embeddings through its level's compensator; unchanged in a model without any."""
     compensators = module._modules.get(ATTRIBUTE)
     if compensators is None:
         return embeddings
-    key = grid_key(grid)
-    if key not in compensators:
+    if grid_key(grid) not in compensators:
         raise ValueError(
-            f"This model has compensation parameters for the grids {list(compensators)} only, not {key}: serve the "
-            "levels of `config.icpc['level_compensation']['levels']`, or compensate this level too "
-            "(`icpc_hf.training.compensate_levels(..., levels=[...])`)."
+            f"This model has compensation parameters for the grids {list(compensators)}, not {grid_key(grid)}: serve "
+            "the levels of config.icpc['level_compensation'], or compensate this one (`compensate_levels`)."
         )
-    return compensators[key](embeddings)
+    return compensators[grid_key(grid)](embeddings)
 
 
 def install(module: nn.Module, grids: Sequence[Sequence[int]], special: int, dim: int, parts: Sequence[str]) -> None:
-    """Give an embeddings module zero compensators for `grids`, keeping those it already has."""
-    compensators = module._modules.get(ATTRIBUTE)
-    if compensators is None:
-        compensators = nn.ModuleDict()
-        module.add_module(ATTRIBUTE, compensators)
-    reference = next(iter(module.parameters()))
+    """Zero compensators for `grids` in an embeddings module, keeping those it has."""
+    if module._modules.get(ATTRIBUTE) is None:
+        module.add_module(ATTRIBUTE, nn.ModuleDict())
+    device = next(module.parameters()).device
     for grid in grids:
-        key = grid_key(grid)
-        if key not in compensators:
+        if grid_key(grid) not in module._modules[ATTRIBUTE]:
             tokens = special + int(torch.tensor(list(grid)).prod())
-            compensators[key] = LevelCompensator(tokens, dim, parts).to(reference.device)
+            module._modules[ATTRIBUTE][grid_key(grid)] = LevelCompensator(tokens, dim, parts).to(device)
 
 
 def saved_tensors(source: str, prefix: str) -> dict[str, torch.Tensor]:
-    """The tensors under `prefix` in the safetensors of the model folder (or Hub repository) `source`."""
+    """The tensors under `prefix` in the safetensors of the model folder or Hub repository `source`."""
     from safetensors import safe_open
     from transformers.utils import cached_file
 
-    index = cached_file(source, "model.safetensors.index.json", _raise_exceptions_for_missing_entries=False)
+    def find(name):
+        return cached_file(source, name, _raise_exceptions_for_missing_entries=False) if source else None
+
+    index = find("model.safetensors.index.json")
+    shards = ["model.safetensors"]
     if index is not None:
         with open(index) as handle:
             shards = sorted(set(json.load(handle)["weight_map"].values()))
-    else:
-        shards = ["model.safetensors"]
     found = {}
-    for shard in shards:
-        path = cached_file(source, shard, _raise_exceptions_for_missing_entries=False)
-        if path is None:
-            continue
+    for path in filter(None, map(find, shards)):
         with safe_open(path, framework="pt") as handle:
             found.update({k[len(prefix) :]: handle.get_tensor(k) for k in handle.keys() if k.startswith(prefix)})
     return found
 
 
-def restore(base: nn.Module, icpc: Any, embeddings_modules: list[tuple[str, nn.Module]]) -> None:
-    """Install the compensators `icpc.level_compensation` names; a module that lacks their values (a model fresh
-    from `from_pretrained`, whose class drops them) reads them from the folder it was loaded from."""
+def restore(base: nn.Module, icpc: Any, modules: list[tuple[str, nn.Module]]) -> None:
+    """Install the compensators `icpc.level_compensation` names; a module without their values (fresh from
+    `from_pretrained`) reads them from the folder the model was loaded from."""
     saved = icpc.level_compensation
-    grids, parts, dim = saved["grids"], saved["parts"], saved["dim"]
-    special = icpc.geometry.get("special_tokens", 0)
-    for name, module in embeddings_modules:
-        if module._modules.get(ATTRIBUTE) is not None and all(grid_key(g) in module._modules[ATTRIBUTE] for g in grids):
+    if not isinstance(saved, dict) or not {"levels", "grids", "parts", "dim"} <= set(saved):
+        raise ValueError(f"`level_compensation` is what `compensate_levels` records, not {saved!r}: leave it be.")
+    for name, module in modules:
+        held = module._modules.get(ATTRIBUTE)
+        if held is not None and all(grid_key(g) in held for g in saved["grids"]):
             continue
-        install(module, grids, special, dim, parts)
-        prefix = f"{name}.{ATTRIBUTE}."
+        install(module, saved["grids"], icpc.geometry.get("special_tokens", 0), saved["dim"], saved["parts"])
         source = str(getattr(base.config, "_name_or_path", "") or "")
-        values = saved_tensors(source, prefix) if source and os.path.exists(source) or "/" in source else {}
-        expected = dict(module._modules[ATTRIBUTE].state_dict())
+        try:
+            values = saved_tensors(source, f"{name}.{ATTRIBUTE}.")
+        except OSError:
+            values = {}
+        expected = module._modules[ATTRIBUTE].state_dict()
         if set(values) != set(expected):
             raise ValueError(
                 f"config.icpc says levels {saved['levels']} have compensation parameters, but {source or 'the model'} "
-                f"holds {len(values)} of their {len(expected)} tensors: load the model with `from_pretrained` from "
-                "the folder it was saved to, or delete `level_compensation` from config.icpc to serve without them."
+                f"holds {len(values)} of their {len(expected)} tensors: load the model with `from_pretrained` from the "
+                "folder it was saved to, or delete `level_compensation` from config.icpc to serve without them."
             )
-        wrong = [k for k in expected if tuple(values[k].shape) != tuple(expected[k].shape)]
+        wrong = sorted(k for k in expected if values[k].shape != expected[k].shape)
         if wrong:
             raise ValueError(
-                f"The saved compensation parameters {wrong} have shapes {[tuple(values[k].shape) for k in wrong]}, "
-                f"not this model's {[tuple(expected[k].shape) for k in wrong]}: they were saved for another geometry. "
-                "Compensate this model's levels again (`icpc_hf.training.compensate_levels`)."
+                f"The saved compensation parameters {wrong} do not fit this model's shapes: they were saved for another "
+                "geometry. Compensate this model's levels again (`icpc_hf.training.compensate_levels`)."
             )
         module._modules[ATTRIBUTE].load_state_dict(values)
 

@@ -81,8 +81,7 @@ class ICPCConfig:
     """Text, `importance` scorer: what `icpc_hf.fit_word_scores` returns. `None`: ICPCCallback fits them on the
     train dataset. Saved in `config.icpc`, so the pipeline prunes the same way."""
     level_compensation: dict[str, Any] | None = None
-    """Set by `icpc_hf.training.compensate_levels`: the levels (and their patch grids) that have compensation
-    parameters in the model's weights, the parts they hold and their width (icpc_hf/compensation.py)."""
+    """Set by `compensate_levels`: levels with their own parameters."""
     model_type: str | None = None
     """Set by `patch_model`: the `config.model_type` these settings were resolved for."""
     geometry: dict[str, Any] | None = None
@@ -107,14 +106,6 @@ class ICPCConfig:
             raise ValueError(f"`min_level` must be in (0, 1], got {self.min_level!r}.")
         if not isinstance(self.trim_padding, bool):
             raise TypeError(f"`trim_padding` must be True or False, got {self.trim_padding!r}.")
-        if self.level_compensation is not None and (
-            not isinstance(self.level_compensation, dict)
-            or not {"levels", "grids", "parts", "dim"} <= set(self.level_compensation)
-        ):
-            raise ValueError(
-                f"`level_compensation` is what `compensate_levels` records (levels, grids, parts, dim), got "
-                f"{self.level_compensation!r}: leave it to icpc_hf, or set it to None to serve without compensation."
-            )
         if self.axes is not None:
             if isinstance(self.axes, str) or not self.axes:
                 raise ValueError(f"`axes` must be a non-empty list of axis names, got {self.axes!r}.")

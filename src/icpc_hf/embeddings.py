@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import compensation
 from .config import ICPCConfig
 from .grid import PositionCache, conv_output_size, neighbour_similarity
 
@@ -100,6 +101,12 @@ class SwapPatch:
                 f"No {self.original.__name__} module found in {type(model).__name__}: this model does not use the "
                 "embeddings icpc_hf knows how to patch."
             )
+        patched = [(name, m) for name, m in model.named_modules() if type(m) is self.patched]
+        if icpc.level_compensation:
+            compensation.restore(model, icpc, patched)
+        else:  # settings without compensation: the levels answer as trained
+            for _, module in patched:
+                compensation.remove(module)
         return count
 
     def remove(self, model: nn.Module) -> None:

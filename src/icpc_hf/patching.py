@@ -7,15 +7,13 @@ from typing import Any
 
 from torch import nn
 
-from . import compensation
 from .config import CONFIG_KEY, ICPCConfig, as_icpc_config
 from .device import install as install_device_hook
 from .device import remove as remove_device_hook
 from .registry import registration_for
 
 RESOLVED: list[Callable[[ICPCConfig, Any], None]] = []
-"""Run by `patch_model` on the resolved settings and the modality: icpc_hf.training adds the level weights of a
-training budget (`target_speedup`); a served folder has no training code and keeps the weights saved with it."""
+"""Run by `patch_model` on the resolved settings: icpc_hf.training adds a training budget's level weights."""
 
 
 def base_model_of(model: nn.Module) -> nn.Module:
@@ -86,15 +84,6 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
     for resolved in RESOLVED:
         resolved(icpc, registration.modality)
     patch.apply(base, icpc)
-    patched = getattr(patch, "patched", None)
-    modules = [(name, m) for name, m in base.named_modules() if patched is not None and type(m) is patched]
-    if icpc.level_compensation:
-        if not modules:
-            raise ValueError(f"{base.config.model_type} models take no level compensation: drop `level_compensation`.")
-        compensation.restore(base, icpc, modules)
-    else:  # settings without compensation: the levels answer as trained
-        for _, module in modules:
-            compensation.remove(module)
     setattr(base.config, CONFIG_KEY, icpc.to_dict())
     if getattr(base, "_icpc_settings", None) is None and not patch.accepts_position_ids:
         base._icpc_guard = base.register_forward_pre_hook(_refuse_position_ids, with_kwargs=True)

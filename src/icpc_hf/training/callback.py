@@ -42,10 +42,15 @@ class ICPCCallback(TrainerCallback, ExportableState):
     training: the callback finds the Trainer that calls it and attaches itself (`attach`). Without one the served
     cascade becomes full size alone, because an uncalibrated cascade can be slower than plain inference.
 
-    `compensate` (default True): before calibrating, each level below full size of an image, audio or video model
+    `compensate` (default: on whenever the cascade is calibrated): before calibrating, each level below full size of an image, audio or video model
     learns its own small embedding parameters from the full-size model's answers on the training set, the backbone
     frozen (`icpc_hf.training.compensate_levels`; full size is untouched); a dict of its keywords tunes it, False
     turns it off. Text models are skipped: their levels are pruned texts the model cannot tell apart by level.
+
+    `ship_check` (default True): the cascade is calibrated on half the evaluation set and ships only when, on the
+    other half, its accuracy loss against full size is at most 1 point at 95% confidence (a dict such as
+    `{"max_loss": 0.02, "confidence": 0.9}` changes those); otherwise the model serves full size alone. False ships
+    the cascade calibrated on the whole set, unchecked.
 
     `publish` (default True) makes the Trainer's own saves servable (docs/guides/hub.md): the model's config gets the
     `custom_pipelines` entry, and the processor, the pipeline code and a model card with what this callback
@@ -57,13 +62,14 @@ class ICPCCallback(TrainerCallback, ExportableState):
         self,
         calibrate: str | dict[str, Any] | bool = "best_level",
         publish: bool = True,
-        compensate: bool | dict[str, Any] = True,
+        compensate: bool | dict[str, Any] | None = None,
+        ship_check: bool | dict[str, Any] = True,
     ) -> None:
-        self.compensation = LevelCompensation(compensate)
+        self.compensation = LevelCompensation(calibrate is not False if compensate is None else compensate)
         self.run_levels = RunLevels()
         self.account = TrainingAccount()
         self.distillation = SmallestLevelDistillation()
-        self.shipping = CascadeShipping(calibrate)
+        self.shipping = CascadeShipping(calibrate, ship_check)
         self.publisher = Publisher(publish)
         self.link = TrainerLink()
 

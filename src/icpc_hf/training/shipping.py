@@ -11,6 +11,7 @@ from typing import Any
 from ..config import ICPCConfig
 from ..patching import icpc_settings, patch_model
 from .calibrate import Calibration, calibrate_thresholds, check_target
+from .ship_check import ShipCheck, calibrate_and_check, check_settings
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +143,12 @@ def serve_full_size(model: Any) -> None:
 class CascadeShipping:
     """The end-of-training step that decides the served cascade (`ship`), and what the model card says of it."""
 
-    def __init__(self, calibrate: str | dict[str, Any] | bool = "best_level") -> None:
+    def __init__(self, calibrate: str | dict[str, Any] | bool = "best_level", ship_check: Any = True) -> None:
         self.target = calibration_target(calibrate)
+        self.check = check_settings(ship_check)
+        """The held-out check a calibrated cascade must pass to ship (ship_check.py); None: off."""
+        self.ship_check: ShipCheck | None = None
+        """What the last held-out check measured."""
         """`calibrate_thresholds` keywords for the end-of-training calibration; None: calibration off."""
         self.calibration: Calibration | None = None
         """The last end-of-training calibration, every point searched included (see `Calibration.frontier`)."""
@@ -182,9 +187,23 @@ class CascadeShipping:
         labels = labels_of(features)
         self.dataset = dataset_description(features)
         # Every rank runs this on the whole evaluation set with the same weights: the same result everywhere.
-        calibration = calibrate_thresholds(model, features, processor, labels, **self.target)
+        if self.check is None:
+            calibration, self.ship_check = calibrate_thresholds(model, features, processor, labels, **self.target), None
+        else:
+            calibration, self.ship_check = calibrate_and_check(
+                model, features, processor, labels, self.target, self.check
+            )
         self.calibration = calibration
         chosen = calibration.chosen
+        if chosen is not None and self.ship_check is not None and not self.ship_check.ships:
+            logger.warning(
+                "The cascade calibrated on half the evaluation set did not hold on the other half (%s): serving full "
+                "size alone. More evaluation samples narrow the bound; `ICPCCallback(ship_check=False)` ships "
+                "the calibrated cascade unchecked.",
+                self.ship_check.reason,
+            )
+            serve_full_size(model)
+            return None
         if chosen is None:
             logger.warning(
                 "No cascade setting met the calibration target %s on the evaluation set (the cheapest costs %.3g of "
@@ -205,10 +224,12 @@ class CascadeShipping:
             "icpc/full_size_accuracy": calibration.full_accuracy,
             "icpc/best_level_accuracy": calibration.best_level_accuracy,
         }
+        if self.ship_check is not None:
+            logger.info("ICPC cascade checked before shipping: %s.", self.ship_check.reason)
         logger.info(
             "ICPC cascade calibrated on %d evaluation samples: levels [%s], thresholds [%s]; predicted accuracy "
             "%.4f (full size %.4f, best single level %.4f) at %.3g of a full-size pass (%.2fx).",
-            len(labels),
+            len(labels) if self.ship_check is None else self.ship_check.calibrated_on,
             figures["icpc/calibrated_levels"],
             figures["icpc/calibrated_thresholds"],
             chosen.accuracy,
