@@ -130,6 +130,9 @@ def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str, reserve_passe
     model = run["model"]
     if not is_patched(model):
         patch_model(model, ICPCConfig(levels=levels))
+    shipped_levels = None
+    if run["compensation"] is not None:  # each level as served after compensation, on test
+        shipped_levels = {f"{lv:g}": accuracy_at(model, task, [lv])[0] for lv in levels}
     return {
         "task": task.name,
         "arm": name,
@@ -150,6 +153,9 @@ def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str, reserve_passe
         "level_costs": level_costs(model, levels),
         "curve": evaluation.curve,
         "serving": serving(model, task),
+        "compensation": dataclasses.asdict(run["compensation"]) if run["compensation"] is not None else None,
+        "compensated_level_accuracy": shipped_levels,
+        "ship_check": dataclasses.asdict(run["ship_check"]) if run["ship_check"] is not None else None,
         "passes": level_passes(model, task, run["calibration"], reserve_passes),
     }
 

@@ -196,6 +196,8 @@ def train_arm(
         "trainer_eval_seconds": sum(h.get("eval_runtime", 0.0) for h in trainer.state.log_history),
         "epoch_floors": dict(plan.floors) if plan is not None and plan.floors else None,
         "calibration": icpc_callback.calibration if icpc_callback is not None else None,
+        "compensation": icpc_callback.compensation.report if icpc_callback is not None else None,
+        "ship_check": icpc_callback.shipping.ship_check if icpc_callback is not None else None,
     }
 
 
