@@ -131,8 +131,12 @@ def run_arm(task: Task, name: str, arm: Arm, seed: int, work: str, reserve_passe
     if not is_patched(model):
         patch_model(model, ICPCConfig(levels=levels))
     shipped_levels = None
-    if run["compensation"] is not None:  # each level as served after compensation, on test
-        shipped_levels = {f"{lv:g}": accuracy_at(model, task, [lv])[0] for lv in levels}
+    if run["compensation"] is not None:  # each level as served after compensation (the curve has them before)
+        held = {"validation": dataclasses.replace(task, test=task.validation), "test": task}
+        shipped_levels = {
+            split: {f"{lv:g}": accuracy_at(model, split_task, [lv])[0] for lv in levels}
+            for split, split_task in held.items()
+        }
     return {
         "task": task.name,
         "arm": name,
