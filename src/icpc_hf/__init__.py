@@ -1,5 +1,7 @@
 """icpc_hf: Input Compression with Positional Consistency for Hugging Face Transformers."""
 
+__version__ = "0.1.0"  # the one place the version is written: setup.py reads it, the model card reports it
+
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .training import settings as _training_settings  # noqa: F401  # isort: skip  (its checks first)
@@ -28,8 +30,6 @@ from .training.collator import ICPCDataCollator
 from .training.hub import build_pipeline, load_adapter, push_adapter_to_hub, push_to_hub, save_adapter, save_for_hub
 from .training.schedule import LevelledCollate, LevelPlan
 from .training.word_scores import fit_word_scores
-
-__version__ = "0.1.0"
 
 for _registration in REGISTRATIONS:
     PIPELINE_REGISTRY.register_pipeline(
