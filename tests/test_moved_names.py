@@ -57,3 +57,12 @@ def test_the_old_module_is_not_served(tmp_path):
     save_for_hub(model, tiny_image_processor(), tmp_path)
     assert "image.py" in os.listdir(tmp_path) and "calibrate.py" not in os.listdir(tmp_path)
     assert os.path.getsize(os.path.join(os.path.dirname(icpc_hf.__file__), "calibrate.py")) < 2_000
+
+
+@pytest.mark.parametrize("old, new", sorted(icpc_hf.RENAMED.items()))
+def test_renamed_public_names_warn_with_the_new_name_and_give_the_same_object(old, new):
+    with pytest.warns(FutureWarning, match=rf"icpc_hf\.{old} is now icpc_hf\.{new}\b"):
+        value = getattr(icpc_hf, old)
+    assert value is getattr(icpc_hf, new) and old not in icpc_hf.__all__
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        icpc_hf.no_such_name  # noqa: B018 - the lookup itself is the test
