@@ -43,7 +43,10 @@ def test_the_readme_is_a_front_door():
     snippet_end = lines.index("```", snippet_start)
     assert snippet_end < 60, f"the Trainer snippet ends on line {snippet_end + 1}: a newcomer should reach it sooner"
     assert text.index("pip install icpc-hf") < text.index("```python")
-    for command in ("bash .ci/setup && python3 examples/demo_digits.py", "bash .ci/setup && python3 -m pytest -q tests"):
+    for command in (
+        "bash .ci/setup && python3 examples/demo_digits.py",
+        "bash .ci/setup && python3 -m pytest -q tests",
+    ):
         assert command in text
     guides = glob.glob(os.path.join(os.path.dirname(README), "docs", "guides", "*.md"))
     history = re.compile(r"\b(issue|round) \d+", re.I)
