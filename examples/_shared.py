@@ -252,14 +252,24 @@ def cascade_vs_full(
     }
 
 
-def save_outputs(model: Any, processor: Any, output_dir: str, tables: Sequence[str], figures: dict[str, Any]) -> str:
-    """The Hub-ready folder (with the printed tables in its card) and results.json, under `output_dir`."""
+def save_outputs(
+    model: Any,
+    processor: Any,
+    output_dir: str,
+    tables: Sequence[str],
+    figures: dict[str, Any],
+    callback: Any = None,
+) -> str:
+    """The Hub-ready folder (with the printed tables in its card, and with `callback`, the ICPCCallback that trained
+    the model, what it measured: the served frontier, its plot) and results.json, under `output_dir`."""
     import json
     import os
 
     from icpc_hf import save_for_hub
 
-    folder = save_for_hub(model, processor, os.path.join(output_dir, "hub"), results="\n\n".join(tables))
+    folder = save_for_hub(
+        model, processor, os.path.join(output_dir, "hub"), results="\n\n".join(tables), callback=callback
+    )
     with open(os.path.join(output_dir, "results.json"), "w") as handle:
         json.dump(figures, handle, indent=2)
     print(f"Hub-ready folder: {folder}  (pipeline(model=folder, trust_remote_code=True))")

@@ -250,6 +250,7 @@ def main() -> None:
             "baseline_best": best,
             "served_cascade": {k: served[k] for k in ("cascade_levels", "thresholds")},
         },
+        callback=icpc_callback,
     )
     figure = plot_curves(
         {"baseline": baseline_curve.curve, "ICPC": icpc_curve.curve},
