@@ -131,7 +131,7 @@ def verdict_line(
     best: float, base_hit: dict, icpc_hit: dict | None, icpc_best: float, epochs: int, cascade: dict
 ) -> str:
     """The demo's answer in one line: did ICPC reach the plain Trainer's best accuracy sooner, and how it serves."""
-    serving = f"serves {cascade['cascade_speedup']:.2f}x faster than full size"
+    serving = f"serves at {cascade['cascade_speedup']:.2f}x the speed of full size"
     if icpc_hit is None:
         return (
             f"Verdict: ICPC did NOT reach the plain Trainer's best accuracy ({best:.4f}) in {epochs} epochs (its "
