@@ -1,11 +1,37 @@
+import os
+import re
+
 from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read(*parts: str) -> str:
+    with open(os.path.join(HERE, *parts), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def version() -> str:
+    """The one place the version is written is `__version__` in src/icpc_hf/__init__.py (read as text: importing the
+    package would need torch before it is installed)."""
+    found = re.search(r'^__version__ = "([^"]+)"', read("src", "icpc_hf", "__init__.py"), re.M)
+    if not found:
+        raise RuntimeError('src/icpc_hf/__init__.py must hold a line `__version__ = "X.Y.Z"`')
+    return found.group(1)
+
 
 setup(
     name="icpc-hf",
-    version="0.1.0",
+    version=version(),
     description="Input Compression with Positional Consistency (ICPC) for Hugging Face Transformers",
-    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description=read("README.md") if os.path.exists(os.path.join(HERE, "README.md")) else "",
     long_description_content_type="text/markdown",
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Intended Audience :: Science/Research",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+    keywords="transformers, training, input compression, vision transformer, cascade, hugging face",
     package_dir={"": "src"},
     packages=find_packages("src"),
     python_requires=">=3.10",

@@ -6,7 +6,7 @@
 
 Each rule chooses a cascade (levels and thresholds) from a trained model's passes over the validation half; the
 choice is then replayed on the same model's passes over the test half. Every rule sees the same models, so their
-differences are the rules' alone. The round's rule: docs/reference/selection-rule.md ("how the served cascade is
+differences are the rules' alone. The round's text: docs/results/selection-rounds.md ("how the served cascade is
 calibrated").
 """
 
@@ -199,9 +199,9 @@ def summary(rows: list[dict], name: str, kind: str = "rules") -> tuple[float, fl
 
 
 RULE_LINKS = (
-    "[how the served cascade is calibrated](../reference/selection-rule.md#text-how-the-served-cascade-is-calibrated-"
+    "[how the served cascade is calibrated](selection-rounds.md#text-how-the-served-cascade-is-calibrated-"
     "issue-23-written-2026-12-01-before-any-of-its-runs), [calibrating it on more held-out texts]"
-    "(../reference/selection-rule.md#text-calibrating-the-served-cascade-on-more-held-out-texts-issue-23-written-"
+    "(selection-rounds.md#text-calibrating-the-served-cascade-on-more-held-out-texts-issue-23-written-"
     "2026-12-01-before-any-of-its-runs)"
 )
 

@@ -1,4 +1,4 @@
-"""docs/results/convergence.md, its plots and the README's time-to-accuracy headline, from benchmarks/convergence.py's files.
+"""docs/results/convergence.md, its plots and the results index's time-to-accuracy table, from benchmarks/convergence.py's files.
 
 python benchmarks/convergence_report.py            # from benchmarks/results/convergence
 """
@@ -14,7 +14,7 @@ import re
 import statistics
 from collections import defaultdict
 
-from harness import README, RESULT_DOCS, RESULTS, pyplot, splice
+from harness import RESULT_DOCS, RESULTS, RESULTS_INDEX, pyplot, splice
 from suite import PRETRAINED_TASKS, ROUNDS, TIE, TOLERANCE, Round
 
 plt = pyplot()
@@ -465,7 +465,7 @@ def round_of(task: str) -> Round | None:
 
 
 def headline(sections: dict[str, list[dict]]) -> str:
-    """The README's table: per task, the candidate schedules (suite tasks) or the ICPC arms (the others)."""
+    """The results index's table (docs/results/README.md): per task, the candidate schedules (suite tasks) or the ICPC arms (the others)."""
     lines = [
         "| task | suite half, regime | seeds | baseline's best | arm | time-to-accuracy speedup | "
         "best accuracy as served | as shipped: accuracy, speed vs full size |",
@@ -583,7 +583,7 @@ def main(argv: list[str] | None = None) -> None:
     with open(output, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     if not args.quick and sections:
-        splice(README, "convergence", headline(sections))
+        splice(RESULTS_INDEX, "convergence", headline(sections))
     print(f"wrote {output}")
 
 

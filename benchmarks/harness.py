@@ -23,7 +23,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULT_DOCS = os.path.join(ROOT, "docs", "results")  # the generated pages and their plots
-README = os.path.join(ROOT, "README.md")
+RESULTS_INDEX = os.path.join(RESULT_DOCS, "README.md")  # the results index: the generated summary tables
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 
@@ -227,7 +227,7 @@ def served(model, task: Task) -> dict[str, Any]:
 
 def splice(path: str, marker: str, text: str) -> bool:
     """Replace what stands between `<!-- MARKER:start -->` and `<!-- MARKER:end -->` in the file at `path` (the
-    README's tables, generated docs); False, and nothing written, where the file lacks the markers."""
+    results index's tables, generated docs); False, and nothing written, where the file lacks the markers."""
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     with open(path) as handle:
         document = handle.read()

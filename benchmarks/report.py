@@ -8,7 +8,7 @@ import json
 import os
 import statistics
 
-from harness import README, RESULT_DOCS, RESULTS, pyplot, splice
+from harness import RESULT_DOCS, RESULTS, RESULTS_INDEX, pyplot, splice
 
 plt = pyplot()
 
@@ -48,7 +48,7 @@ HOW_TO_RUN = [
     "## How to run the benchmarks",
     "",
     "```bash",
-    "python3 benchmarks/run.py                 # fixed epochs, ICPC beside a plain Trainer: this page, README table",
+    "python3 benchmarks/run.py                 # fixed epochs, ICPC beside a plain Trainer: this page, results index table",
     "python3 benchmarks/run.py --quick --output /tmp/bench      # seconds per modality (CI); the report in /tmp/bench",
     "python3 benchmarks/report.py              # this page again from benchmarks/results/*.json",
     "python3 benchmarks/convergence.py         # time to accuracy: convergence.md (--tasks, --arms, --seeds, --quick)",
@@ -63,7 +63,7 @@ HOW_TO_RUN = [
     "`Arm` record (ICPC settings or `None` for the plain Trainer, an optional hook on the fresh model for a peer or "
     "an ablation, Trainer overrides, the levels it is evaluated at), `train_arm` (one measured training run), "
     "`served` (the cascade as the model serves it against its full-size inference, timed alternately) and `splice` "
-    "(the README's generated tables). Every task is a record in `benchmarks/tasks.py`: `SIDE_BY_SIDE` for "
+    "(the generated tables of docs/results/README.md). Every task is a record in `benchmarks/tasks.py`: `SIDE_BY_SIDE` for "
     "`run.py`, `TIME_TO_ACCURACY` for `convergence.py`; adding a task is one builder there. Which modality a model "
     "is, and so which ablations and peers apply, is asked of the registry (`icpc_hf.registration_for`).",
     "",
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         handle.write("\n".join(lines))
     print(f"wrote {args.output}")
     if results and not args.quick:
-        update_readme(results, calibrations)
+        update_results_index(results, calibrations)
 
 
 def headline(results: list[dict], calibrations: dict[str, dict]) -> str:
@@ -374,10 +374,10 @@ def headline(results: list[dict], calibrations: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
-def update_readme(results: list[dict], calibrations: dict[str, dict]) -> None:
-    """Replace the figures between the headline markers of README.md with these results."""
-    if splice(README, "headline", headline(results, calibrations)):
-        print(f"updated the headline figures in {README}")
+def update_results_index(results: list[dict], calibrations: dict[str, dict]) -> None:
+    """Replace the figures between the headline markers of the results index (docs/results/README.md)."""
+    if splice(RESULTS_INDEX, "headline", headline(results, calibrations)):
+        print(f"updated the headline figures in {RESULTS_INDEX}")
 
 
 if __name__ == "__main__":

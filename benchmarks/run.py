@@ -245,7 +245,7 @@ def main() -> None:
     parser.add_argument(
         "--no-report",
         action="store_true",
-        help="skip writing docs/results/benchmarks.md and the README "
+        help="skip writing docs/results/benchmarks.md and the results index "
         "headline (with --quick the report goes to OUTPUT/benchmarks.md)",
     )
     parser.add_argument(

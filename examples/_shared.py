@@ -61,7 +61,8 @@ class AccuracyOverTime(TrainerCallback):
 
     Each point of `curve` holds the epoch, the training seconds so far (evaluation excluded), both accuracy maps,
     `served_level` and `served_accuracy`. A plain model is patched for the evaluation only (bit-identical at full
-    size) and unpatched again. With `name`, one line per evaluation is printed.
+    size) and unpatched again. With `name`, a progress bar of that name counts the epochs and shows the latest
+    accuracies (the Trainer's own bar is off in the examples: it would count steps, not evaluations).
     """
 
     def __init__(
@@ -78,9 +79,18 @@ class AccuracyOverTime(TrainerCallback):
         self.levels, self.batch_size, self.every, self.name = sorted(levels), batch_size, every, name
         self.curve: list[dict] = []
         self._started = self._paused = 0.0
+        self._bar = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._started, self._paused = time.perf_counter(), 0.0
+        if self.name:
+            from tqdm.auto import tqdm  # installed with transformers
+
+            self._bar = tqdm(total=int(args.num_train_epochs), desc=f"{self.name:>14}", unit="epoch", leave=True)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._bar is not None:
+            self._bar.close()
 
     def accuracy(self, model: Any, features: Sequence[dict], level: float) -> float:
         result = run_cascade(model, features, self.processor, levels=[level], batch_size=self.batch_size)
@@ -92,6 +102,7 @@ class AccuracyOverTime(TrainerCallback):
         pause = time.perf_counter()
         epoch = round(float(state.epoch))
         if epoch % self.every and epoch < args.num_train_epochs:
+            self._advance_bar()
             return
         temporary = not is_patched(model)
         if temporary:
@@ -110,14 +121,20 @@ class AccuracyOverTime(TrainerCallback):
         if temporary:
             unpatch_model(model)
         self.curve.append(point)
-        if self.name:
-            print(
-                f"{self.name:>8} epoch {epoch:>2}  {point['train_seconds']:6.1f} s  test accuracy "
-                f"{point['test']['1']:.4f} at full size, {point['served_accuracy']:.4f} as served (level "
-                f"{served:g})",
-                flush=True,
-            )
+        self._advance_bar(point)
         self._paused += time.perf_counter() - pause
+
+    def _advance_bar(self, point: dict | None = None) -> None:
+        """One epoch more on the bar, with the latest evaluation's figures when there is one."""
+        if self._bar is None:
+            return
+        if point is not None:
+            self._bar.set_postfix_str(
+                f"{point['train_seconds']:.0f} s, test accuracy {point['test']['1']:.3f} at full size, "
+                f"{point['served_accuracy']:.3f} as served (level {point['served_level']})",
+                refresh=False,
+            )
+        self._bar.update(1)
 
     def first_reaching(self, accuracy: float) -> dict | None:
         """The first point whose served accuracy reaches `accuracy`."""
@@ -235,14 +252,24 @@ def cascade_vs_full(
     }
 
 
-def save_outputs(model: Any, processor: Any, output_dir: str, tables: Sequence[str], figures: dict[str, Any]) -> str:
-    """The Hub-ready folder (with the printed tables in its card) and results.json, under `output_dir`."""
+def save_outputs(
+    model: Any,
+    processor: Any,
+    output_dir: str,
+    tables: Sequence[str],
+    figures: dict[str, Any],
+    callback: Any = None,
+) -> str:
+    """The Hub-ready folder (with the printed tables in its card, and with `callback`, the ICPCCallback that trained
+    the model, what it measured: the served frontier, its plot) and results.json, under `output_dir`."""
     import json
     import os
 
     from icpc_hf import save_for_hub
 
-    folder = save_for_hub(model, processor, os.path.join(output_dir, "hub"), results="\n\n".join(tables))
+    folder = save_for_hub(
+        model, processor, os.path.join(output_dir, "hub"), results="\n\n".join(tables), callback=callback
+    )
     with open(os.path.join(output_dir, "results.json"), "w") as handle:
         json.dump(figures, handle, indent=2)
     print(f"Hub-ready folder: {folder}  (pipeline(model=folder, trust_remote_code=True))")

@@ -4,6 +4,7 @@ Only the README's placeholders are filled in (`ViTConfig(...)`, `TrainingArgumen
 line is executed as the README prints it, so the snippet cannot drift from what works.
 """
 
+import glob
 import os
 import re
 
@@ -30,6 +31,26 @@ def readme_snippet() -> str:
         assert placeholder in code, f"the README's snippet no longer has {placeholder}: update this test"
         code = code.replace(placeholder, value)
     return code
+
+
+def test_the_readme_is_a_front_door():
+    """Install, then a working snippet within the first screenful; the demo and test commands; short; and no
+    project history (issue numbers, selection rounds) in the README or the guides: that lives in docs/results/."""
+    text = open(README, encoding="utf-8").read()
+    lines = text.splitlines()
+    assert len(lines) < 180, f"the README has {len(lines)} lines: move details to docs/"
+    snippet_start = lines.index("```python", next(i for i, line in enumerate(lines) if line.startswith("## Use")))
+    snippet_end = lines.index("```", snippet_start)
+    assert snippet_end < 60, f"the Trainer snippet ends on line {snippet_end + 1}: a newcomer should reach it sooner"
+    assert text.index("pip install icpc-hf") < text.index("```python")
+    for command in (
+        "bash .ci/setup && python3 examples/demo_digits.py",
+        "bash .ci/setup && python3 -m pytest -q tests",
+    ):
+        assert command in text
+    guides = glob.glob(os.path.join(os.path.dirname(README), "docs", "guides", "*.md"))
+    history = re.compile(r"\b(issue|round) \d+", re.I)
+    assert guides and not [p for p in [README, *guides] if history.search(open(p, encoding="utf-8").read())]
 
 
 def images(count: int, seed: int) -> list[dict]:

@@ -47,7 +47,7 @@ class ICPCConfig:
     position_strategy: str | None = None
     """How a compressed grid takes positions from the full table: `crop`, `stride` or `interpolate`. `None`
     (default): `crop` for a fresh table, `interpolate` for one that has learned the grid's layout (a pretrained
-    checkpoint), the strategy saved in `config.icpc` for a model that has one (docs/reference/selection-rule.md)."""
+    checkpoint), the strategy saved in `config.icpc` for a model that has one (docs/results/selection-rounds.md)."""
     cascade_levels: list[float] | None = None
     """Levels tried at inference, cheapest first; the last one always answers. `None`: derived from `levels`."""
     thresholds: float | list[float] = 0.9
@@ -57,7 +57,7 @@ class ICPCConfig:
     schedule: str | None = None
     """How the level draw moves over the run: `progressive`, `constant`, `anchored`, `bookends`,
     `progressive_bookends`, `adaptive` or the peer `progressive_resizing` (docs/guides/collator.md). `None`: the
-    modality's (docs/reference/selection-rule.md)."""
+    modality's, chosen by the selection rule (docs/reference/selection-rule.md)."""
     distill_smallest: bool = False
     """Training: each step also trains the smallest level on the step's own prediction (docs/guides/collator.md)."""
     target_speedup: float | None = None

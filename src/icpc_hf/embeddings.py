@@ -58,7 +58,7 @@ class GridEmbeddingsMixin:
 
 LAYOUT_THRESHOLD = 0.18
 """A position table whose neighbouring patches' rows are at least this alike (`neighbour_similarity`) has learned the
-grid's layout: halfway between fresh tables (about 0) and the pretrained checkpoint of docs/reference/selection-rule.md,
+grid's layout: halfway between fresh tables (about 0) and the pretrained checkpoint of docs/results/selection-rounds.md,
 round 4 (0.355), measured before that round's runs."""
 
 
@@ -84,7 +84,7 @@ class SwapPatch:
     def position_strategy(self, model: nn.Module) -> str:
         """What `position_strategy=None` means for this model: `interpolate` when its table has learned the grid's
         layout (a pretrained checkpoint: every patch keeps the position of the region it covers), `crop` for a fresh
-        table (it learns its positions under compression). Round 4 of docs/reference/selection-rule.md."""
+        table (it learns its positions under compression). Round 4 of docs/results/selection-rounds.md."""
         module = next((m for m in model.modules() if type(m) in (self.original, self.patched)), None)
         learned = None if module is None else self.patched.icpc_learned_table(module)
         return "interpolate" if learned and neighbour_similarity(*learned) >= LAYOUT_THRESHOLD else "crop"

@@ -11,7 +11,7 @@ from transformers.dynamic_module_utils import custom_object_save
 
 from ..patching import base_model_of, icpc_settings, patch_model
 from ..registry import Registration, registration_for
-from .model_card import Measured, render_model_card
+from .model_card import Measured, save_model_card
 
 
 def build_pipeline(model: nn.Module, processor: Any, **kwargs: Any):
@@ -81,8 +81,7 @@ def write_serving_files(
     processor.save_pretrained(folder)
     custom_object_save(registration.pipeline_class, folder)
     card_data.setdefault("model_name", model_title(model))
-    card = render_model_card(icpc, repo_id=repo_id or str(folder), results=results, measured=measured, **card_data)
-    card.save(os.path.join(folder, "README.md"))
+    save_model_card(folder, icpc, measured, repo_id=repo_id or str(folder), results=results, **card_data)
 
 
 def save_for_hub(

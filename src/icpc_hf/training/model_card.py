@@ -1,16 +1,20 @@
-"""Model cards for ICPC-finetuned models: the settings, a usage that runs as written, and what training measured.
+"""Model cards for ICPC-finetuned models, laid out as Hub cards are: what the model is, how to call it (a usage that
+runs as written), what it was trained with, and what was measured.
 
-Results go in the Hub's metadata (`model-index`, through `huggingface_hub.EvalResult`) and in a table; a card
-whose results were asked for but never measured says so instead of showing numbers.
+Results go in the Hub's metadata (`model-index`, through `huggingface_hub.EvalResult`) and in tables, with the served
+frontier's plot beside the card when matplotlib is installed; a card whose results were asked for but never measured
+says so instead of showing numbers.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .. import __version__
 from ..config import ICPCConfig
 from ..registry import registration_for
 from .calibrate import Calibration
@@ -49,6 +53,9 @@ EXAMPLE_INPUTS = {
 }
 """Per modality: the code making one input, and its name, so the card's usage runs as written."""
 
+FRONTIER_PLOT = "frontier.png"
+"""The served frontier's plot, written beside the card (README.md) when there is a calibration and matplotlib."""
+
 TEMPLATE = """---
 {{ card_data }}
 ---
@@ -56,28 +63,10 @@ TEMPLATE = """---
 # {{ model_name }}
 
 A {{ model_type }} {{ task_description }} fine-tuned with **ICPC** (Input Compression with Positional
-Consistency, Nagarajan & Raghunathan, ECML PKDD 2024) using [icpc_hf](https://pypi.org/project/icpc-hf/).
-During training every sample was compressed by a random level each epoch ({{ modality_description }}), with
-positions consistent with the uncompressed input, so the unchanged Transformer processes it. At inference a
-cascade answers with the most compressed input first and re-runs only the samples it is unsure of.
-
-## Results
-
-{{ results_table }}
-{% if results %}
-{{ results }}
-{% endif %}
-## ICPC settings
-
-| setting | value |
-|---|---|
-| training levels | {{ levels }} |
-| position strategy | `{{ position_strategy }}` |
-| cascade levels | {{ cascade_levels }} |
-| cascade thresholds | {{ thresholds }} |
-| uncompressed last epochs | {{ uncompressed_last_epochs }} |
-
-The full settings are in `config.json` under `icpc`.
+Consistency; Nagarajan & Raghunathan, ECML PKDD 2024, [arXiv 2312.12385](https://arxiv.org/abs/2312.12385))
+using [icpc_hf](https://pypi.org/project/icpc-hf/). Its weights are those of an ordinary Transformers model; what
+ICPC adds is how it answers: a cascade runs each input compressed first ({{ modality_description }}) and runs
+again, larger, only the inputs it is unsure of. Every answer says which level gave it.
 
 ## How to use
 
@@ -91,7 +80,7 @@ classifier = pipeline(model="{{ repo_id }}", trust_remote_code=True)
 print(classifier({{ example_input }}, top_k=1))
 ```
 
-With icpc_hf installed, its own code serves the model and no remote code is run:
+With icpc_hf installed (`pip install icpc-hf`), its own code serves the model and no remote code is run:
 
 ```python
 {{ example_setup }}import icpc_hf
@@ -103,36 +92,79 @@ print(classifier({{ example_input }}, top_k=1))
 
 Every answer carries the level that gave it, its token count and its cost. Thresholds and levels can be set per
 call: `classifier(inputs, thresholds=0.8, levels=[0.5, 1.0])`.
-"""
+
+## Training
+
+Every training sample was compressed by a level drawn anew each epoch, with positions consistent with the
+uncompressed input, so the unchanged Transformer processes it; fewer tokens make steps cheaper, and seeing each
+sample at many sizes is an augmentation.
+
+| setting | value |
+|---|---|
+| training levels (share of the full size kept) | {{ levels }} |
+| schedule of the levels over the run | {{ schedule }} |
+| position strategy | {{ position_strategy }} |
+| uncompressed last epochs | {{ uncompressed_last_epochs }} |
+{{ training_rows }}
+Framework versions: icpc_hf {{ versions.icpc_hf }}, transformers {{ versions.transformers }}, torch {{ versions.torch }}.
+The full settings are in `config.json` under `icpc`.
+
+## Evaluation
+
+{{ evaluation }}
+
+As served, `config.json` holds this cascade:
+
+| setting | value |
+|---|---|
+| cascade levels | {{ cascade_levels }} |
+| cascade thresholds | {{ thresholds }} |
+{% if results %}
+## More results
+
+{{ results }}
+{% endif %}"""
 
 
-def results_of(measured: Measured | None, task: str, pipeline_tag: str) -> tuple[list[EvalResult], str]:
-    """The card's `model-index` entries and its results table; a sentence saying why when nothing was measured."""
-    if measured is None:
-        return [], "Not reported: the card was written without training measurements."
-    lines = []
-    totals = measured.train_totals or {}
+def training_rows(measured: Measured | None) -> list[str]:
+    """The training table's rows of what training measured: tokens and estimated FLOPs, against full size."""
+    totals = (measured.train_totals if measured else None) or {}
+    rows = []
     if totals.get("full_tokens"):
-        lines.append(
+        rows.append(
             f"| training tokens | {totals['tokens']:,.0f} of {totals['full_tokens']:,.0f} at full size "
             f"({1 - totals['tokens'] / totals['full_tokens']:.1%} fewer) |"
         )
     if totals.get("full_flops"):
-        lines.append(
+        rows.append(
             f"| estimated training FLOPs saved | {1 - totals['flops'] / totals['full_flops']:.1%} "
             f"(encoder forward passes, {totals['samples']:,.0f} samples) |"
         )
+    return rows
+
+
+def results_of(
+    measured: Measured | None, task: str, pipeline_tag: str, frontier_plot: str | None = None
+) -> tuple[list[EvalResult], str]:
+    """The card's `model-index` entries and its evaluation section; a sentence saying why when nothing was
+    measured."""
+    if measured is None:
+        return [], "Not reported: the card was written without training measurements."
     calibration = measured.calibration
     if calibration is None:
-        lines.append(f"| accuracy | **not measured**: {measured.missing or 'no evaluation set'} |")
-        return [], "| measure | value |\n|---|---|\n" + "\n".join(lines)
+        return [], (
+            "| measure | value |\n|---|---|\n"
+            f"| accuracy | **not measured**: {measured.missing or 'no evaluation set'} |"
+        )
     chosen = calibration.chosen
     served_accuracy, cost = (chosen.accuracy, chosen.cost) if chosen else (calibration.full_accuracy, 1.0)
-    lines.append(f"| accuracy at full size | {calibration.full_accuracy:.4f} |")
     served = f"levels {', '.join(f'{lv:g}' for lv in chosen.levels)}" if chosen else "full size alone"
-    lines.append(f"| accuracy as served by the cascade ({served}) | {served_accuracy:.4f} |")
     unit = "time" if calibration.cost_unit == "time" else "FLOPs"
-    lines.append(f"| cascade cost | {cost:.3g} of a full-size pass ({1 / cost:.2f}x less {unit}) |")
+    lines = [
+        f"| accuracy at full size | {calibration.full_accuracy:.4f} |",
+        f"| accuracy as served by the cascade ({served}) | {served_accuracy:.4f} |",
+        f"| cascade cost | {cost:.3g} of a full-size pass ({1 / cost:.2f}x less {unit}) |",
+    ]
     dataset = dict(
         dataset_type=measured.dataset_type,
         dataset_name=measured.dataset_name,
@@ -158,21 +190,66 @@ def results_of(measured: Measured | None, task: str, pipeline_tag: str) -> tuple
     where = "Measured on " + (f"{measured.dataset_name}" if measured.dataset_type != "custom" else "the evaluation set")
     where += f" ({measured.dataset_split})" if measured.dataset_split else ""
     table = "| measure | value |\n|---|---|\n" + "\n".join(lines)
-    return evals, f"{where} at the end of training.\n\n{table}\n\n{frontier_table(calibration)}"
+    return evals, f"{where} at the end of training.\n\n{table}\n\n{frontier_table(calibration, frontier_plot)}"
 
 
-def frontier_table(calibration: Any) -> str:
-    """Every cascade no other beats on both accuracy and cost: what a user may serve instead, and its price."""
+def frontier_table(calibration: Any, plot: str | None = None) -> str:
+    """Every cascade no other beats on both accuracy and cost: what a user may serve instead, and its price; with
+    the plot of every setting measured when one was written (`plot`: its file name beside the card)."""
     unit = "measured time" if calibration.cost_unit == "time" else "estimated FLOPs"
     rows = [
         f"| {', '.join(f'{lv:g}' for lv in p.levels)} | {', '.join(f'{t:g}' for t in p.thresholds) or '-'} | "
         f"{p.accuracy:.4f} | {p.cost:.3g} | {1 / p.cost:.2f}x |"
         for p in calibration.frontier()
     ]
-    return (
-        f"Served frontier (cost: share of a full-size pass, {unit}):\n\n"
-        "| levels | thresholds | accuracy | cost | speedup |\n|---|---|---|---|---|\n" + "\n".join(rows)
+    figure = (
+        f"![Accuracy against cost of every cascade setting measured; the frontier and the one served]({plot})"
+        if plot
+        else f"(No plot: matplotlib was not installed where this card was written; with it, {FRONTIER_PLOT} is "
+        "drawn beside the card.)"
     )
+    return (
+        f"### Served frontier\n\nCost: share of a full-size pass, {unit}.\n\n"
+        "| levels | thresholds | accuracy | cost | speedup |\n|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + f"\n\n{figure}"
+    )
+
+
+def code_or_default(setting: str | None) -> str:
+    """A setting as code, or what an unresolved one (None) means: `patch_model` resolves it per model."""
+    return f"`{setting}`" if setting else "the model's default"
+
+
+def framework_versions() -> dict[str, str]:
+    import torch
+    import transformers
+
+    return {"icpc_hf": __version__, "transformers": transformers.__version__, "torch": torch.__version__}
+
+
+def write_frontier_plot(measured: Measured | None, folder: str | os.PathLike) -> str | None:
+    """Draw the calibration's frontier to FRONTIER_PLOT in `folder`; its file name, or None when there is no
+    calibration or no matplotlib (the card then says so, and shows the table alone)."""
+    if measured is None or measured.calibration is None:
+        return None
+    try:
+        import matplotlib  # noqa: F401  (optional: the examples' extra installs it)
+    except ImportError:
+        return None
+    measured.calibration.plot(os.path.join(folder, FRONTIER_PLOT))
+    return FRONTIER_PLOT
+
+
+def save_model_card(
+    folder: str | os.PathLike, icpc: ICPCConfig, measured: Measured | None = None, **card_arguments: Any
+) -> ModelCard:
+    """README.md in `folder` (`render_model_card`'s card) and, beside it, the frontier's plot it shows."""
+    card = render_model_card(
+        icpc, measured=measured, frontier_plot=write_frontier_plot(measured, folder), **card_arguments
+    )
+    card.save(os.path.join(folder, "README.md"))
+    return card
 
 
 def render_model_card(
@@ -181,16 +258,20 @@ def render_model_card(
     model_name: str | None = None,
     results: str | None = None,
     measured: Measured | None = None,
+    frontier_plot: str | None = None,
     **card_data: Any,
 ) -> ModelCard:
-    """A Hub model card: tags, the ICPC settings, a usage that runs, and `measured` results in `model-index`.
+    """A Hub model card: what the model is, a usage that runs as written, what it was trained with, and what was
+    measured (in `model-index` too): the served cascade and its frontier, as a table and, given `frontier_plot`
+    (a file beside the card: `save_model_card` draws it), a plot.
 
     The pipeline tag, the task, the descriptions and the example input come from the registration of the modality of
     `icpc.model_type`; `results` (Markdown) is added below the measured ones.
     """
     registration = registration_for(icpc.model_type)
     title = model_name or f"{icpc.model_type} {registration.classifier_description} with ICPC"
-    evals, table = results_of(measured, registration.modality.task, registration.pipeline_tag)
+    evals, evaluation = results_of(measured, registration.modality.task, registration.pipeline_tag, frontier_plot)
+    rows = training_rows(measured)
     setup, example_input = EXAMPLE_INPUTS.get(registration.modality.name, ("inputs = ...  # your inputs\n\n", "inputs"))
     data = ModelCardData(
         library_name="transformers",
@@ -209,13 +290,16 @@ def render_model_card(
         task_description=registration.classifier_description,
         modality_description=registration.compression_description,
         levels=", ".join(f"{lv:.3g}" for lv in icpc.levels or []),
-        position_strategy=icpc.position_strategy,
+        schedule=code_or_default(icpc.schedule),
+        position_strategy=code_or_default(icpc.position_strategy),
+        training_rows="".join(row + "\n" for row in rows),
+        versions=framework_versions(),
         cascade_levels=", ".join(f"{lv:.3g}" for lv in icpc.cascade_levels or []),
         thresholds=icpc.thresholds,
         uncompressed_last_epochs=icpc.uncompressed_last_epochs,
         repo_id=repo_id,
         example_setup=setup,
         example_input=example_input,
-        results_table=table,
+        evaluation=evaluation,
         results=results,
     )
