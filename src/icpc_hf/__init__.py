@@ -18,6 +18,7 @@ from .pipelines import ICPCPipeline
 from .registry import REGISTRATIONS, REGISTRY, Registration, register, registration_for
 from .training.callback import ICPCCallback, install_levels
 from .training.collator import ICPCDataCollator
+from .training.compensate import compensate_levels
 from .training.hub import build_pipeline, load_adapter, push_adapter_to_hub, push_to_hub, save_adapter, save_for_hub
 from .training.schedule import LevelledCollate, LevelPlan
 from .training.word_scores import fit_word_scores
@@ -50,6 +51,7 @@ __all__ = [
     "LevelledCollate",
     "build_pipeline",
     "encoder_flops",
+    "compensate_levels",
     "fit_word_scores",
     "icpc_settings",
     "install_levels",
