@@ -1,5 +1,6 @@
 """ICPC_PATCHED=1: every model of a type icpc_hf supports is patched right after construction (a wrapper of
-`PreTrainedModel.post_init`, which every model's `__init__` ends with). ICPC_OUTCOMES=FILE: each test's outcome
+`PreTrainedModel.post_init`, which every model's `__init__` ends with), if it holds the embeddings the patch changes
+(not, e.g., DINOv2's encoder, a PreTrainedModel of its own). ICPC_OUTCOMES=FILE: each test's outcome
 (passed, failed, skipped) is written there as JSON, for run.py to compare."""
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ if os.environ.get("ICPC_PATCHED") == "1":
 
     def post_init_then_patch(self):
         original_post_init(self)
-        if getattr(self.config, "model_type", None) in REGISTRY:
+        entry = REGISTRY.get(getattr(self.config, "model_type", None))
+        embeddings = entry and (getattr(entry.patch, "original", None) or entry.patch.embeddings)
+        if embeddings and any(isinstance(module, embeddings) for module in self.modules()):
             patch_model(self, ICPCConfig())
 
     PreTrainedModel.post_init = post_init_then_patch

@@ -1,5 +1,5 @@
 """Transformers' own common model tests (ModelTesterMixin) run unpatched and with every model patched at construction,
-for ViT, BERT, AST and VideoMAE (test_common.py); exits 1 on any test that passes unpatched and not patched.
+for ViT, DeiT, DINOv2, BERT, AST and VideoMAE (test_common.py); exits 1 on a test passing unpatched and not patched.
 
 `python3 .ci/transformers_common/run.py [pytest options]`. The test file of the mixin, tests/test_modeling_common.py,
 is not in the transformers wheel; it is taken from the sdist of the installed version on PyPI (`pip download`) into

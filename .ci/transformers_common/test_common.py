@@ -1,5 +1,6 @@
 """Transformers' own common model tests (`ModelTesterMixin`, from the transformers sdist) on one model type per
-modality: ViT (image), BERT (text), AST (audio), VideoMAE (video).
+modality, ViT (image), BERT (text), AST (audio), VideoMAE (video), and on the two other image types whose default
+position strategy reads the table (DeiT, DINOv2).
 
 The sdist holds tests/test_modeling_common.py but not the per-model test files (tests/models/*), so the model
 testers here are this project's: tiny configs and inputs of each type, with the attributes the mixin reads.
@@ -24,6 +25,14 @@ from transformers import (
     BertForSequenceClassification,
     BertForTokenClassification,
     BertModel,
+    DeiTConfig,
+    DeiTForImageClassification,
+    DeiTForImageClassificationWithTeacher,
+    DeiTForMaskedImageModeling,
+    DeiTModel,
+    Dinov2Config,
+    Dinov2ForImageClassification,
+    Dinov2Model,
     VideoMAEConfig,
     VideoMAEForPreTraining,
     VideoMAEForVideoClassification,
@@ -81,18 +90,34 @@ class ViTTester(ModelTester):
     seq_length = mask_length + 1
     num_masks = 4
 
-    def get_config(self):
-        return ViTConfig(
+    def get_config_values(self) -> dict:
+        return dict(
             image_size=self.image_size,
             patch_size=self.patch_size,
             num_channels=self.num_channels,
-            encoder_stride=self.patch_size,
             num_labels=self.num_labels,
             **SIZES,
         )
 
+    def get_config(self):
+        return ViTConfig(**self.get_config_values(), encoder_stride=self.patch_size)
+
     def inputs(self):
         return {"pixel_values": floats_tensor([self.batch_size, self.num_channels, self.image_size, self.image_size])}
+
+
+class DeiTTester(ViTTester):
+    seq_length = ViTTester.mask_length + 2  # the CLS and distillation tokens
+
+    def get_config(self):
+        return DeiTConfig(**self.get_config_values(), encoder_stride=self.patch_size)
+
+
+class Dinov2Tester(ViTTester):
+    def get_config(self):
+        values = self.get_config_values()
+        del values["intermediate_size"]  # DINOv2 sizes its MLP by `mlp_ratio`
+        return Dinov2Config(**values)
 
 
 class BertTester(ModelTester):
@@ -173,6 +198,23 @@ class ViTCommonTest(Common, unittest.TestCase):
     model_tester_class = ViTTester
     test_resize_embeddings = False  # the input embeddings are a convolution, as for AST and VideoMAE
     all_model_classes = (ViTModel, ViTForImageClassification, ViTForMaskedImageModeling)
+
+
+class DeiTCommonTest(Common, unittest.TestCase):
+    model_tester_class = DeiTTester
+    test_resize_embeddings = False
+    all_model_classes = (
+        DeiTModel,
+        DeiTForImageClassification,
+        DeiTForImageClassificationWithTeacher,
+        DeiTForMaskedImageModeling,
+    )
+
+
+class Dinov2CommonTest(Common, unittest.TestCase):
+    model_tester_class = Dinov2Tester
+    test_resize_embeddings = False
+    all_model_classes = (Dinov2Model, Dinov2ForImageClassification)
 
 
 class BertCommonTest(Common, unittest.TestCase):
