@@ -439,9 +439,10 @@ def modality_files(registration) -> set[str]:
     return (names | HELPERS.get(registration.modality.name, set())) - {"embeddings.py"}
 
 
-SERVED_BYTES = {"image": 85_000, "text": 95_000, "audio": 93_000, "video": 91_000}
+SERVED_BYTES = {"image": 87_900, "text": 95_000, "audio": 95_900, "video": 93_900}
 """Python a served folder holds, per modality (measured: docs/guides/hub.md): what serving needs and nothing else.
-The grid modalities' caps rose by compensation.py (5.6 KB): the per-level parameters a served cascade uses."""
+The grid modalities' caps rose by compensation.py (5.6 KB): the per-level parameters a served cascade uses, and by
+2.9 KB: deciding the default positions of a model patched on the meta device, and accelerate's dispatch."""
 
 
 @pytest.mark.parametrize("model_type", sorted(CASES))
