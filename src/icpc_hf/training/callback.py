@@ -11,7 +11,6 @@ from transformers.trainer_callback import ExportableState
 
 from ..patching import icpc_settings
 from .accounting import TrainingAccount
-from .adaptive import EvaluationFloor
 from .compensate import LevelCompensation
 from .distill import SmallestLevelDistillation
 from .levels import RunLevels, install_levels
@@ -97,11 +96,9 @@ class ICPCCallback(TrainerCallback, ExportableState):
         doc="What determines the level plan (`schedule_of`), saved in checkpoints.",
     )
     adaptive = property(
-        lambda self: None if self.run_levels.floor is None else self.run_levels.floor.to_dict(),
-        lambda self, saved: setattr(
-            self.run_levels, "floor", None if saved is None else EvaluationFloor.from_dict(saved)
-        ),
-        doc="The `adaptive` schedule's floor and best metric so far, saved in checkpoints (None: another schedule).",
+        lambda self: self.run_levels.schedule_state(),
+        lambda self, saved: None,  # restored by the Trainer; `RunLevels.begin` reads it from the checkpoint itself
+        doc="The schedule's state (the `adaptive` floor and best metric so far), saved in checkpoints; None: none.",
     )
     train_totals = property(
         lambda self: self.account.train_totals,

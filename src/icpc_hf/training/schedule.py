@@ -19,8 +19,7 @@ import numpy as np
 import torch.utils.data
 
 from ..config import ICPCConfig
-from ..modality import DEFAULT_SCHEDULE
-from .settings import SCHEDULES
+from .schedules import Distribution, Schedule, schedule_class, schedule_for
 
 logger = logging.getLogger(__name__)
 
@@ -39,21 +38,26 @@ def current_batch() -> BatchContext | None:
     return _CURRENT_BATCH.get()
 
 
-RESIZING_FULL_SIZE_SHARE = 0.2
-"""Progressive resizing trains the last fifth of the epochs at full size, as MosaicML Composer's does by default."""
-
-
-def schedule_name(icpc: ICPCConfig) -> str:
-    """The schedule settings train with: their own, or the grids' default for settings not resolved for a model."""
-    return icpc.schedule or DEFAULT_SCHEDULE
-
-
-def drawn_levels(levels: Sequence[float], weights: Sequence[float] | None) -> tuple[list[float], list[float] | None]:
-    """The levels (and their weights) that are drawn at all: those of positive weight, every level without weights."""
-    if weights is None:
-        return list(levels), None
-    drawn = [(lv, w) for lv, w in zip(levels, weights) if w > 0]
-    return [lv for lv, _ in drawn], [w for _, w in drawn]
+def stage_distribution(
+    schedule: Schedule,
+    levels: Sequence[float],
+    weights: Sequence[float] | None,
+    stage: int,
+    num_stages: int | None,
+    uncompressed_last_epochs: int = 0,
+) -> Distribution:
+    """The levels (and weights) a training stage draws from: the uncompressed last epochs, which every schedule
+    shares, else the schedule's own (training/schedules/). Without a known number of stages a schedule that moves
+    with the clock cannot move, and the stage draws from every level."""
+    levels = list(levels)
+    weights = None if weights is None else list(weights)
+    known = num_stages is not None and num_stages >= 1
+    if known and uncompressed_last_epochs and stage >= num_stages - uncompressed_last_epochs:
+        return [1.0], None
+    if schedule.moves_with_the_clock and not known:
+        return levels, weights
+    progress = min(1.0, max(0.0, stage / num_stages)) if known else 0.0
+    return schedule.distribution(levels, weights, stage, progress)
 
 
 def epoch_distribution(
@@ -65,51 +69,12 @@ def epoch_distribution(
     uncompressed_last_epochs: int = 0,
     anchors: Sequence[float] = (),
     floor: int = 0,
-) -> tuple[list[float], list[float] | None]:
-    """The levels (and weights) an epoch draws from under a schedule over the run.
-
-    `constant`: every epoch alike. `progressive`: the smallest level allowed rises with training, one level per
-    equal share of the epochs, so a run ends on the larger levels. `anchored`: as `progressive`, but the levels in
-    `anchors` (the cascade's) are drawn in every epoch: a progressive run forgets its small levels, and a cascade
-    then has nothing cheap to answer with. `bookends`: every epoch, each batch at the smallest level drawn or at the
-    largest (full size), a fair coin: the two levels a two-step cascade serves stay trained to the end.
-    `progressive_bookends`: `progressive` until its last stage (where it draws full size alone), then `bookends`:
-    the run trains as `progressive` does, batch for batch, and its end brings back the smallest level. `adaptive`:
-    the levels from the `floor`-th up, where the evaluations during training move the floor (`training.adaptive`).
-    `progressive_resizing` (the peer, not ICPC): one level for every sample of an epoch, growing from the smallest to
-    full size, full size for the last fifth.
-    Without a known number of epochs a clock-driven schedule cannot move, and the epoch draws from every level.
-    """
-    levels = list(levels)
-    weights = None if weights is None else list(weights)
-    if schedule not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}.")
-    known = num_epochs is not None and num_epochs >= 1
-    if known and uncompressed_last_epochs and epoch >= num_epochs - uncompressed_last_epochs:
-        return [1.0], None
-    if schedule == "bookends":
-        drawn, _ = drawn_levels(levels, weights)
-        return sorted({drawn[0], drawn[-1]}), None
-    if schedule != "adaptive" and not known:
-        return levels, weights
-    progress = min(1.0, max(0.0, epoch / num_epochs)) if known else 0.0
-    if schedule in ("progressive", "anchored", "adaptive", "progressive_bookends"):
-        levels, weights = drawn_levels(levels, weights)  # the floor rises through the levels drawn at all
-        rank = floor if schedule == "adaptive" else int(progress * len(levels))
-        first = min(len(levels) - 1, max(0, int(rank)))
-        if schedule == "progressive_bookends" and first == len(levels) - 1:
-            return sorted({levels[0], levels[-1]}), None
-        kept = [
-            i
-            for i, lv in enumerate(levels)
-            if i >= first or (schedule == "anchored" and any(abs(lv - a) < 1e-9 for a in anchors))
-        ]
-        return [levels[i] for i in kept], None if weights is None else [weights[i] for i in kept]
-    if schedule == "progressive_resizing":
-        ramp = progress / (1.0 - RESIZING_FULL_SIZE_SHARE)
-        target = levels[0] + (1.0 - levels[0]) * ramp
-        return [max(lv for lv in levels if lv <= target + 1e-9) if ramp < 1 else levels[-1]], None
-    return levels, weights
+) -> Distribution:
+    """`stage_distribution` of the schedule named `schedule`, as a pure function of its inputs: `anchors` are the
+    cascade's levels (`anchored`), `floor` the epoch's floor (`adaptive`)."""
+    drawn = schedule_class(schedule)(ICPCConfig(cascade_levels=list(anchors) or None))
+    drawn.load_state_dict({"epoch_floors": {epoch: floor}})
+    return stage_distribution(drawn, levels, weights, epoch, num_epochs, uncompressed_last_epochs)
 
 
 class LevelPlan:
@@ -124,29 +89,21 @@ class LevelPlan:
         if not icpc.levels:
             raise ValueError("The ICPC settings have no levels yet: call `patch_model(model, icpc)` first.")
         self.icpc = icpc
-        self.schedule = schedule_name(icpc)
+        self.schedule = schedule_for(icpc)
+        """The schedule (training/schedules/), holding what it needs to move: its state goes into checkpoints."""
         self.num_stages = num_epochs
-        self.floors: dict[int, int] = {}
-        """`adaptive`: the floor each epoch draws from (ICPCCallback sets it as the epoch begins); 0 otherwise."""
-        if self.schedule not in ("constant", "adaptive", "bookends") and num_epochs is None:
+        if self.schedule.moves_with_the_clock and num_epochs is None:
             logger.warning(
                 "The ICPC schedule %r moves over the run, but the level plan was not told how long the run is: every "
                 "batch draws from every level. Pass the number of epochs (the Trainer's callback does), or set "
                 "`ICPCConfig(schedule='constant')`.",
-                self.schedule,
+                self.schedule.name,
             )
 
-    def distribution(self, stage: int) -> tuple[list[float], list[float] | None]:
+    def distribution(self, stage: int) -> Distribution:
         icpc = self.icpc
-        return epoch_distribution(
-            icpc.levels,
-            icpc.level_weights,
-            self.schedule,
-            stage,
-            self.num_stages,
-            icpc.uncompressed_last_epochs,
-            icpc.cascade_levels or (),
-            self.floors.get(stage, 0),
+        return stage_distribution(
+            self.schedule, icpc.levels, icpc.level_weights, stage, self.num_stages, icpc.uncompressed_last_epochs
         )
 
     def level(self, stage: int, epoch: int, position: int) -> float:

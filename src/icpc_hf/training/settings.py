@@ -13,16 +13,7 @@ from typing import Any
 from ..config import CHECKS, ICPCConfig, as_float_list
 from ..patching import RESOLVED
 from .budget import level_costs, weights_for_speedup
-
-SCHEDULES = (
-    "constant",
-    "progressive",
-    "anchored",
-    "bookends",
-    "progressive_bookends",
-    "adaptive",
-    "progressive_resizing",
-)
+from .schedules import schedule_class
 
 
 def check_training_fields(icpc: ICPCConfig) -> None:
@@ -38,13 +29,8 @@ def check_training_fields(icpc: ICPCConfig) -> None:
                 f"`level_weights` has {len(icpc.level_weights)} entries but `levels` has {len(icpc.levels)}: "
                 "give one weight per level (levels are kept sorted ascending)."
             )
-    if icpc.schedule is not None and icpc.schedule not in SCHEDULES:
-        raise ValueError(f"Unknown `schedule` {icpc.schedule!r}: use one of {', '.join(SCHEDULES)}.")
-    if icpc.schedule == "bookends" and (icpc.level_weights is not None or icpc.target_speedup is not None):
-        raise ValueError(
-            "The `bookends` schedule draws its two levels (the smallest and full size) alike, so `level_weights` and "
-            "`target_speedup` would be ignored: drop them, or use `schedule='constant'` to weight every level."
-        )
+    if icpc.schedule is not None:
+        schedule_class(icpc.schedule).check(icpc)
     if icpc.target_speedup is not None:
         if isinstance(icpc.target_speedup, bool) or not isinstance(icpc.target_speedup, (int, float)):
             raise TypeError(f"`target_speedup` must be a number, got {icpc.target_speedup!r}.")
