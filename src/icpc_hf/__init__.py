@@ -4,7 +4,6 @@ __version__ = "0.1.0"  # the one place the version is written: setup.py reads it
 
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .training import settings as _training_settings  # noqa: F401  # isort: skip  (its checks first)
 from .cascade import CascadePolicy, CascadeResult, run_cascade
 from .config import ICPCConfig
 from .costs import encoder_flops

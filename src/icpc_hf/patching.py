@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from torch import nn
 
 from .config import CONFIG_KEY, ICPCConfig, as_icpc_config
 from .device import install as install_device_hook
 from .device import remove as remove_device_hook
 from .registry import registration_for
-
-RESOLVED: list[Callable[[ICPCConfig, Any], None]] = []
-"""Run by `patch_model` on the resolved settings: icpc_hf.training adds a training budget's level weights."""
 
 
 def base_model_of(model: nn.Module) -> nn.Module:
@@ -81,8 +75,6 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
         icpc.schedule = registration.modality.default_schedule(icpc)
     icpc.geometry.update(patch.geometry(base.config))
     icpc.model_type = base.config.model_type
-    for resolved in RESOLVED:
-        resolved(icpc, registration.modality)
     patch.apply(base, icpc)
     setattr(base.config, CONFIG_KEY, icpc.to_dict())
     if getattr(base, "_icpc_settings", None) is None and not patch.accepts_position_ids:

@@ -12,8 +12,6 @@ The text modality (BERT-style classifiers) in one module: the modality, its pipe
 
 from __future__ import annotations
 
-import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,21 +28,16 @@ from transformers.models.modernbert.modeling_modernbert import ModernBertEmbeddi
 from transformers.models.roberta.modeling_roberta import RobertaEmbeddings
 from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaEmbeddings
 
-from .config import CHECKS, TEXT_SCORERS, ICPCConfig
+from .config import ICPCConfig
+from .drawn_level import current_batch
 from .embeddings_bert import TextPositionsPatch
 from .geometry import Geometry
 from .modality import Modality, as_tensor
 from .pipelines import ICPCPipeline
 from .pruning import kept_token_indices, token_vocabulary
 from .registry import Registration, register
+from .text_settings import check_text_fields
 from .word_importance import scorer_for
-
-
-def in_training_batch() -> bool:
-    """True while LevelledCollate collates a training batch at its drawn level. training/schedule.py is training code
-    that the served (Hub) copy does not ship, so it is looked up among the loaded modules rather than imported."""
-    schedule = sys.modules.get(f"{__package__}.training.schedule")
-    return schedule is not None and schedule.current_batch() is not None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +68,7 @@ class TextModality(Modality):
         return "progressive" if icpc.text_scorer == "stop_words" else "constant"
 
     def resolve(self, icpc: ICPCConfig, model_config: Any) -> None:
+        check_text_fields(icpc)
         max_positions = getattr(model_config, "max_position_embeddings", None)
         vocab_size = getattr(model_config, "vocab_size", None)
         if not max_positions or not vocab_size:
@@ -90,19 +84,8 @@ class TextModality(Modality):
         ).to_dict()
         if icpc.axes is not None:
             raise ValueError("Text is pruned word by word and has no axes: leave `axes` as None for text models.")
-        if icpc.stop_words is not None and (
-            isinstance(icpc.stop_words, str) or not all(isinstance(w, str) for w in icpc.stop_words)
-        ):
-            raise TypeError(
-                f"`stop_words` must be a list of words, got {icpc.stop_words!r}; use [] to prune punctuation only."
-            )
         if icpc.levels is None:
             icpc.levels = sorted({icpc.min_level, *(lv for lv in self.default_levels if lv >= icpc.min_level)})
-            if icpc.level_weights is not None and len(icpc.level_weights) != len(icpc.levels):
-                raise ValueError(
-                    f"`level_weights` has {len(icpc.level_weights)} entries but the derived levels are "
-                    f"{icpc.levels}: give `levels` explicitly with one weight each."
-                )
         if icpc.cascade_levels is None:
             # Pruning saves at most the share of insignificant words, so one cheap pass before the full one.
             icpc.cascade_levels = sorted({min(icpc.levels), 1.0})
@@ -177,7 +160,7 @@ class TextModality(Modality):
         if level < 1.0:
             vocabulary = token_vocabulary(processor)
             scorer = scorer_for(icpc, vocabulary)
-            training = in_training_batch()  # a training draw; inference and evaluation prune exactly
+            training = current_batch() is not None  # a training draw; inference and evaluation prune exactly
             for seq in sequences:
                 words = seq["words"] if seq["words"] is not None else vocabulary.word_index(seq["ids"])
                 seq["positions"] = kept_token_indices(seq["ids"], words, vocabulary, scorer, level, icpc.seed, training)
@@ -263,41 +246,6 @@ class TextModality(Modality):
 
     def processor_of(self, pipeline: Any) -> Any:
         return pipeline.tokenizer
-
-
-def check_text_scorer(icpc: ICPCConfig) -> None:
-    """The text fields (run through `config.CHECKS`): the scorer, and word scores the importance scorer can use."""
-    if icpc.text_scorer is None and icpc.word_scores is not None:
-        icpc.text_scorer = "importance"
-    elif icpc.text_scorer is None and icpc.stop_words is not None:
-        icpc.text_scorer = "stop_words"
-    if icpc.text_scorer is not None and icpc.text_scorer not in TEXT_SCORERS:
-        raise ValueError(f"Unknown `text_scorer` {icpc.text_scorer!r}: use one of {', '.join(TEXT_SCORERS)}.")
-    if icpc.text_scorer == "importance" and icpc.stop_words is not None:
-        raise ValueError(
-            "`stop_words` are the `stop_words` scorer's list and the `importance` scorer ranks every word: drop "
-            "`stop_words`, or use `text_scorer='stop_words'`."
-        )
-    if icpc.word_scores is not None:
-        if icpc.text_scorer != "importance":
-            raise ValueError(
-                "`word_scores` are used by the importance scorer only: set `text_scorer='importance'`, or drop them."
-            )
-        words = icpc.word_scores.get("words") if isinstance(icpc.word_scores, dict) else None
-        if (
-            not isinstance(words, dict)
-            or not isinstance(icpc.word_scores.get("vocabulary"), str)
-            or not all(
-                isinstance(k, str) and isinstance(v, (int, float)) and math.isfinite(v) for k, v in words.items()
-            )
-        ):
-            raise ValueError(
-                "`word_scores` must be what `icpc_hf.fit_word_scores(train_texts, tokenizer, labels)` returns "
-                "(the tokenizer's `vocabulary` fingerprint and finite `words` scores): fit them again."
-            )
-
-
-CHECKS.append(check_text_scorer)
 
 
 class ICPCTextClassificationPipeline(ICPCPipeline):

@@ -12,9 +12,10 @@ from torch import nn
 from .. import device as device_path
 from ..config import ICPCConfig, as_icpc_config
 from ..device import ACCELERATORS
+from ..drawn_level import current_batch
 from ..modality import GridModality
 from ..registry import REGISTRY
-from .schedule import current_batch
+from .settings import check_training_settings
 
 
 def label_tensor(features: Sequence[dict[str, Any]]) -> torch.Tensor | None:
@@ -102,7 +103,7 @@ class ICPCDataCollator:
         resize_on_device: bool | None = None,
     ):
         self.processor = processor
-        self.icpc = as_icpc_config(icpc)
+        self.icpc = check_training_settings(as_icpc_config(icpc))
         if level is not None and not 0.0 < level <= 1.0:
             raise ValueError(f"`level` must be in (0, 1], got {level!r}.")
         self.level = level

@@ -7,6 +7,7 @@ import logging
 import math
 from typing import Any
 
+from ..patching import base_model_of
 from .collator import tell_collators
 from .schedule import LevelledCollate, LevelPlan
 from .schedules import drawn_levels, schedule_class, schedule_name
@@ -98,6 +99,7 @@ class RunLevels:
                 "with a length."
             )
         epochs = None if self.stream else (math.ceil(state.num_train_epochs) if state.num_train_epochs else None)
+        plan = LevelPlan(icpc, state.max_steps if self.stream else epochs)  # checks the training settings
         schedule = schedule_of(icpc, epochs, state.max_steps if self.stream else None)
         stored = (state.stateful_callbacks or {}).get(name)
         attributes = stored.get("attributes", {}) if isinstance(stored, dict) else {}
@@ -108,8 +110,7 @@ class RunLevels:
                 f"Resuming with ICPC settings that differ from the checkpoint's ({', '.join(changed)}): the run would "
                 f"not continue its compression schedule. Restore the settings {saved} or start a new run."
             )
-        self.schedule = schedule
-        self.plan = LevelPlan(icpc, schedule["num_steps"] if self.stream else schedule["num_epochs"])
+        self.schedule, self.plan = schedule, plan
         if state.global_step > 0:  # the schedule goes on from where the checkpoint left it
             self.plan.schedule.load_state_dict(attributes.get("adaptive"))
 
@@ -121,6 +122,9 @@ class RunLevels:
         """Ready the train DataLoader: word scores fitted (text), the plan installed, the collators told where the
         model is (`resize_on_device=None` resamples on an accelerator), and a resumed run's step kept for the skip."""
         fit_for_training(model, train_dataloader, processor)
+        base = base_model_of(model)
+        if base.config.icpc.get("level_weights") != icpc.level_weights:  # the budget's, derived by the plan
+            base.config.icpc = icpc.to_dict()
         self.levels = install_plan(train_dataloader, self.plan)
         tell_collators(train_dataloader, model)
         self._resumed_step = global_step if global_step > 0 else None

@@ -9,33 +9,19 @@ level for the same batch, and every sample of a batch shares it, so no batch pad
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch.utils.data
 
 from ..config import ICPCConfig
+from ..drawn_level import CURRENT_BATCH, BatchContext
 from .schedules import Distribution, Schedule, schedule_class, schedule_for
+from .settings import check_training_settings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class BatchContext:
-    """What the levelled collate function tells the collator about the batch it is collating."""
-
-    level: float
-
-
-_CURRENT_BATCH: contextvars.ContextVar[BatchContext | None] = contextvars.ContextVar("icpc_batch", default=None)
-
-
-def current_batch() -> BatchContext | None:
-    return _CURRENT_BATCH.get()
 
 
 def stage_distribution(
@@ -88,7 +74,7 @@ class LevelPlan:
     def __init__(self, icpc: ICPCConfig, num_epochs: int | None = None):
         if not icpc.levels:
             raise ValueError("The ICPC settings have no levels yet: call `patch_model(model, icpc)` first.")
-        self.icpc = icpc
+        self.icpc = check_training_settings(icpc)
         self.schedule = schedule_for(icpc)
         """The schedule (training/schedules/), holding what it needs to move: its state goes into checkpoints."""
         self.num_stages = num_epochs
@@ -170,8 +156,8 @@ class LevelledCollate:
         return self.plan.level(stage, self.epoch, slot)
 
     def __call__(self, features: list[Any]) -> Any:
-        token = _CURRENT_BATCH.set(BatchContext(level=self.level_at(self.next_position())))
+        token = CURRENT_BATCH.set(BatchContext(level=self.level_at(self.next_position())))
         try:
             return self.collate_fn(features)
         finally:
-            _CURRENT_BATCH.reset(token)
+            CURRENT_BATCH.reset(token)
