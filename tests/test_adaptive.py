@@ -9,7 +9,7 @@ from helpers import InputRecorder, StopAt, quiet_cpu_args, tiny_vit
 from transformers import Trainer
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, LevelPlan, patch_model
-from icpc_hf.training.schedule import epoch_distribution
+from icpc_hf.training.plan import epoch_distribution
 from icpc_hf.training.schedules.adaptive import Adaptive, watched_metric
 
 FOUR = [0.25, 0.5, 0.75, 1.0]
@@ -93,7 +93,7 @@ def test_a_trainer_run_moves_the_floor_by_its_evaluations(tmp_path):
         floor = min(3, floor + 1) if best is None or loss < best else max(0, floor - 1)
         best = loss if best is None or loss < best else best
         expected.append(floor)
-    assert [callback.levels.plan.schedule.epoch_floors[epoch] for epoch in range(4)] == expected
+    assert [callback.levelled_collate.plan.schedule.epoch_floors[epoch] for epoch in range(4)] == expected
     assert expected[1] == 1  # the first evaluation is always a new best
     per_epoch = [sides[6 * epoch : 6 * epoch + 6] for epoch in range(4)]  # 6 batches per epoch
     for epoch, epoch_sides in enumerate(per_epoch):
@@ -106,12 +106,14 @@ def test_a_resumed_run_continues_the_floor_of_its_checkpoint(tmp_path):
     _, _, _ = adaptive_run(tmp_path / "cut", learning_rate=3e-3, save_strategy="epoch", stop_at=12)
     checkpoint = os.path.join(tmp_path / "cut", "checkpoint-12")
     saved = json.load(open(os.path.join(checkpoint, "trainer_state.json")))["stateful_callbacks"]["ICPCCallback"]
-    assert saved["attributes"]["adaptive"]["floor"] == full_callback.levels.plan.schedule.epoch_floors[2]
+    assert (
+        saved["attributes"]["schedule_state"]["floor"] == full_callback.levelled_collate.plan.schedule.epoch_floors[2]
+    )
     resumed, callback, sides = adaptive_run(
         tmp_path / "cut", learning_rate=3e-3, save_strategy="epoch", resume=checkpoint
     )
-    assert [callback.levels.plan.schedule.epoch_floors[epoch] for epoch in (2, 3)] == [
-        full_callback.levels.plan.schedule.epoch_floors[epoch] for epoch in (2, 3)
+    assert [callback.levelled_collate.plan.schedule.epoch_floors[epoch] for epoch in (2, 3)] == [
+        full_callback.levelled_collate.plan.schedule.epoch_floors[epoch] for epoch in (2, 3)
     ]
     assert sides == full_sides[12:]  # epochs 2 and 3, batch for batch
 

@@ -433,8 +433,8 @@ HELPERS = {"text": {"pruning.py", "word_importance.py"}, "audio": {"wav.py"}}
 def modality_files(registration) -> set[str]:
     """The modules of a registration's own: its modality module, its embeddings and its helpers."""
     modules = {registration.pipeline_class.__module__}
-    for patch in registration.patches.values():
-        modules |= {type(patch).__module__, getattr(patch, "patched", type(patch)).__module__}
+    for architecture in registration.architectures.values():
+        modules |= {type(architecture).__module__, getattr(architecture, "patched", type(architecture)).__module__}
     names = {module.rsplit(".", 1)[-1] + ".py" for module in modules}
     return (names | HELPERS.get(registration.modality.name, set())) - {"embeddings.py"}
 

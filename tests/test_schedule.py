@@ -106,7 +106,7 @@ def test_level_plan_needs_resolved_levels():
 
 # ---------------------------------------------------------------- schedules over the run and the training budget
 from icpc_hf.training.budget import weights_for_speedup  # noqa: E402
-from icpc_hf.training.schedule import epoch_distribution  # noqa: E402
+from icpc_hf.training.plan import epoch_distribution  # noqa: E402
 
 SIX = [3 / 8, 4 / 8, 5 / 8, 6 / 8, 7 / 8, 1.0]
 

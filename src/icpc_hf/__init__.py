@@ -14,12 +14,13 @@ from .text import ICPCTextClassificationPipeline  # isort: skip
 from .audio import ICPCAudioClassificationPipeline  # isort: skip
 from .video import ICPCVideoClassificationPipeline  # isort: skip
 from .pipelines import ICPCPipeline
+from .previous_names import old_module_names
 from .registry import REGISTRATIONS, REGISTRY, Registration, register, registration_for
 from .training.callback import ICPCCallback, install_levels
 from .training.collator import ICPCDataCollator
 from .training.compensate import compensate_levels
 from .training.hub import build_pipeline, load_adapter, push_adapter_to_hub, push_to_hub, save_adapter, save_for_hub
-from .training.schedule import LevelledCollate, LevelPlan
+from .training.plan import LevelledCollate, LevelPlan
 from .training.word_scores import fit_word_scores
 
 for _registration in REGISTRATIONS:
@@ -65,19 +66,8 @@ __all__ = [
     "unpatch_model",
 ]
 
-RENAMED = {"ModelFamily": "Registration", "FAMILIES": "REGISTRATIONS", "family_for": "registration_for"}
-"""Public names before the rename of 2026-11-30 -> their names now: they keep working for one release, with a
-FutureWarning (and are left out of `__all__`, so `import *` does not warn)."""
-
-
-def __getattr__(name: str):
-    if name in RENAMED:
-        import warnings
-
-        warnings.warn(
-            f"icpc_hf.{name} is now icpc_hf.{RENAMED[name]}; the old name goes in the next release.",
-            FutureWarning,
-            stacklevel=2,
-        )
-        return globals()[RENAMED[name]]
-    raise AttributeError(f"module 'icpc_hf' has no attribute {name!r}")
+# The names before the rename of 2026-11-30 keep working for one release, with a FutureWarning (left out of
+# `__all__`, so `import *` does not warn).
+__getattr__ = old_module_names(
+    __name__, {"ModelFamily": "Registration", "FAMILIES": "REGISTRATIONS", "family_for": "registration_for"}, globals()
+)

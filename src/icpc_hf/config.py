@@ -110,9 +110,8 @@ class ICPCConfig:
             if isinstance(self.axes, str) or not self.axes:
                 raise ValueError(f"`axes` must be a non-empty list of axis names, got {self.axes!r}.")
             self.axes = list(self.axes)
-        # A modality checks its own fields as it resolves the settings (text: the scorer, stop words, word scores);
-        # the fields only training reads (weights, schedule, budget, epochs) are checked where training begins
-        # (icpc_hf.training.settings): a served folder never reads them and holds no training code.
+        # Text's own fields are checked as text resolves the settings (text_settings.py), those only training
+        # reads where training begins (training/settings.py).
 
     @staticmethod
     def _check_levels(name: str, values: Any) -> list[float]:

@@ -62,7 +62,7 @@ grid's layout: halfway between fresh tables (about 0) and the pretrained checkpo
 round 4 (0.355), measured before that round's runs."""
 
 
-class SwapPatch:
+class SwappedEmbeddings:
     """Swap every `original` module of a model for `patched`, a subclass defining `icpc_setup`.
 
     `special_tokens`: the tokens the embeddings put before the patches (CLS, distillation), which every pass

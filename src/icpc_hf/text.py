@@ -30,7 +30,7 @@ from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaEmbed
 
 from .config import ICPCConfig
 from .drawn_level import current_batch
-from .embeddings_bert import TextPositionsPatch
+from .embeddings_bert import TextPositions
 from .geometry import Geometry
 from .modality import Modality, as_tensor
 from .pipelines import ICPCPipeline
@@ -258,15 +258,15 @@ class ICPCTextClassificationPipeline(ICPCPipeline):
 REGISTRATION = register(
     Registration(
         modality=TextModality(),
-        patches={
-            "bert": TextPositionsPatch(BertEmbeddings),
-            "distilbert": TextPositionsPatch(DistilBertEmbeddings),
-            "electra": TextPositionsPatch(ElectraEmbeddings),
-            "albert": TextPositionsPatch(AlbertEmbeddings),
-            "roberta": TextPositionsPatch(RobertaEmbeddings, offset_from_padding=True),
-            "xlm-roberta": TextPositionsPatch(XLMRobertaEmbeddings, offset_from_padding=True),
-            "camembert": TextPositionsPatch(CamembertEmbeddings, offset_from_padding=True),
-            "modernbert": TextPositionsPatch(ModernBertEmbeddings, table=False),
+        architectures={
+            "bert": TextPositions(BertEmbeddings),
+            "distilbert": TextPositions(DistilBertEmbeddings),
+            "electra": TextPositions(ElectraEmbeddings),
+            "albert": TextPositions(AlbertEmbeddings),
+            "roberta": TextPositions(RobertaEmbeddings, offset_from_padding=True),
+            "xlm-roberta": TextPositions(XLMRobertaEmbeddings, offset_from_padding=True),
+            "camembert": TextPositions(CamembertEmbeddings, offset_from_padding=True),
+            "modernbert": TextPositions(ModernBertEmbeddings, table=False),
         },
         pipeline_class=ICPCTextClassificationPipeline,
         auto_model=AutoModelForSequenceClassification,

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..patching import base_model_of
 from .collator import tell_collators
-from .schedule import LevelledCollate, LevelPlan
+from .plan import LevelledCollate, LevelPlan
 from .schedules import drawn_levels, schedule_class, schedule_name
 from .word_scores import fit_for_training
 
@@ -50,8 +50,8 @@ def has_length(dataloader: Any) -> bool:
         return False
 
 
-def schedule_of(icpc: Any, num_epochs: int | None, num_steps: int | None = None) -> dict[str, Any]:
-    """What determines the level plan of every epoch: a resumed run must find the same."""
+def plan_record(icpc: Any, num_epochs: int | None, num_steps: int | None = None) -> dict[str, Any]:
+    """What determines the level plan of every epoch, kept in checkpoints: a resumed run must find the same."""
     schedule = schedule_name(icpc)
     return {
         "levels": list(icpc.levels),
@@ -70,10 +70,10 @@ class RunLevels:
     checkpoint. `begin` checks, `install` puts the plan on the DataLoader, `epoch_begin` moves it on."""
 
     def __init__(self) -> None:
-        self.schedule: dict[str, Any] | None = None
-        """`schedule_of` the run: saved in checkpoints (ICPCCallback.state) and compared when resuming."""
-        self.levels: LevelledCollate | None = None
-        """The train DataLoader's collate function during training: `levels.plan` holds every batch's level."""
+        self.record: dict[str, Any] | None = None
+        """`plan_record` of the run: saved in checkpoints (ICPCCallback.state) and compared when resuming."""
+        self.levelled_collate: LevelledCollate | None = None
+        """The train DataLoader's collate function during training: its `plan` holds every batch's level."""
         self.stream = False
         """Whether the run trains from a stream (no length): its plan moves by optimizer steps, not epochs."""
         self.plan: LevelPlan | None = None
@@ -100,19 +100,20 @@ class RunLevels:
             )
         epochs = None if self.stream else (math.ceil(state.num_train_epochs) if state.num_train_epochs else None)
         plan = LevelPlan(icpc, state.max_steps if self.stream else epochs)  # checks the training settings
-        schedule = schedule_of(icpc, epochs, state.max_steps if self.stream else None)
+        record = plan_record(icpc, epochs, state.max_steps if self.stream else None)
         stored = (state.stateful_callbacks or {}).get(name)
         attributes = stored.get("attributes", {}) if isinstance(stored, dict) else {}
-        saved = attributes.get("schedule") if isinstance(stored, dict) else self.schedule
-        if saved is not None and state.global_step > 0 and saved != schedule:
-            changed = sorted(k for k in schedule if saved.get(k) != schedule[k])
+        # a checkpoint of the previous release keeps the record under `schedule`, the schedule's state under `adaptive`
+        saved = attributes.get("plan_record", attributes.get("schedule")) if isinstance(stored, dict) else self.record
+        if saved is not None and state.global_step > 0 and saved != record:
+            changed = sorted(k for k in record if saved.get(k) != record[k])
             raise ValueError(
                 f"Resuming with ICPC settings that differ from the checkpoint's ({', '.join(changed)}): the run would "
                 f"not continue its compression schedule. Restore the settings {saved} or start a new run."
             )
-        self.schedule, self.plan = schedule, plan
+        self.record, self.plan = record, plan
         if state.global_step > 0:  # the schedule goes on from where the checkpoint left it
-            self.plan.schedule.load_state_dict(attributes.get("adaptive"))
+            self.plan.schedule.load_state_dict(attributes.get("schedule_state", attributes.get("adaptive")))
 
     def schedule_state(self) -> dict[str, Any] | None:
         """The run's schedule state for checkpoints (None when the schedule has none)."""
@@ -125,13 +126,13 @@ class RunLevels:
         base = base_model_of(model)
         if base.config.icpc.get("level_weights") != icpc.level_weights:  # the budget's, derived by the plan
             base.config.icpc = icpc.to_dict()
-        self.levels = install_plan(train_dataloader, self.plan)
+        self.levelled_collate = install_plan(train_dataloader, self.plan)
         tell_collators(train_dataloader, model)
         self._resumed_step = global_step if global_step > 0 else None
 
     def epoch_begin(self, args: Any, state: Any, train_dataloader: Any) -> None:
         """Point the plan at this pass, past the batches a resumed run's first pass skips."""
-        if self.levels is None:
+        if self.levelled_collate is None:
             return
         epoch, accumulation = int(state.epoch or 0), args.gradient_accumulation_steps
         stream = train_dataloader is not None and not has_length(train_dataloader)
@@ -142,16 +143,16 @@ class RunLevels:
         self._resumed_step = None
         if stream:  # a stream's skipped batches are read and collated, so they count themselves
             first_step = state.global_step - skipped // accumulation
-            self.levels.set_epoch(epoch, 0, first_step=first_step, accumulation=accumulation)
+            self.levelled_collate.set_epoch(epoch, 0, first_step=first_step, accumulation=accumulation)
         else:
-            self.levels.set_epoch(epoch, skipped)
-            self.levels.plan.schedule.begin_stage(epoch)
-            levels, _ = self.levels.plan.distribution(epoch)
+            self.levelled_collate.set_epoch(epoch, skipped)
+            self.plan.schedule.begin_stage(epoch)
+            levels, _ = self.plan.distribution(epoch)
             logger.info("ICPC epoch %d draws each batch's level from %s", epoch, levels)
 
     def evaluated(self, args: Any, metrics: dict[str, float] | None) -> None:
         """Tell the schedule of an evaluation during training (`adaptive` moves its floor; the next epoch draws from it)."""
-        if self.levels is None or metrics is None:
+        if self.levelled_collate is None or metrics is None:
             return
-        icpc = self.levels.plan.icpc
-        self.levels.plan.schedule.evaluated(args, metrics, len(drawn_levels(icpc.levels, icpc.level_weights)[0]))
+        icpc = self.plan.icpc
+        self.plan.schedule.evaluated(args, metrics, len(drawn_levels(icpc.levels, icpc.level_weights)[0]))
