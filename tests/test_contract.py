@@ -426,7 +426,17 @@ SERVED_RULES = {
 PACKAGE = Path(icpc_hf.__file__).parent
 TRAINING_ONLY = {path.name for path in (PACKAGE / "training").glob("*.py")}
 """What only training needs is what lives under training/: the folder is the boundary."""
-HELPERS = {"text": {"pruning.py", "word_importance.py"}, "audio": {"wav.py"}}
+HELPERS = {
+    "text": {
+        "text_modality.py",
+        "text_tokens.py",
+        "text_settings.py",
+        "drawn_level.py",
+        "pruning.py",
+        "word_importance.py",
+    },
+    "audio": {"wav.py"},
+}
 """Modules a modality's module imports besides its embeddings: theirs alone, never served with another modality."""
 
 
