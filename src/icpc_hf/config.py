@@ -24,6 +24,11 @@ def as_float_list(name: str, values: Any) -> list[float]:
         raise TypeError(f"`{name}` must be a list of numbers, got {values!r}.") from None
 
 
+def check_flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}.")
+
+
 def as_thresholds(thresholds: Any, allow_empty: bool = True) -> list[float]:
     """`thresholds` (one or several) as floats, or the error that names their range."""
     values = as_float_list("thresholds", thresholds)
@@ -104,8 +109,7 @@ class ICPCConfig:
             raise TypeError(f"`seed` must be an integer, got {self.seed!r}.")
         if not 0.0 < float(self.min_level) <= 1.0:
             raise ValueError(f"`min_level` must be in (0, 1], got {self.min_level!r}.")
-        if not isinstance(self.trim_padding, bool):
-            raise TypeError(f"`trim_padding` must be True or False, got {self.trim_padding!r}.")
+        check_flag("trim_padding", self.trim_padding)
         if self.axes is not None:
             if isinstance(self.axes, str) or not self.axes:
                 raise ValueError(f"`axes` must be a non-empty list of axis names, got {self.axes!r}.")
@@ -187,6 +191,15 @@ class ICPCConfig:
     @property
     def is_resolved(self) -> bool:
         return self.model_type is not None and self.geometry is not None and self.levels is not None
+
+    def check_resolved(self, *fields: str) -> ICPCConfig:
+        """These settings, or the fix while `fields` (default: all `patch_model` fills) are unset."""
+        if any(getattr(self, name) is None for name in fields or ("model_type", "geometry", "levels")):
+            raise ValueError(
+                "The ICPC settings are not resolved for a model yet: call `patch_model(model, icpc)` with them first, "
+                "or pass `model.config.icpc`."
+            )
+        return self
 
 
 def as_icpc_config(value: Any) -> ICPCConfig:

@@ -1,5 +1,4 @@
-"""The text modality (BERT-style classifiers): its pipeline and its registration. The modality is text_modality.py
-(word pruning), its token sequences text_tokens.py, the checks of its settings text_settings.py."""
+"""Text (BERT-style classifiers): its pipeline and registration; the modality is text_modality.py."""
 
 from __future__ import annotations
 

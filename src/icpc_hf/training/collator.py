@@ -115,12 +115,7 @@ class ICPCDataCollator:
 
     @property
     def modality(self):
-        if not self.icpc.is_resolved:
-            raise ValueError(
-                "The ICPC settings are not resolved for a model yet: call `patch_model(model, icpc)` with the same "
-                "ICPCConfig before collating, or pass `model.config.icpc`."
-            )
-        return REGISTRY[self.icpc.model_type].modality
+        return REGISTRY[self.icpc.check_resolved().model_type].modality
 
     def __call__(self, features: Sequence[dict[str, Any]], level: float | None = None) -> dict[str, Any]:
         if not features:

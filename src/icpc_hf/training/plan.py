@@ -72,8 +72,7 @@ class LevelPlan:
     """
 
     def __init__(self, icpc: ICPCConfig, num_epochs: int | None = None):
-        if not icpc.levels:
-            raise ValueError("The ICPC settings have no levels yet: call `patch_model(model, icpc)` first.")
+        icpc.check_resolved("levels")  # levels are enough: a plan can be made before the model is patched
         self.icpc = check_training_settings(icpc)
         self.schedule = schedule_for(icpc)
         """The schedule (training/schedules/), holding what it needs to move: its state goes into checkpoints."""

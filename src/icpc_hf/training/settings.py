@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ..config import ICPCConfig, as_float_list
+from ..config import ICPCConfig, as_float_list, check_flag
 from ..registry import registration_for
 from .budget import level_costs, weights_for_speedup
 from .schedules import schedule_class, schedule_name
@@ -50,8 +50,7 @@ def check_training_settings(icpc: ICPCConfig) -> ICPCConfig:
             )
     check_level_weights(icpc)
     check_budget(icpc)
-    if not isinstance(icpc.distill_smallest, bool):
-        raise TypeError(f"`distill_smallest` must be True or False, got {icpc.distill_smallest!r}.")
+    check_flag("distill_smallest", icpc.distill_smallest)
     if not isinstance(icpc.uncompressed_last_epochs, int) or icpc.uncompressed_last_epochs < 0:
         raise ValueError(
             f"`uncompressed_last_epochs` must be a non-negative integer, got {icpc.uncompressed_last_epochs!r}."
