@@ -1,7 +1,5 @@
 """icpc_hf: Input Compression with Positional Consistency for Hugging Face Transformers."""
 
-__version__ = "0.1.0"  # the one place the version is written: setup.py reads it, the model card reports it
-
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .cascade import CascadePolicy, CascadeResult, run_cascade
@@ -22,6 +20,7 @@ from .training.compensate import compensate_levels
 from .training.hub import build_pipeline, load_adapter, push_adapter_to_hub, push_to_hub, save_adapter, save_for_hub
 from .training.plan import LevelledCollate, LevelPlan
 from .training.word_scores import fit_word_scores
+from .version import __version__ as __version__
 
 for _registration in REGISTRATIONS:
     PIPELINE_REGISTRY.register_pipeline(
