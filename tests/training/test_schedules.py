@@ -116,3 +116,15 @@ def test_a_stream_is_refused_only_by_a_schedule_that_needs_passes(name):
     else:
         levels.begin(icpc, state, stream, "ICPCCallback")
         assert levels.stream and levels.plan.num_stages == 6  # a stream's plan moves by optimizer steps
+
+
+def test_the_previous_module_of_the_plan_still_answers_with_a_warning():
+    import importlib
+    import sys
+
+    sys.modules.pop("icpc_hf.training.schedule", None)
+    with pytest.warns(FutureWarning, match="icpc_hf.training.schedule has moved.*icpc_hf.training.plan"):
+        old = importlib.import_module("icpc_hf.training.schedule")
+    assert old.LevelPlan is LevelPlan and old.schedule_class is schedule_class
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        _ = old.Nothing
