@@ -65,8 +65,8 @@ __all__ = [
     "unpatch_model",
 ]
 
-# The names before the rename of 2026-11-30 keep working for one release, with a FutureWarning (left out of
-# `__all__`, so `import *` does not warn).
-__getattr__ = old_module_names(
-    __name__, {"ModelFamily": "Registration", "FAMILIES": "REGISTRATIONS", "family_for": "registration_for"}, globals()
-)
+RENAMED = {"ModelFamily": "Registration", "FAMILIES": "REGISTRATIONS", "family_for": "registration_for"}
+"""Public names before the rename of 2026-11-30 -> their names now: they keep working for one release, with a
+FutureWarning (and are left out of `__all__`, so `import *` does not warn)."""
+
+__getattr__ = old_module_names(__name__, RENAMED, globals())

@@ -13,7 +13,7 @@ from typing import Any
 
 
 def warn_renamed(old: str, new: str) -> None:
-    warnings.warn(f"`{old}` is now `{new}`; the old name goes in the next release.", FutureWarning, stacklevel=3)
+    warnings.warn(f"{old} is now {new}; the old name goes in the next release.", FutureWarning, stacklevel=3)
 
 
 def old_module_names(module: str, names: dict[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:

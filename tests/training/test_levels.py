@@ -88,11 +88,11 @@ def test_the_callbacks_names_of_the_previous_release_still_work():
     callback = ICPCCallback(calibrate=False, publish=False)
     callback.schedule = {"levels": [0.5, 1.0]}  # as the Trainer restores a checkpoint of the previous release: quiet
     assert callback.plan_record == {"levels": [0.5, 1.0]}
-    with pytest.warns(FutureWarning, match="`ICPCCallback.schedule` is now `ICPCCallback.plan_record`"):
+    with pytest.warns(FutureWarning, match="ICPCCallback.schedule is now ICPCCallback.plan_record"):
         assert callback.schedule == {"levels": [0.5, 1.0]}
-    with pytest.warns(FutureWarning, match="`ICPCCallback.levels` is now `ICPCCallback.levelled_collate`"):
+    with pytest.warns(FutureWarning, match="ICPCCallback.levels is now ICPCCallback.levelled_collate"):
         assert callback.levels is None
-    with pytest.warns(FutureWarning, match="`ICPCCallback.adaptive` is now `ICPCCallback.schedule_state`"):
+    with pytest.warns(FutureWarning, match="ICPCCallback.adaptive is now ICPCCallback.schedule_state"):
         assert callback.adaptive is None
     assert callback.state()["attributes"] == {"plan_record": {"levels": [0.5, 1.0]}}
 
