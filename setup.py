@@ -12,11 +12,11 @@ def read(*parts: str) -> str:
 
 
 def version() -> str:
-    """The one place the version is written is `__version__` in src/icpc_hf/__init__.py (read as text: importing the
+    """The one place the version is written is `__version__` in src/icpc_hf/version.py (read as text: importing the
     package would need torch before it is installed)."""
-    found = re.search(r'^__version__ = "([^"]+)"', read("src", "icpc_hf", "__init__.py"), re.M)
+    found = re.search(r'^__version__ = "([^"]+)"', read("src", "icpc_hf", "version.py"), re.M)
     if not found:
-        raise RuntimeError('src/icpc_hf/__init__.py must hold a line `__version__ = "X.Y.Z"`')
+        raise RuntimeError('src/icpc_hf/version.py must hold a line `__version__ = "X.Y.Z"`')
     return found.group(1)
 
 

@@ -182,7 +182,11 @@ def train_arm(
         trainer.train()
         seconds = time.perf_counter() - start
     totals = icpc_callback.train_totals if icpc_callback is not None else None
-    plan = icpc_callback.levels.plan if icpc_callback is not None and icpc_callback.levels is not None else None
+    plan = (
+        icpc_callback.levelled_collate.plan
+        if icpc_callback is not None and icpc_callback.levelled_collate is not None
+        else None
+    )
     return {
         "model": model,
         "seconds": seconds,

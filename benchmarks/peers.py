@@ -16,7 +16,7 @@ from icpc_hf import REGISTRY
 def add_patch_dropout(model: nn.Module, keep_ratio: float, generator_seed: int = 0) -> nn.Module:
     """Keep `keep_ratio` of the patch tokens (random per sample and step) in training; all of them in eval."""
     embeddings = model.base_model.embeddings
-    special = REGISTRY[model.config.model_type].patch.geometry(model.config).get("special_tokens", 1)  # CLS, ...
+    special = REGISTRY[model.config.model_type].architecture.geometry(model.config).get("special_tokens", 1)  # CLS, ...
     generator = torch.Generator().manual_seed(generator_seed)
 
     def keep_subset(module, inputs, output):

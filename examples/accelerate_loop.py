@@ -40,14 +40,14 @@ def main() -> None:
     model = patch_model(new_model(args.seed), icpc)
     # Each batch's level is drawn from (seed, epoch, position), in whichever worker collates it: every rank
     # runs the same level at each step.
-    levels = LevelPlan(icpc, num_epochs=args.epochs).bind(ICPCDataCollator(None, icpc))
-    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=levels, num_workers=args.workers)
+    collate = LevelPlan(icpc, num_epochs=args.epochs).bind(ICPCDataCollator(None, icpc))
+    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=collate, num_workers=args.workers)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     start = time.perf_counter()
     for epoch in range(args.epochs):
         loader.set_epoch(epoch)
-        levels.set_epoch(epoch)  # before iterating: workers start from it
+        collate.set_epoch(epoch)  # before iterating: workers start from it
         model.train()
         for batch in loader:
             loss = model(**batch).loss

@@ -43,7 +43,7 @@ def main(out_dir: str, num_samples: int, workers: int, data_kind: str) -> Traine
     trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator, callbacks=[callback])
     trainer.train()
     rank = trainer.args.process_index
-    plan = callback.levels.plan
+    plan = callback.levelled_collate.plan
     if stream:
         plans = [[plan.level(epoch * 4 + p, epoch, p) for epoch in range(2) for p in range(4)][:6]]
     else:

@@ -9,19 +9,19 @@ from helpers import InputRecorder, StopAt, quiet_cpu_args, tiny_vit
 from transformers import Trainer
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, LevelPlan, patch_model
-from icpc_hf.training.adaptive import EvaluationFloor, watched_metric
-from icpc_hf.training.schedule import epoch_distribution
+from icpc_hf.training.plan import epoch_distribution
+from icpc_hf.training.schedules.adaptive import Adaptive, watched_metric
 
 FOUR = [0.25, 0.5, 0.75, 1.0]
 
 
 def test_the_floor_rises_on_a_new_best_and_falls_otherwise_within_the_levels():
     args = quiet_cpu_args("unused")
-    floor = EvaluationFloor()
+    floor = Adaptive(ICPCConfig(schedule="adaptive"))
     moves = []
     for loss in [1.0, 0.9, 0.8, 0.7, 0.75, 0.72, 0.6, 0.9, 0.9, 0.9, 0.9]:
         floor.evaluated(args, {"eval_loss": loss}, num_levels=4)
-        moves.append(floor.floor)
+        moves.append(floor.current)
     assert moves == [1, 2, 3, 3, 2, 1, 2, 1, 0, 0, 0]
     assert floor.best == 0.6
 
@@ -29,21 +29,24 @@ def test_the_floor_rises_on_a_new_best_and_falls_otherwise_within_the_levels():
 def test_the_floor_follows_metric_for_best_model_in_its_direction():
     args = quiet_cpu_args("unused", metric_for_best_model="accuracy", eval_strategy="epoch", save_strategy="epoch")
     assert watched_metric(args) == ("eval_accuracy", True)
-    floor = EvaluationFloor()
+    floor = Adaptive(ICPCConfig(schedule="adaptive"))
     for accuracy in [0.5, 0.6, 0.55]:
         floor.evaluated(args, {"eval_accuracy": accuracy, "eval_loss": 0.1}, num_levels=3)
-    assert floor.floor == 1 and floor.best == 0.6
+    assert floor.current == 1 and floor.best == 0.6
     with pytest.raises(ValueError, match="metric_for_best_model"):
         floor.evaluated(args, {"eval_loss": 0.1}, num_levels=3)
 
 
 def test_a_repeated_epoch_keeps_the_floor_it_began_with_and_the_state_round_trips_through_json():
-    floor = EvaluationFloor()
-    assert floor.begin_epoch(0) == 0
+    floor = Adaptive(ICPCConfig(schedule="adaptive"))
+    floor.begin_stage(0)
     floor.evaluated(quiet_cpu_args("unused"), {"eval_loss": 1.0}, num_levels=4)
-    assert floor.begin_epoch(0) == 0 and floor.begin_epoch(1) == 1
-    restored = EvaluationFloor.from_dict(json.loads(json.dumps(floor.to_dict())))  # keys become strings
-    assert restored == floor
+    floor.begin_stage(0)
+    floor.begin_stage(1)
+    assert floor.epoch_floors == {0: 0, 1: 1}
+    restored = Adaptive(ICPCConfig(schedule="adaptive"))
+    restored.load_state_dict(json.loads(json.dumps(floor.state_dict())))  # keys become strings
+    assert restored.state_dict() == floor.state_dict() == {"floor": 1, "best": 1.0, "epoch_floors": {0: 0, 1: 1}}
 
 
 def test_adaptive_draws_from_the_floor_up_with_or_without_a_known_length():
@@ -52,7 +55,7 @@ def test_adaptive_draws_from_the_floor_up_with_or_without_a_known_length():
     assert epoch_distribution(FOUR, [0, 1, 2, 3], "adaptive", 0, 10, floor=1) == ([0.75, 1.0], [2, 3])
     plan = LevelPlan(ICPCConfig(levels=FOUR, schedule="adaptive"))
     assert set(plan.epoch_levels(0, 200)) == set(FOUR)
-    plan.floors[1] = 2
+    plan.schedule.epoch_floors[1] = 2
     assert set(plan.epoch_levels(1, 200)) == {0.75, 1.0}
 
 
@@ -90,7 +93,7 @@ def test_a_trainer_run_moves_the_floor_by_its_evaluations(tmp_path):
         floor = min(3, floor + 1) if best is None or loss < best else max(0, floor - 1)
         best = loss if best is None or loss < best else best
         expected.append(floor)
-    assert [callback.levels.plan.floors[epoch] for epoch in range(4)] == expected
+    assert [callback.levelled_collate.plan.schedule.epoch_floors[epoch] for epoch in range(4)] == expected
     assert expected[1] == 1  # the first evaluation is always a new best
     per_epoch = [sides[6 * epoch : 6 * epoch + 6] for epoch in range(4)]  # 6 batches per epoch
     for epoch, epoch_sides in enumerate(per_epoch):
@@ -103,12 +106,14 @@ def test_a_resumed_run_continues_the_floor_of_its_checkpoint(tmp_path):
     _, _, _ = adaptive_run(tmp_path / "cut", learning_rate=3e-3, save_strategy="epoch", stop_at=12)
     checkpoint = os.path.join(tmp_path / "cut", "checkpoint-12")
     saved = json.load(open(os.path.join(checkpoint, "trainer_state.json")))["stateful_callbacks"]["ICPCCallback"]
-    assert saved["attributes"]["adaptive"]["floor"] == full_callback.levels.plan.floors[2]
+    assert (
+        saved["attributes"]["schedule_state"]["floor"] == full_callback.levelled_collate.plan.schedule.epoch_floors[2]
+    )
     resumed, callback, sides = adaptive_run(
         tmp_path / "cut", learning_rate=3e-3, save_strategy="epoch", resume=checkpoint
     )
-    assert [callback.levels.plan.floors[epoch] for epoch in (2, 3)] == [
-        full_callback.levels.plan.floors[epoch] for epoch in (2, 3)
+    assert [callback.levelled_collate.plan.schedule.epoch_floors[epoch] for epoch in (2, 3)] == [
+        full_callback.levelled_collate.plan.schedule.epoch_floors[epoch] for epoch in (2, 3)
     ]
     assert sides == full_sides[12:]  # epochs 2 and 3, batch for batch
 

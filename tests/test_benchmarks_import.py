@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+from import_graph import find_cycle
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOLDERS = ("benchmarks", "examples")
 MODULES = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(ROOT, "benchmarks", "*.py")))
@@ -34,29 +36,6 @@ def import_graph(folders=FOLDERS) -> dict[str, set[str]]:
         for p in glob.glob(os.path.join(ROOT, folder, "*.py"))
     }
     return {name: local_imports(path, set(paths)) - {name} for name, path in paths.items()}
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One import circle of `graph` as a path that ends where it starts, or None."""
-    state: dict[str, str] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = "open"
-        stack.append(node)
-        for target in sorted(graph.get(node, ())):
-            if state.get(target) == "open":
-                return stack[stack.index(target) :] + [target]
-            if target not in state and (cycle := visit(target)):
-                return cycle
-        state[node] = "done"
-        stack.pop()
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (cycle := visit(node)):
-            return cycle
-    return None
 
 
 def test_find_cycle_finds_a_circle_and_only_one():

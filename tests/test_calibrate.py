@@ -172,7 +172,7 @@ def test_default_levels_include_every_training_level_and_cascades_stay_short():
 def test_measured_time_sets_the_cost_a_calibration_minimises(setup, monkeypatch):
     """Small levels cost what their passes took, not their share of FLOPs: level 0.5 (a quarter of the patches)
     measured at 0.8 of a full pass costs 0.8, so a cascade through it no longer looks 4x cheaper than it is."""
-    import icpc_hf.training.calibrate as calibrate
+    import icpc_hf.training.calibration.timing as calibrate
 
     model, features, labels = setup
     monkeypatch.setattr(
@@ -194,7 +194,7 @@ def test_measured_time_sets_the_cost_a_calibration_minimises(setup, monkeypatch)
 
 
 def test_level_seconds_times_each_level_after_a_warm_up(monkeypatch):
-    import icpc_hf.training.calibrate as calibrate
+    import icpc_hf.training.calibration.timing as calibrate
 
     clock = {"now": 0.0}
     monkeypatch.setattr(calibrate.time, "perf_counter", lambda: clock["now"])

@@ -50,11 +50,11 @@ class LogRecorder(TrainerCallback):
 
 
 def test_calibrated_cascade_is_stored_logged_and_saved(tmp_path, monkeypatch):
-    import icpc_hf.training.calibrate
+    import icpc_hf.training.calibration.timing
 
     # the default calibration times each level; a fixed clock makes the recomputed expectation below the same
     monkeypatch.setattr(
-        icpc_hf.training.calibrate,
+        icpc_hf.training.calibration.timing,
         "level_seconds",
         lambda run, levels, warmup: [(run(lv), 0.2 + 0.8 * lv * lv)[1] for lv in levels],
     )

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from icpc_hf import ICPCConfig
+from icpc_hf import ICPCConfig, ICPCDataCollator, LevelPlan
 
 
 def test_defaults_are_valid_and_unresolved():
@@ -36,11 +36,39 @@ def test_unknown_strategy_raises_and_lists_choices():
         ICPCConfig(position_strategy="nearest")
 
 
-def test_weights_must_match_levels():
+def test_weights_must_match_levels_where_training_begins():
     with pytest.raises(ValueError, match="one weight per level"):
-        ICPCConfig(levels=[0.5, 1.0], level_weights=[1.0])
+        ICPCDataCollator(None, ICPCConfig(levels=[0.5, 1.0], level_weights=[1.0]))
     with pytest.raises(ValueError, match="non-negative"):
-        ICPCConfig(levels=[0.5, 1.0], level_weights=[-1.0, 1.0])
+        LevelPlan(ICPCConfig(levels=[0.5, 1.0], level_weights=[-1.0, 1.0]))
+
+
+def test_what_the_settings_accept_does_not_depend_on_what_was_imported(tmp_path):
+    """config.py alone, as a served folder holds it (no training code, no text module), accepts what it accepts
+    within icpc_hf: the fields it does not check are their readers' to check (a modality's, training's)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import icpc_hf.config
+
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "__init__.py").write_text("")
+    shutil.copy(icpc_hf.config.__file__, tmp_path / "served" / "config.py")
+    probe = (
+        "import sys; from served.config import ICPCConfig\n"
+        "for values in ({'level_weights': [-1.0, 1.0], 'schedule': 'cosine'}, {'text_scorer': 'tfidf'}, "
+        "{'position_strategy': 'nearest'}, {'thresholds': 2.0}):\n"
+        "    try:\n        ICPCConfig(**values); print('accepted')\n"
+        "    except (TypeError, ValueError) as e:\n        print(type(e).__name__)\n"
+        "print([m for m in sys.modules if m.startswith('icpc_hf')])"
+    )
+    alone = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert alone.stdout.splitlines() == ["accepted", "accepted", "ValueError", "ValueError", "[]"]
+    ICPCConfig(level_weights=[-1.0, 1.0], schedule="cosine")  # icpc_hf imported: the same answers
+    ICPCConfig(text_scorer="tfidf")
+    with pytest.raises(ValueError, match="Unknown `position_strategy`"):
+        ICPCConfig(position_strategy="nearest")
 
 
 def test_json_round_trip():

@@ -426,15 +426,25 @@ SERVED_RULES = {
 PACKAGE = Path(icpc_hf.__file__).parent
 TRAINING_ONLY = {path.name for path in (PACKAGE / "training").glob("*.py")}
 """What only training needs is what lives under training/: the folder is the boundary."""
-HELPERS = {"text": {"pruning.py", "word_importance.py"}, "audio": {"wav.py"}}
+HELPERS = {
+    "text": {
+        "text_modality.py",
+        "text_tokens.py",
+        "text_settings.py",
+        "drawn_level.py",
+        "pruning.py",
+        "word_importance.py",
+    },
+    "audio": {"wav.py"},
+}
 """Modules a modality's module imports besides its embeddings: theirs alone, never served with another modality."""
 
 
 def modality_files(registration) -> set[str]:
     """The modules of a registration's own: its modality module, its embeddings and its helpers."""
     modules = {registration.pipeline_class.__module__}
-    for patch in registration.patches.values():
-        modules |= {type(patch).__module__, getattr(patch, "patched", type(patch)).__module__}
+    for architecture in registration.architectures.values():
+        modules |= {type(architecture).__module__, getattr(architecture, "patched", type(architecture)).__module__}
     names = {module.rsplit(".", 1)[-1] + ".py" for module in modules}
     return (names | HELPERS.get(registration.modality.name, set())) - {"embeddings.py"}
 

@@ -39,7 +39,7 @@ def test_folder_holds_weights_processor_settings_card_and_pipeline_code(tmp_path
 
 @pytest.mark.parametrize("registration", REGISTRATIONS, ids=lambda registration: registration.modality.name)
 def test_card_takes_tag_task_and_descriptions_from_the_modalitys_registration(registration):
-    model_type = sorted(registration.patches)[0]
+    model_type = sorted(registration.architectures)[0]
     card = str(render_model_card(ICPCConfig(model_type=model_type), repo_id="someone/model"))
     assert f"pipeline_tag: {registration.pipeline_tag}" in card and f"- {registration.modality.name}" in card
     assert f'pipeline("{registration.task}", model="someone/model"' in card

@@ -1,5 +1,6 @@
 import dataclasses
 import inspect
+import re
 
 import pytest
 from helpers import tiny_vit
@@ -13,14 +14,14 @@ MODEL_TYPES = sorted(REGISTRY)
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
 
 
-def test_families_cover_four_modalities_and_registry_maps_each_type_to_its_own_patch():
+def test_registrations_cover_four_modalities_and_registry_maps_each_type_to_its_own_architecture():
     assert [registration.modality.name for registration in REGISTRATIONS] == ["image", "text", "audio", "video"]
-    assert set(REGISTRY) == {model_type for registration in REGISTRATIONS for model_type in registration.patches}
+    assert set(REGISTRY) == {model_type for registration in REGISTRATIONS for model_type in registration.architectures}
     for registration in REGISTRATIONS:
-        for model_type, patch in registration.patches.items():
+        for model_type, architecture in registration.architectures.items():
             assert REGISTRY[model_type].registration is registration
             assert REGISTRY[model_type].modality is registration.modality
-            assert REGISTRY[model_type].patch is patch
+            assert REGISTRY[model_type].architecture is architecture
 
 
 @pytest.mark.parametrize("registration", REGISTRATIONS, ids=lambda registration: registration.modality.name)
@@ -71,8 +72,10 @@ def test_unsupported_model_type_lists_the_supported_ones(unsupported):
 def test_second_registration_of_a_model_type_is_refused_and_changes_nothing():
     vit = registration_for("vit")
     before_registry, before_families = dict(REGISTRY), list(REGISTRATIONS)
-    again = dataclasses.replace(vit, patches={"new-type": vit.patches["vit"], "vit": vit.patches["vit"]})
-    with pytest.raises(ValueError, match=r"vit already registered by the image modality.*`patches`"):
+    again = dataclasses.replace(
+        vit, architectures={"new-type": vit.architectures["vit"], "vit": vit.architectures["vit"]}
+    )
+    with pytest.raises(ValueError, match=r"vit already registered by the image modality.*`architectures`"):
         register(again)
     assert REGISTRY == before_registry and REGISTRATIONS == before_families
 
@@ -82,15 +85,38 @@ def test_records_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         registration.pipeline_tag = "other"
     with pytest.raises(TypeError):
-        registration.patches["other"] = registration.patches["bert"]
+        registration.architectures["other"] = registration.architectures["bert"]
     assert isinstance(registration, Registration)
 
 
-def test_names_of_earlier_releases_still_reach_the_registrations():
-    """`ModelFamily`, `FAMILIES` and `family_for` were the names before the rename; code using them keeps running."""
-    import icpc_hf
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("icpc_hf.ModelFamily", "icpc_hf.Registration"),
+        ("icpc_hf.FAMILIES", "icpc_hf.REGISTRATIONS"),
+        ("icpc_hf.family_for", "icpc_hf.registration_for"),
+        ("icpc_hf.registry.Patch", "icpc_hf.registry.Architecture"),
+        ("icpc_hf.embeddings.SwapPatch", "icpc_hf.embeddings.SwappedEmbeddings"),
+        ("icpc_hf.embeddings_bert.TextPositionsPatch", "icpc_hf.embeddings_bert.TextPositions"),
+    ],
+)
+def test_names_of_the_previous_release_still_work_and_name_their_new_place(old, new):
+    import importlib
 
-    assert icpc_hf.ModelFamily is icpc_hf.Registration
-    assert icpc_hf.FAMILIES is icpc_hf.REGISTRATIONS
-    assert icpc_hf.family_for("vit") is icpc_hf.registration_for("vit")
-    assert icpc_hf.family_for("bert").modality.name == "text"
+    module, name = old.rsplit(".", 1)
+    with pytest.warns(FutureWarning, match=f"{re.escape(old)} is now {re.escape(new)};"):
+        value = getattr(importlib.import_module(module), name)
+    assert value is getattr(importlib.import_module(new.rsplit(".", 1)[0]), new.rsplit(".", 1)[1])
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        _ = importlib.import_module(module).Nothing
+
+
+def test_the_previous_names_of_a_registrations_architectures_still_work():
+    vit = registration_for("vit")
+    with pytest.warns(FutureWarning, match="Registration.patches is now Registration.architectures"):
+        assert vit.patches is vit.architectures
+    with pytest.warns(FutureWarning, match="Entry.patch is now Entry.architecture"):
+        assert REGISTRY["vit"].patch is vit.architectures["vit"]
+    with pytest.warns(FutureWarning, match="Registration\\(architectures=...\\)"):
+        renamed = dataclasses.replace(vit, patches={"other-vit": vit.architectures["vit"]})
+    assert dict(renamed.architectures) == {"other-vit": vit.architectures["vit"]}

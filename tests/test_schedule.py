@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from icpc_hf import ICPCConfig, LevelPlan
-from icpc_hf.training.schedule import current_batch
+from icpc_hf import ICPCConfig, ICPCDataCollator, LevelPlan
+from icpc_hf.drawn_level import current_batch
 
 LEVELS = [0.25, 0.5, 0.75, 1.0]
 
@@ -106,7 +106,7 @@ def test_level_plan_needs_resolved_levels():
 
 # ---------------------------------------------------------------- schedules over the run and the training budget
 from icpc_hf.training.budget import weights_for_speedup  # noqa: E402
-from icpc_hf.training.schedule import epoch_distribution  # noqa: E402
+from icpc_hf.training.plan import epoch_distribution  # noqa: E402
 
 SIX = [3 / 8, 4 / 8, 5 / 8, 6 / 8, 7 / 8, 1.0]
 
@@ -157,7 +157,7 @@ def test_bookends_schedule_draws_the_smallest_level_and_full_size_alike_in_every
 @pytest.mark.parametrize("budget", [{"level_weights": [1, 1, 1, 1, 1, 1]}, {"target_speedup": 2.0}])
 def test_bookends_schedule_refuses_weights_it_would_ignore(budget):
     with pytest.raises(ValueError, match="bookends.*drop them"):
-        ICPCConfig(levels=SIX, schedule="bookends", **budget)
+        LevelPlan(ICPCConfig(levels=SIX, schedule="bookends", **budget))
 
 
 def test_progressive_bookends_is_progressive_until_its_last_stage_then_both_ends():
@@ -222,28 +222,34 @@ def test_weights_for_speedup_refuse_unreachable_targets(target, fragment):
         weights_for_speedup([0.25, 0.5, 1.0], target)
 
 
-def test_config_refuses_bad_budgets_and_schedules():
+def test_training_refuses_bad_budgets_and_schedules():
     with pytest.raises(ValueError, match="at least 1"):
-        ICPCConfig(target_speedup=0.8)
+        ICPCDataCollator(None, ICPCConfig(target_speedup=0.8))
     with pytest.raises(ValueError, match="not both"):
-        ICPCConfig(levels=[0.5, 1.0], level_weights=[1, 1], target_speedup=2.0)
+        ICPCDataCollator(None, ICPCConfig(levels=[0.5, 1.0], level_weights=[1, 1], target_speedup=2.0))
     with pytest.raises(ValueError, match="Unknown `schedule`"):
-        ICPCConfig(schedule="cosine")
+        ICPCDataCollator(None, ICPCConfig(schedule="cosine"))
 
 
-def test_target_speedup_derives_the_weights_of_a_patched_model_and_saves_them(tmp_path):
+def test_target_speedup_derives_the_weights_of_a_patched_model_where_training_begins(tmp_path):
     from helpers import tiny_vit
     from transformers import ViTForImageClassification
 
     from icpc_hf import patch_model
+    from icpc_hf.patching import icpc_settings
 
     model = patch_model(tiny_vit(), ICPCConfig(target_speedup=2.5))
-    stored = model.config.icpc
-    costs = [(lv * 8) ** 2 / 64 for lv in stored["levels"]]  # 8 x 8 patches at full size
-    assert abs(1.0 / float(np.dot(stored["level_weights"], costs)) - 2.5) < 0.01
+    assert model.config.icpc["level_weights"] is None  # serving never reads them: patch_model leaves them
+    plan = LevelPlan(icpc_settings(model))
+    weights = plan.icpc.level_weights
+    costs = [(lv * 8) ** 2 / 64 for lv in plan.icpc.levels]  # 8 x 8 patches at full size
+    assert abs(1.0 / float(np.dot(weights, costs)) - 2.5) < 0.01
+    assert plan.distribution(0) == (plan.icpc.levels, weights)
     model.save_pretrained(tmp_path)
     reloaded = patch_model(ViTForImageClassification.from_pretrained(tmp_path))
-    assert reloaded.config.icpc["level_weights"] == stored["level_weights"]
+    assert LevelPlan(icpc_settings(reloaded)).icpc.level_weights == weights  # the same budget, the same weights
+    with pytest.raises(ValueError, match="not the target's"):  # weights of their own beside a target: refused
+        LevelPlan(ICPCConfig.from_dict({**icpc_settings(reloaded).to_dict(), "level_weights": [1.0] * len(weights)}))
 
 
 def test_target_speedup_beyond_the_smallest_level_names_the_fix():
@@ -251,8 +257,10 @@ def test_target_speedup_beyond_the_smallest_level_names_the_fix():
 
     from icpc_hf import patch_model
 
+    icpc = ICPCConfig(target_speedup=50.0)
+    patch_model(tiny_vit(), icpc)
     with pytest.raises(ValueError, match="smallest level costs"):
-        patch_model(tiny_vit(), ICPCConfig(target_speedup=50.0))
+        ICPCDataCollator(None, icpc)
 
 
 def test_progressive_schedule_rises_through_the_levels_that_are_drawn_at_all():

@@ -56,10 +56,10 @@ def train(tmp_path, data, icpc, workers=0, max_steps=12, callbacks=(), resume=No
 def test_trainer_trains_from_a_stream_at_the_planned_levels(tmp_path, workers):
     icpc = ICPCConfig(levels=[0.5, 0.75, 1.0], seed=3)  # the default progressive schedule, over the 12 steps
     trainer, callback, trained = train(tmp_path, stream(24), icpc, workers=workers)  # 6 batches a pass: 2 passes
-    expected = planned(callback.levels.plan, 6, 2)
+    expected = planned(callback.levelled_collate.plan, 6, 2)
     assert [side / 32 for side in trained.sides] == expected
     assert min(expected[:4]) == 0.5 and set(expected[-4:]) == {1.0}  # the schedule moved with the steps
-    assert callback.schedule["num_steps"] == 12
+    assert callback.plan_record["num_steps"] == 12
     logged = [h for h in trainer.state.log_history if "icpc/token_ratio" in h]
     assert logged and min(h["icpc/token_ratio"] for h in logged) < 1
 

@@ -248,7 +248,7 @@ def test_trainer_trains_with_pruned_batches_and_original_positions(tokenizer, tm
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[callback])
     trainer.train()
     assert seen and all(seen)
-    assert set(callback.levels.plan.epoch_levels(0, 20)) <= {0.3, 1.0}
+    assert set(callback.levelled_collate.plan.epoch_levels(0, 20)) <= {0.3, 1.0}
     logged = [h for h in trainer.state.log_history if "icpc/token_ratio" in h]
     assert logged and all(0 < h["icpc/token_ratio"] <= 1 for h in logged)
     assert min(h["icpc/token_ratio"] for h in logged) < 1

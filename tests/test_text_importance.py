@@ -279,14 +279,15 @@ def test_the_default_without_fitted_scores_prunes_stop_words_exactly_as_asked_fo
             torch.equal(a, b)
             for a, b in zip(collate_default(feats, level=level).values(), collate_stop(feats, level=level).values())
         )
-    assert ICPCConfig(word_scores=scores).text_scorer == "importance"
-    assert ICPCConfig(stop_words=["the"]).text_scorer == "stop_words"
+    assert ICPCConfig(word_scores=scores).text_scorer is None  # resolved by the text modality, for a text model
+    assert patched(tokenizer, word_scores=scores)[1].text_scorer == "importance"
+    assert patched(tokenizer, stop_words=["the"])[1].text_scorer == "stop_words"
 
 
 # ---------------------------------------------------------------------------------------------- bad input
 def test_bad_scorers_and_scores_fail_with_the_fix(tokenizer, scores):
     with pytest.raises(ValueError, match="stop_words, importance"):
-        ICPCConfig(text_scorer="tfidf")
+        patched(tokenizer, text_scorer="tfidf")
     with pytest.raises(ValueError, match="no texts"):
         fit_word_scores([], tokenizer)
     with pytest.raises(ValueError, match="labels=None"):
@@ -294,11 +295,11 @@ def test_bad_scorers_and_scores_fail_with_the_fix(tokenizer, scores):
     with pytest.raises(ValueError, match="labels=None"):
         fit_word_scores(["a b", "c d"], tokenizer, [0.5, 1.5])
     with pytest.raises(ValueError, match="text_scorer='importance'"):
-        ICPCConfig(text_scorer="stop_words", word_scores=scores)
+        patched(tokenizer, text_scorer="stop_words", word_scores=scores)
     with pytest.raises(ValueError, match="drop `stop_words`"):
-        ICPCConfig(text_scorer="importance", stop_words=["the"])
+        patched(tokenizer, text_scorer="importance", stop_words=["the"])
     with pytest.raises(ValueError, match="fit them again"):
-        ICPCConfig(text_scorer="importance", word_scores={"words": {"the": 1.0}})
+        patched(tokenizer, text_scorer="importance", word_scores={"words": {"the": 1.0}})
     _, _, unfitted = patched(tokenizer, text_scorer="importance")
     feats = features(tokenizer, ["the senate and the galaxy."])
     assert unfitted(feats, level=1.0)["input_ids"].shape[1] == len(feats[0]["input_ids"])  # nothing to prune

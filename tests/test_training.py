@@ -61,7 +61,7 @@ def train_two_epochs(tmp_path, workers, wrap=lambda collator: collator, **traine
         **trainer_args,
     )
     trainer.train()
-    planned = [lv for epoch in range(2) for lv in callback.levels.plan.epoch_levels(epoch, 10)]
+    planned = [lv for epoch in range(2) for lv in callback.levelled_collate.plan.epoch_levels(epoch, 10)]
     return trainer, callback, trained, planned
 
 

@@ -1,10 +1,7 @@
 """icpc_hf: Input Compression with Positional Consistency for Hugging Face Transformers."""
 
-__version__ = "0.1.0"  # the one place the version is written: setup.py reads it, the model card reports it
-
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .training import settings as _training_settings  # noqa: F401  # isort: skip  (its checks first)
 from .cascade import CascadePolicy, CascadeResult, run_cascade
 from .config import ICPCConfig
 from .costs import encoder_flops
@@ -15,13 +12,15 @@ from .text import ICPCTextClassificationPipeline  # isort: skip
 from .audio import ICPCAudioClassificationPipeline  # isort: skip
 from .video import ICPCVideoClassificationPipeline  # isort: skip
 from .pipelines import ICPCPipeline
+from .previous_names import old_module_names
 from .registry import REGISTRATIONS, REGISTRY, Registration, register, registration_for
 from .training.callback import ICPCCallback, install_levels
 from .training.collator import ICPCDataCollator
 from .training.compensate import compensate_levels
 from .training.hub import build_pipeline, load_adapter, push_adapter_to_hub, push_to_hub, save_adapter, save_for_hub
-from .training.schedule import LevelledCollate, LevelPlan
+from .training.plan import LevelledCollate, LevelPlan
 from .training.word_scores import fit_word_scores
+from .version import __version__ as __version__
 
 for _registration in REGISTRATIONS:
     PIPELINE_REGISTRY.register_pipeline(
@@ -70,15 +69,4 @@ RENAMED = {"ModelFamily": "Registration", "FAMILIES": "REGISTRATIONS", "family_f
 """Public names before the rename of 2026-11-30 -> their names now: they keep working for one release, with a
 FutureWarning (and are left out of `__all__`, so `import *` does not warn)."""
 
-
-def __getattr__(name: str):
-    if name in RENAMED:
-        import warnings
-
-        warnings.warn(
-            f"icpc_hf.{name} is now icpc_hf.{RENAMED[name]}; the old name goes in the next release.",
-            FutureWarning,
-            stacklevel=2,
-        )
-        return globals()[RENAMED[name]]
-    raise AttributeError(f"module 'icpc_hf' has no attribute {name!r}")
+__getattr__ = old_module_names(__name__, RENAMED, globals())

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForAudioClassification
 
 from .config import ICPCConfig
-from .embeddings_ast import PATCH as AST_PATCH
+from .embeddings_ast import AST
 from .geometry import Geometry
 from .grid import conv_input_size, conv_output_size
 from .modality import GRID_KEY, GridModality, as_tensor, grid_marker
@@ -288,7 +288,7 @@ class ICPCAudioClassificationPipeline(ICPCPipeline):
 REGISTRATION = register(
     Registration(
         modality=AudioModality(),
-        patches={"audio-spectrogram-transformer": AST_PATCH},
+        architectures={"audio-spectrogram-transformer": AST},
         pipeline_class=ICPCAudioClassificationPipeline,
         auto_model=AutoModelForAudioClassification,
         pipeline_tag="audio-classification",

@@ -5,19 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 POSITION_STRATEGIES = ("crop", "stride", "interpolate")
-TEXT_SCORERS = ("stop_words", "importance")
 CONFIG_KEY = "icpc"
-CHECKS: list[Callable[[ICPCConfig], None]] = []
-"""Checks run after the ones below, added by the modules that read the fields: icpc_hf.training those only training
-reads (weights, schedule, budget, epochs), text.py the text scorer's. A served folder holds neither training code nor
-another modality's, and serves whatever those fields hold."""
 
 
 def as_float_list(name: str, values: Any) -> list[float]:
@@ -28,6 +22,19 @@ def as_float_list(name: str, values: Any) -> list[float]:
         return [float(v) for v in values]
     except (TypeError, ValueError):
         raise TypeError(f"`{name}` must be a list of numbers, got {values!r}.") from None
+
+
+def check_flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False, got {value!r}.")
+
+
+def as_thresholds(thresholds: Any, allow_empty: bool = True) -> list[float]:
+    """`thresholds` (one or several) as floats, or the error that names their range."""
+    values = as_float_list("thresholds", thresholds)
+    if (not values and not allow_empty) or any(not 0.0 <= t <= 1.0 for t in values):
+        raise ValueError(f"`thresholds` must be probabilities in [0, 1], got {thresholds!r}.")
+    return values
 
 
 @dataclass
@@ -55,9 +62,9 @@ class ICPCConfig:
     uncompressed_last_epochs: int = 0
     """Train the last N epochs on uncompressed inputs only."""
     schedule: str | None = None
-    """How the level draw moves over the run: `progressive`, `constant`, `anchored`, `bookends`,
-    `progressive_bookends`, `adaptive` or the peer `progressive_resizing` (docs/guides/collator.md). `None`: the
-    modality's, chosen by the selection rule (docs/reference/selection-rule.md)."""
+    """How the level draw moves over the run: the name of a schedule of icpc_hf.training.schedules, e.g.
+    `progressive` or `constant` (docs/guides/collator.md). `None`: the modality's, chosen by the selection rule
+    (docs/reference/selection-rule.md)."""
     distill_smallest: bool = False
     """Training: each step also trains the smallest level on the step's own prediction (docs/guides/collator.md)."""
     target_speedup: float | None = None
@@ -96,22 +103,19 @@ class ICPCConfig:
             raise ValueError(
                 f"Unknown `position_strategy` {self.position_strategy!r}: use one of {', '.join(POSITION_STRATEGIES)}."
             )
-        thresholds = as_float_list("thresholds", self.thresholds)
-        if not thresholds or any(not 0.0 <= t <= 1.0 for t in thresholds):
-            raise ValueError(f"`thresholds` must be probabilities in [0, 1], got {self.thresholds!r}.")
+        thresholds = as_thresholds(self.thresholds, allow_empty=False)
         self.thresholds = thresholds[0] if isinstance(self.thresholds, (int, float)) else thresholds
         if not isinstance(self.seed, int):
             raise TypeError(f"`seed` must be an integer, got {self.seed!r}.")
         if not 0.0 < float(self.min_level) <= 1.0:
             raise ValueError(f"`min_level` must be in (0, 1], got {self.min_level!r}.")
-        if not isinstance(self.trim_padding, bool):
-            raise TypeError(f"`trim_padding` must be True or False, got {self.trim_padding!r}.")
+        check_flag("trim_padding", self.trim_padding)
         if self.axes is not None:
             if isinstance(self.axes, str) or not self.axes:
                 raise ValueError(f"`axes` must be a non-empty list of axis names, got {self.axes!r}.")
             self.axes = list(self.axes)
-        for check in CHECKS:
-            check(self)
+        # Text's own fields are checked as text resolves the settings (text_settings.py), those only training
+        # reads where training begins (training/settings.py).
 
     @staticmethod
     def _check_levels(name: str, values: Any) -> list[float]:
@@ -129,10 +133,7 @@ class ICPCConfig:
     # ------------------------------------------------------------------ cascade
     def thresholds_for(self, cascade_levels: list[float], thresholds: float | list[float] | None = None) -> list[float]:
         """One threshold per cascade level; the last level always answers, so its threshold is 0."""
-        thresholds = self.thresholds if thresholds is None else thresholds
-        values = as_float_list("thresholds", thresholds)
-        if any(not 0.0 <= t <= 1.0 for t in values):
-            raise ValueError(f"`thresholds` must be probabilities in [0, 1], got {thresholds!r}.")
+        values = as_thresholds(self.thresholds if thresholds is None else thresholds)
         steps = len(cascade_levels) - 1
         if steps == 0:  # a single level always answers: no threshold is used
             return [0.0]
@@ -191,6 +192,15 @@ class ICPCConfig:
     def is_resolved(self) -> bool:
         return self.model_type is not None and self.geometry is not None and self.levels is not None
 
+    def check_resolved(self, *fields: str) -> ICPCConfig:
+        """These settings, or the fix while `fields` (default: all `patch_model` fills) are unset."""
+        if any(getattr(self, name) is None for name in fields or ("model_type", "geometry", "levels")):
+            raise ValueError(
+                "The ICPC settings are not resolved for a model yet: call `patch_model(model, icpc)` with them first, "
+                "or pass `model.config.icpc`."
+            )
+        return self
+
 
 def as_icpc_config(value: Any) -> ICPCConfig:
     """Accept an ICPCConfig, the dict stored in `config.icpc`, or a model (or model config) holding one."""
@@ -210,4 +220,4 @@ def as_icpc_config(value: Any) -> ICPCConfig:
     )
 
 
-__all__ = ["ICPCConfig", "POSITION_STRATEGIES", "TEXT_SCORERS", "as_icpc_config"]
+__all__ = ["ICPCConfig", "POSITION_STRATEGIES", "as_icpc_config"]

@@ -113,7 +113,7 @@ def rebind_dispatched_forward(module: nn.Module, previous: type[nn.Module]) -> N
         module._old_forward = types.MethodType(type(module).forward, module)
 
 
-class SwapPatch:
+class SwappedEmbeddings:
     """Swap every `original` module of a model for `patched`, a subclass defining `icpc_setup`.
 
     `special_tokens`: the tokens the embeddings put before the patches (CLS, distillation), which every pass

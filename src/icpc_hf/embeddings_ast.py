@@ -7,7 +7,7 @@ import torch
 from transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer import ASTEmbeddings
 
 from .compensation import compensate
-from .embeddings import GridEmbeddingsMixin, SwapPatch
+from .embeddings import GridEmbeddingsMixin, SwappedEmbeddings
 
 
 class ICPCASTEmbeddings(GridEmbeddingsMixin, ASTEmbeddings):
@@ -36,4 +36,4 @@ class ICPCASTEmbeddings(GridEmbeddingsMixin, ASTEmbeddings):
         return self.dropout(compensate(self, embeddings, grid))
 
 
-PATCH = SwapPatch(ASTEmbeddings, ICPCASTEmbeddings, special_tokens=2)  # CLS and distillation
+AST = SwappedEmbeddings(ASTEmbeddings, ICPCASTEmbeddings, special_tokens=2)  # CLS and distillation

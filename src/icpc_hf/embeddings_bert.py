@@ -1,7 +1,7 @@
 """BERT-family models take `position_ids` natively: nothing is swapped, the position tables are only checked.
 
 BERT, DistilBERT, ELECTRA and ALBERT count positions from 0; RoBERTa, XLM-RoBERTa and CamemBERT from
-`pad_token_id + 1` (their padding takes position `pad_token_id`). The patch records that offset in
+`pad_token_id + 1` (their padding takes position `pad_token_id`). `TextPositions` records that offset in
 the settings' geometry (`position_offset`) and `TextModality` adds it to the original positions it puts in the batch.
 ModernBERT has no position table: its rotary attention turns `position_ids` into angles, so the original
 positions reach it the same way and only the table check is skipped.
@@ -16,7 +16,7 @@ from torch import nn
 from .config import ICPCConfig
 
 
-class TextPositionsPatch:
+class TextPositions:
     """Check that the model's embeddings are the kind whose `position_ids` the collator fills, table size included.
 
     These models take `position_ids` natively: nothing is swapped, so there is nothing to remove.

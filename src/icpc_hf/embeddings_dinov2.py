@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 
-from .embeddings import SwapPatch
+from .embeddings import SwappedEmbeddings
 from .embeddings_vit import PrefixedGridEmbeddings
 
 
@@ -19,4 +19,4 @@ class ICPCDinov2Embeddings(PrefixedGridEmbeddings, Dinov2Embeddings):
     pass
 
 
-PATCH = SwapPatch(Dinov2Embeddings, ICPCDinov2Embeddings, special_tokens=1)  # CLS
+DINOV2 = SwappedEmbeddings(Dinov2Embeddings, ICPCDinov2Embeddings, special_tokens=1)  # CLS

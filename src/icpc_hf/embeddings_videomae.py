@@ -14,7 +14,7 @@ import torch
 from transformers.models.videomae.modeling_videomae import VideoMAEEmbeddings
 
 from .compensation import compensate
-from .embeddings import GridEmbeddingsMixin, SwapPatch
+from .embeddings import GridEmbeddingsMixin, SwappedEmbeddings
 
 
 class ClipGridEmbeddingsMixin(GridEmbeddingsMixin):
@@ -75,4 +75,4 @@ class ICPCVideoMAEEmbeddings(ClipGridEmbeddingsMixin, VideoMAEEmbeddings):
         return embeddings
 
 
-PATCH = SwapPatch(VideoMAEEmbeddings, ICPCVideoMAEEmbeddings, special_tokens=0)  # no CLS token
+VIDEOMAE = SwappedEmbeddings(VideoMAEEmbeddings, ICPCVideoMAEEmbeddings, special_tokens=0)  # no CLS token

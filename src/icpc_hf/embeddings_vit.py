@@ -14,7 +14,7 @@ from transformers.models.deit.modeling_deit import DeiTEmbeddings
 from transformers.models.vit.modeling_vit import ViTEmbeddings
 
 from .compensation import compensate
-from .embeddings import GridEmbeddingsMixin, SwapPatch
+from .embeddings import GridEmbeddingsMixin, SwappedEmbeddings
 
 
 class PrefixedGridEmbeddings(GridEmbeddingsMixin):
@@ -65,5 +65,5 @@ class ICPCDeiTEmbeddings(PrefixedGridEmbeddings, DeiTEmbeddings):
         )
 
 
-PATCH = SwapPatch(ViTEmbeddings, ICPCViTEmbeddings, special_tokens=1)
-DEIT_PATCH = SwapPatch(DeiTEmbeddings, ICPCDeiTEmbeddings, special_tokens=2)
+VIT = SwappedEmbeddings(ViTEmbeddings, ICPCViTEmbeddings, special_tokens=1)
+DEIT = SwappedEmbeddings(DeiTEmbeddings, ICPCDeiTEmbeddings, special_tokens=2)

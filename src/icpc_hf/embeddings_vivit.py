@@ -13,7 +13,7 @@ import torch
 from transformers.models.vivit.modeling_vivit import VivitEmbeddings
 
 from .compensation import compensate
-from .embeddings import SwapPatch
+from .embeddings import SwappedEmbeddings
 from .embeddings_videomae import ClipGridEmbeddingsMixin
 
 
@@ -34,4 +34,4 @@ class ICPCVivitEmbeddings(ClipGridEmbeddingsMixin, VivitEmbeddings):
         return self.dropout(compensate(self, embeddings, grid))
 
 
-PATCH = SwapPatch(VivitEmbeddings, ICPCVivitEmbeddings, special_tokens=1)  # CLS
+VIVIT = SwappedEmbeddings(VivitEmbeddings, ICPCVivitEmbeddings, special_tokens=1)  # CLS

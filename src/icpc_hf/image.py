@@ -13,9 +13,8 @@ import torch
 from transformers import AutoModelForImageClassification
 
 from .config import ICPCConfig
-from .embeddings_dinov2 import PATCH as DINOV2_PATCH
-from .embeddings_vit import DEIT_PATCH
-from .embeddings_vit import PATCH as VIT_PATCH
+from .embeddings_dinov2 import DINOV2
+from .embeddings_vit import DEIT, VIT
 from .geometry import Geometry, pair
 from .grid import resize_images
 from .modality import GridModality, as_tensor
@@ -178,7 +177,7 @@ class ICPCImageClassificationPipeline(ICPCPipeline):
 REGISTRATION = register(
     Registration(
         modality=ImageModality(),
-        patches={"vit": VIT_PATCH, "deit": DEIT_PATCH, "dinov2": DINOV2_PATCH},
+        architectures={"vit": VIT, "deit": DEIT, "dinov2": DINOV2},
         pipeline_class=ICPCImageClassificationPipeline,
         auto_model=AutoModelForImageClassification,
         pipeline_tag="image-classification",

@@ -51,12 +51,7 @@ class Modality:
 
     def geo(self, icpc: ICPCConfig) -> Geometry:
         """The settings' input sizes, typed."""
-        if icpc.geometry is None:
-            raise ValueError(
-                "The ICPC settings are not resolved for a model yet: call `patch_model(model, icpc)` first, or pass "
-                "`model.config.icpc`."
-            )
-        return self.geometry_class.from_dict(icpc.geometry)
+        return self.geometry_class.from_dict(icpc.check_resolved("geometry").geometry)
 
     def resolve(self, icpc: ICPCConfig, model_config: Any) -> None:
         """Fill `icpc.geometry`, `icpc.levels` and `icpc.cascade_levels` for this model, validating them."""

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from torch import nn
 
 from .config import CONFIG_KEY, ICPCConfig, as_icpc_config
 from .device import install as install_device_hook
 from .device import remove as remove_device_hook
 from .registry import registration_for
-
-RESOLVED: list[Callable[[ICPCConfig, Any], None]] = []
-"""Run by `patch_model` on the resolved settings: icpc_hf.training adds a training budget's level weights."""
 
 
 def base_model_of(model: nn.Module) -> nn.Module:
@@ -63,7 +57,7 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
     """
     base = base_model_of(model)
     registration = registration_for(base.config)
-    patch = registration.patches[base.config.model_type]
+    architecture = registration.architectures[base.config.model_type]
     stored = getattr(base.config, CONFIG_KEY, None)
     if icpc is None:
         icpc = ICPCConfig.from_dict(stored) if stored is not None else ICPCConfig()
@@ -75,17 +69,15 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
             f"{base.config.model_type!r} one: start from a fresh ICPCConfig()."
         )
     if icpc.position_strategy is None:
-        icpc.position_strategy = (stored or {}).get("position_strategy") or patch.position_strategy(base)
+        icpc.position_strategy = (stored or {}).get("position_strategy") or architecture.position_strategy(base)
     registration.modality.resolve(icpc, base.config)
     if icpc.schedule is None:
         icpc.schedule = registration.modality.default_schedule(icpc)
-    icpc.geometry.update(patch.geometry(base.config))
+    icpc.geometry.update(architecture.geometry(base.config))
     icpc.model_type = base.config.model_type
-    for resolved in RESOLVED:
-        resolved(icpc, registration.modality)
-    patch.apply(base, icpc)
+    architecture.apply(base, icpc)
     setattr(base.config, CONFIG_KEY, icpc.to_dict())
-    if getattr(base, "_icpc_settings", None) is None and not patch.accepts_position_ids:
+    if getattr(base, "_icpc_settings", None) is None and not architecture.accepts_position_ids:
         base._icpc_guard = base.register_forward_pre_hook(_refuse_position_ids, with_kwargs=True)
     base._icpc_settings = icpc
     install_device_hook(base, icpc)
@@ -95,7 +87,7 @@ def patch_model(model: nn.Module, icpc: ICPCConfig | dict | None = None) -> nn.M
 def unpatch_model(model: nn.Module) -> nn.Module:
     """Restore the original embeddings (the weights are untouched); `config.icpc` is kept."""
     base = base_model_of(model)
-    registration_for(base.config).patches[base.config.model_type].remove(base)
+    registration_for(base.config).architectures[base.config.model_type].remove(base)
     guard = getattr(base, "_icpc_guard", None)
     if guard is not None:
         guard.remove()

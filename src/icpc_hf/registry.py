@@ -1,9 +1,8 @@
 """One record per modality: everything icpc_hf knows about it, registered once per `config.model_type`.
 
 A modality's record is its `Registration` (all of them: `REGISTRATIONS`; one model's: `registration_for`): the
-modality with the model types it serves, its pipeline and auto class. (Before 2026-11-30 it was called a "family":
-`ModelFamily`, `FAMILIES` and `family_for` remain as aliases.) Patching, the cascade, the pipelines, the Hub export, the model card and calibration
-all read these records through `registration_for`. This module is the mechanism only; each modality registers itself
+modality with the architectures it serves, its pipeline and auto class. Patching, the cascade, the pipelines, the Hub
+export, the model card and calibration all read these records through `registration_for`. This module is the mechanism only; each modality registers itself
 at the end of its own module (`image.py`, ...), which also defines its pipeline, so the code served with a model
 is its modality's alone (docs/guides/adding-a-model.md). Keep the imports relative, or to torch and transformers: the
 Hub export copies them.
@@ -22,12 +21,13 @@ from .config import ICPCConfig
 from .modality import Modality
 
 
-class Patch(Protocol):
-    """What `patch_model` asks of the patch of one model type (implementations: embeddings.py, embeddings_bert.py).
+class Architecture(Protocol):
+    """What `patch_model` asks of one model type's embeddings (implementations: `SwappedEmbeddings` in
+    embeddings.py, `TextPositions` in embeddings_bert.py).
 
-    The patch also holds the facts of its architecture that a modality cannot read alike from every config:
-    `geometry` returns them, and `patch_model` adds them to the settings' geometry (e.g. `special_tokens`, the
-    CLS and distillation tokens a grid model prepends; `position_offset`, where RoBERTa-style tables start).
+    It also holds the facts of its architecture that a modality cannot read alike from every config: `geometry`
+    returns them, and `patch_model` adds them to the settings' geometry (e.g. `special_tokens`, the CLS and
+    distillation tokens a grid model prepends; `position_offset`, where RoBERTa-style tables start).
     """
 
     accepts_position_ids: bool
@@ -46,8 +46,8 @@ class Registration:
     """The models one modality serves, and how each part of icpc_hf presents them."""
 
     modality: Modality
-    patches: Mapping[str, Patch]
-    """`config.model_type` -> the patch that gives that architecture's embeddings consistent positions."""
+    architectures: Mapping[str, Architecture]
+    """`config.model_type` -> what gives that architecture's embeddings consistent positions."""
     pipeline_class: type
     """The ICPC pipeline answering this modality, registered under `modality.task`."""
     auto_model: type
@@ -62,7 +62,7 @@ class Registration:
     """Model card: what compression does to an input, e.g. "spectrograms shortened"."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "patches", MappingProxyType(dict(self.patches)))
+        object.__setattr__(self, "architectures", MappingProxyType(dict(self.architectures)))
 
     @property
     def task(self) -> str:
@@ -72,10 +72,10 @@ class Registration:
 
 @dataclass(frozen=True)
 class Entry:
-    """What `REGISTRY` maps one model type to: its registration and its own patch."""
+    """What `REGISTRY` maps one model type to: its registration and its own architecture."""
 
     registration: Registration
-    patch: Patch
+    architecture: Architecture
 
     @property
     def modality(self) -> Modality:
@@ -88,16 +88,16 @@ REGISTRATIONS: list[Registration] = []
 
 def register(registration: Registration) -> Registration:
     """Add `registration`; a model type registered twice is refused, since the later record would silently win."""
-    taken = sorted(set(registration.patches) & set(REGISTRY))
+    taken = sorted(set(registration.architectures) & set(REGISTRY))
     if taken:
         owners = sorted({REGISTRY[model_type].registration.modality.name for model_type in taken})
         raise ValueError(
             f"Model type(s) {', '.join(taken)} already registered by the {', '.join(owners)} modality: each model type "
-            "has one record. Add a new architecture to its modality's `patches` once, or give your model its own "
+            "has one record. Add a new architecture to its modality's `architectures` once, or give your model its own "
             "`config.model_type`."
         )
     REGISTRATIONS.append(registration)
-    REGISTRY.update({model_type: Entry(registration, patch) for model_type, patch in registration.patches.items()})
+    REGISTRY.update({model_type: Entry(registration, arch) for model_type, arch in registration.architectures.items()})
     return registration
 
 
@@ -112,9 +112,3 @@ def registration_for(model_config_or_type: Any) -> Registration:
             f"icpc_hf does not support model type {model_type!r}; supported model types: {', '.join(sorted(REGISTRY))}."
         )
     return REGISTRY[model_type].registration
-
-
-# The names of releases before 2026-11-30, kept so that code written against them still runs.
-ModelFamily = Registration
-FAMILIES = REGISTRATIONS
-family_for = registration_for

@@ -20,8 +20,8 @@ import torch
 from transformers import AutoModelForVideoClassification
 
 from .config import ICPCConfig
-from .embeddings_videomae import PATCH as VIDEOMAE_PATCH
-from .embeddings_vivit import PATCH as VIVIT_PATCH
+from .embeddings_videomae import VIDEOMAE
+from .embeddings_vivit import VIVIT
 from .geometry import Geometry, pair
 from .grid import axis_positions, resize_images
 from .modality import GridModality, as_tensor
@@ -229,7 +229,7 @@ class ICPCVideoClassificationPipeline(ICPCPipeline):
 REGISTRATION = register(
     Registration(
         modality=VideoModality(),
-        patches={"videomae": VIDEOMAE_PATCH, "vivit": VIVIT_PATCH},
+        architectures={"videomae": VIDEOMAE, "vivit": VIVIT},
         pipeline_class=ICPCVideoClassificationPipeline,
         auto_model=AutoModelForVideoClassification,
         pipeline_tag="video-classification",

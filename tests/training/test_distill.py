@@ -116,7 +116,7 @@ def test_text_and_regression_models_are_refused_with_the_fix():
     with pytest.raises(ValueError, match="single-label classification"):
         SmallestLevelDistillation().start(regression, vit_icpc)
     with pytest.raises(TypeError, match="distill_smallest"):
-        ICPCConfig(distill_smallest="yes")
+        ICPCDataCollator(None, ICPCConfig(distill_smallest="yes"))
 
 
 def test_the_trainer_trains_the_smallest_level_and_leaves_no_hook(tmp_path):

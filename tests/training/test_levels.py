@@ -8,7 +8,7 @@ from helpers import tiny_vit
 from torch.utils.data import DataLoader, IterableDataset
 
 from icpc_hf import ICPCConfig, ICPCDataCollator, LevelledCollate, patch_model
-from icpc_hf.training.levels import RunLevels, has_length, install_levels, schedule_of
+from icpc_hf.training.levels import RunLevels, has_length, install_levels, plan_record
 
 
 def samples(count=40):
@@ -43,30 +43,58 @@ def setup(icpc=None, count=40, batch_size=4, **loader_kwargs):
 
 def test_schedule_records_steps_only_for_streams_and_the_schedule_only_when_it_moves():
     icpc = ICPCConfig(levels=[0.5, 1.0], seed=5, schedule="constant")
-    assert "num_steps" not in schedule_of(icpc, 3) and "schedule" not in schedule_of(icpc, 3)
-    assert schedule_of(icpc, None, 12)["num_steps"] == 12
-    assert schedule_of(ICPCConfig(levels=[0.5, 1.0], schedule="progressive"), 3)["schedule"] == "progressive"
+    assert "num_steps" not in plan_record(icpc, 3) and "schedule" not in plan_record(icpc, 3)
+    assert plan_record(icpc, None, 12)["num_steps"] == 12
+    assert plan_record(ICPCConfig(levels=[0.5, 1.0], schedule="progressive"), 3)["schedule"] == "progressive"
 
 
-def test_begin_takes_the_schedule_of_the_epochs_or_of_a_streams_steps():
+def test_begin_takes_the_plan_record_the_epochs_or_of_a_streams_steps():
     icpc, _, loader = setup()
     run = RunLevels()
     run.begin(icpc, state(epochs=2.5), loader, "ICPCCallback")
-    assert run.schedule == schedule_of(icpc, 3) and not run.stream
+    assert run.record == plan_record(icpc, 3) and not run.stream
     stream = DataLoader(Stream(), batch_size=4)
     assert not has_length(stream)
     run.begin(icpc, state(max_steps=12), stream, "ICPCCallback")
-    assert run.schedule == schedule_of(icpc, None, 12) and run.stream
+    assert run.record == plan_record(icpc, None, 12) and run.stream
 
 
 def test_a_resumed_run_with_other_settings_is_refused_and_a_new_run_is_not():
     icpc, _, loader = setup()
-    saved = {"args": {}, "attributes": {"schedule": schedule_of(ICPCConfig(levels=[0.75, 1.0], seed=5), 2)}}
+    saved = {"args": {}, "attributes": {"plan_record": plan_record(ICPCConfig(levels=[0.75, 1.0], seed=5), 2)}}
     with pytest.raises(ValueError, match="differ from the checkpoint's \\(levels\\)"):
         RunLevels().begin(icpc, state(global_step=4, stored=saved), loader, "ICPCCallback")
     RunLevels().begin(icpc, state(global_step=0, stored=saved), loader, "ICPCCallback")  # a new run: no check
-    same = {"args": {}, "attributes": {"schedule": schedule_of(icpc, 2)}}
+    same = {"args": {}, "attributes": {"plan_record": plan_record(icpc, 2)}}
     RunLevels().begin(icpc, state(global_step=4, stored=same), loader, "ICPCCallback")
+
+
+def test_a_checkpoint_of_the_previous_release_resumes_from_its_own_keys():
+    """It kept the plan's record under `schedule` and the schedule's state under `adaptive`."""
+    icpc, _, loader = setup(ICPCConfig(levels=[0.5, 0.75, 1.0], seed=5, schedule="adaptive"))
+    floor = {"floor": 2, "best": 0.5, "epoch_floors": {"0": 0, "1": 1}}
+    old = {"args": {}, "attributes": {"schedule": plan_record(icpc, 2), "adaptive": floor}}
+    run = RunLevels()
+    run.begin(icpc, state(global_step=4, stored=old), loader, "ICPCCallback")
+    assert run.plan.schedule.state_dict() == {"floor": 2, "best": 0.5, "epoch_floors": {0: 0, 1: 1}}
+    changed = {"args": {}, "attributes": {"schedule": plan_record(ICPCConfig(levels=[0.75, 1.0], seed=5), 2)}}
+    with pytest.raises(ValueError, match="differ from the checkpoint's"):
+        RunLevels().begin(icpc, state(global_step=4, stored=changed), loader, "ICPCCallback")
+
+
+def test_the_callbacks_names_of_the_previous_release_still_work():
+    from icpc_hf import ICPCCallback
+
+    callback = ICPCCallback(calibrate=False, publish=False)
+    callback.schedule = {"levels": [0.5, 1.0]}  # as the Trainer restores a checkpoint of the previous release: quiet
+    assert callback.plan_record == {"levels": [0.5, 1.0]}
+    with pytest.warns(FutureWarning, match="ICPCCallback.schedule is now ICPCCallback.plan_record"):
+        assert callback.schedule == {"levels": [0.5, 1.0]}
+    with pytest.warns(FutureWarning, match="ICPCCallback.levels is now ICPCCallback.levelled_collate"):
+        assert callback.levels is None
+    with pytest.warns(FutureWarning, match="ICPCCallback.adaptive is now ICPCCallback.schedule_state"):
+        assert callback.adaptive is None
+    assert callback.state()["attributes"] == {"plan_record": {"levels": [0.5, 1.0]}}
 
 
 def test_the_same_object_trained_before_checks_its_own_schedule_when_the_checkpoint_has_none():
@@ -91,8 +119,8 @@ def test_install_puts_the_plan_on_the_loader_once_and_refuses_persistent_workers
     run = RunLevels()
     run.begin(icpc, state(), loader, "ICPCCallback")
     run.install(model, icpc, loader, None, global_step=0)
-    assert isinstance(loader.collate_fn, LevelledCollate) and loader.collate_fn is run.levels
-    assert run.levels.collate_fn is collator and run.levels.plan.num_stages == 2
+    assert isinstance(loader.collate_fn, LevelledCollate) and loader.collate_fn is run.levelled_collate
+    assert run.levelled_collate.collate_fn is collator and run.levelled_collate.plan.num_stages == 2
     again = install_levels(loader, icpc, 2)  # a second train() wraps the user's collate, not the plan
     assert again.collate_fn is collator
     assert collator.model_device == "cpu"  # the collators are told where the model is
@@ -109,9 +137,13 @@ def test_a_resumed_epoch_starts_past_the_batches_the_trainer_skips(accumulation,
     run.install(model, icpc, loader, None, global_step=step)
     resumed = SimpleNamespace(epoch=1.2, global_step=step, max_steps=20)
     run.epoch_begin(args(accumulation, ignore), resumed, loader)
-    assert (run.levels.epoch, run.levels.first_position, run.levels.first_step) == (1, skipped, None)
+    assert (run.levelled_collate.epoch, run.levelled_collate.first_position, run.levelled_collate.first_step) == (
+        1,
+        skipped,
+        None,
+    )
     run.epoch_begin(args(accumulation, ignore), SimpleNamespace(epoch=2, global_step=20, max_steps=20), loader)
-    assert (run.levels.epoch, run.levels.first_position) == (2, 0)  # only the first pass skips
+    assert (run.levelled_collate.epoch, run.levelled_collate.first_position) == (2, 0)  # only the first pass skips
 
 
 def test_a_resumed_stream_goes_on_from_its_optimizer_step():
@@ -121,15 +153,19 @@ def test_a_resumed_stream_goes_on_from_its_optimizer_step():
     run.begin(icpc, state(global_step=7, max_steps=12), stream, "ICPCCallback")
     run.install(model, icpc, stream, None, global_step=7)
     run.epoch_begin(args(2), SimpleNamespace(epoch=0, global_step=7, max_steps=12), stream)
-    assert (run.levels.first_position, run.levels.first_step, run.levels.accumulation) == (0, 0, 2)
+    assert (
+        run.levelled_collate.first_position,
+        run.levelled_collate.first_step,
+        run.levelled_collate.accumulation,
+    ) == (0, 0, 2)
     run.epoch_begin(args(2), SimpleNamespace(epoch=1, global_step=9, max_steps=12), stream)
-    assert run.levels.first_step == 9
+    assert run.levelled_collate.first_step == 9
 
 
 def test_an_epoch_before_the_plan_is_installed_is_left_alone():
     run = RunLevels()
     run.epoch_begin(args(), SimpleNamespace(epoch=0, global_step=0, max_steps=1), None)  # no loader needed
-    assert run.levels is None
+    assert run.levelled_collate is None
 
 
 class DataLoaderDispatcher:

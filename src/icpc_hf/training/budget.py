@@ -1,7 +1,7 @@
 """A training budget turned into level weights: the most even weighting whose expected cost meets the target.
 
-`patch_model` applies it through the hook settings.py installs (`patching.RESOLVED`), once the levels are resolved;
-a served model keeps the weights saved in its `config.icpc`.
+The doors of training apply it (`settings.check_training_settings`) once the levels are resolved; serving never reads
+the weights.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from ..patching import icpc_settings
+from ..previous_names import old_attribute
 from .accounting import TrainingAccount
-from .adaptive import EvaluationFloor
 from .compensate import LevelCompensation
 from .distill import SmallestLevelDistillation
 from .levels import RunLevels, install_levels
@@ -73,7 +73,8 @@ class ICPCCallback(TrainerCallback, ExportableState):
         self.publisher = Publisher(publish)
         self.link = TrainerLink()
 
-    # What users and reports read stays on the callback; Trainer sets `schedule` when it restores the state.
+    # What users and reports read stays on the callback; Trainer sets `plan_record` and `schedule_state` when it
+    # restores a checkpoint's state.
     publish = property(
         lambda self: self.publisher.enabled,
         lambda self, on: setattr(self.publisher, "enabled", on),
@@ -87,22 +88,23 @@ class ICPCCallback(TrainerCallback, ExportableState):
         lambda self: self.shipping.calibration,
         doc="The last end-of-training calibration, every point searched included.",
     )
-    levels = property(
-        lambda self: self.run_levels.levels,
-        doc="The train DataLoader's collate function during training: `levels.plan` holds each level.",
+    levelled_collate = property(
+        lambda self: self.run_levels.levelled_collate,
+        doc="The train DataLoader's collate function during training: its `plan` holds each batch's level.",
     )
-    schedule = property(
-        lambda self: self.run_levels.schedule,
-        lambda self, value: setattr(self.run_levels, "schedule", value),
-        doc="What determines the level plan (`schedule_of`), saved in checkpoints.",
+    plan_record = property(
+        lambda self: self.run_levels.record,
+        lambda self, value: setattr(self.run_levels, "record", value),
+        doc="What determines the level plan (`levels.plan_record`), saved in checkpoints.",
     )
-    adaptive = property(
-        lambda self: None if self.run_levels.floor is None else self.run_levels.floor.to_dict(),
-        lambda self, saved: setattr(
-            self.run_levels, "floor", None if saved is None else EvaluationFloor.from_dict(saved)
-        ),
-        doc="The `adaptive` schedule's floor and best metric so far, saved in checkpoints (None: another schedule).",
+    schedule_state = property(
+        lambda self: self.run_levels.schedule_state(),
+        lambda self, saved: None,  # restored by the Trainer; `RunLevels.begin` reads it from the checkpoint itself
+        doc="The schedule's state (the `adaptive` floor and best metric so far), saved in checkpoints; None: none.",
     )
+    levels = old_attribute("ICPCCallback", "levels", "levelled_collate")
+    schedule = old_attribute("ICPCCallback", "schedule", "plan_record", warn_on_set=False)
+    adaptive = old_attribute("ICPCCallback", "adaptive", "schedule_state", warn_on_set=False)
     train_totals = property(
         lambda self: self.account.train_totals,
         doc="Samples, tokens and estimated FLOPs trained so far, compressed and full.",
@@ -122,9 +124,9 @@ class ICPCCallback(TrainerCallback, ExportableState):
         return trainer
 
     def state(self) -> dict[str, Any]:
-        attributes = {"schedule": self.schedule}
-        if self.adaptive is not None:
-            attributes["adaptive"] = self.adaptive
+        attributes = {"plan_record": self.plan_record}
+        if self.schedule_state is not None:
+            attributes["schedule_state"] = self.schedule_state
         return {"args": {}, "attributes": attributes}
 
     def measured(self) -> Measured:

@@ -12,9 +12,10 @@ from torch import nn
 from .. import device as device_path
 from ..config import ICPCConfig, as_icpc_config
 from ..device import ACCELERATORS
+from ..drawn_level import current_batch
 from ..modality import GridModality
 from ..registry import REGISTRY
-from .schedule import current_batch
+from .settings import check_training_settings
 
 
 def label_tensor(features: Sequence[dict[str, Any]]) -> torch.Tensor | None:
@@ -102,7 +103,7 @@ class ICPCDataCollator:
         resize_on_device: bool | None = None,
     ):
         self.processor = processor
-        self.icpc = as_icpc_config(icpc)
+        self.icpc = check_training_settings(as_icpc_config(icpc))
         if level is not None and not 0.0 < level <= 1.0:
             raise ValueError(f"`level` must be in (0, 1], got {level!r}.")
         self.level = level
@@ -114,12 +115,7 @@ class ICPCDataCollator:
 
     @property
     def modality(self):
-        if not self.icpc.is_resolved:
-            raise ValueError(
-                "The ICPC settings are not resolved for a model yet: call `patch_model(model, icpc)` with the same "
-                "ICPCConfig before collating, or pass `model.config.icpc`."
-            )
-        return REGISTRY[self.icpc.model_type].modality
+        return REGISTRY[self.icpc.check_resolved().model_type].modality
 
     def __call__(self, features: Sequence[dict[str, Any]], level: float | None = None) -> dict[str, Any]:
         if not features:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..registry import registration_for
 from .collator import collate_layers
+from .schedules import schedule_for
 from .shipping import check_calibration_levels
 
 logger = logging.getLogger(__name__)
@@ -64,12 +65,7 @@ def check_before_training(
 ) -> None:
     """Every check of the start of training, in order. The calibration's levels are checked only when there will be
     an evaluation set to calibrate on (`has_eval_set` now, or evaluations during training)."""
-    if icpc.schedule == "adaptive" and args.eval_strategy == "no":
-        raise ValueError(
-            "The `adaptive` ICPC schedule moves on the evaluations during training, and `eval_strategy` is 'no': "
-            "set `TrainingArguments(eval_strategy='epoch')` and give the Trainer an `eval_dataset`, or choose "
-            "another schedule (`ICPCConfig(schedule='progressive')`)."
-        )
+    schedule_for(icpc).preflight(args)
     if calibration_target is not None and (args.eval_strategy != "no" or has_eval_set):
         check_calibration_levels(calibration_target, icpc)
     if publish:
