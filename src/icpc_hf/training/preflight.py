@@ -8,7 +8,7 @@ from typing import Any
 
 from ..registry import registration_for
 from .collator import collate_layers
-from .shipping import check_calibration_levels
+from .shipping import check_calibration_data, check_calibration_levels
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +61,11 @@ def check_before_training(
     has_eval_set: bool,
     processor: Any,
     publish: bool,
+    trainer: Any = None,
 ) -> None:
     """Every check of the start of training, in order. The calibration's levels are checked only when there will be
-    an evaluation set to calibrate on (`has_eval_set` now, or evaluations during training)."""
+    an evaluation set to calibrate on (`has_eval_set` now, or evaluations during training), and its data when the
+    `trainer` and its evaluation set are known."""
     if icpc.schedule == "adaptive" and args.eval_strategy == "no":
         raise ValueError(
             "The `adaptive` ICPC schedule moves on the evaluations during training, and `eval_strategy` is 'no': "
@@ -72,6 +74,8 @@ def check_before_training(
         )
     if calibration_target is not None and (args.eval_strategy != "no" or has_eval_set):
         check_calibration_levels(calibration_target, icpc)
+        if trainer is not None and trainer.eval_dataset is not None:
+            check_calibration_data(trainer, icpc, processor, evaluates=args.eval_strategy != "no")
     if publish:
         check_servable(processor, args.push_to_hub)
     warn_about_padding(icpc, args, stream)
