@@ -231,7 +231,9 @@ class _CascadeRun:
         tokens = modality.batch_tokens(batch, icpc)
         flops = encoder_flops(tokens, self.config)
         if step == 0:
-            answers.full_flops[chunk] = encoder_flops(modality.full_tokens(batch, icpc), self.config)
+            full_tokens = modality.full_tokens(batch, icpc)
+            same = torch.equal(full_tokens, tokens)  # full size: the same estimate, computed once
+            answers.full_flops[chunk] = flops if same else encoder_flops(full_tokens, self.config)
         run, fits = chunk, None
         if policy.budget is not None:
             fits = policy.within_budget(answers, chunk, tokens, flops)
