@@ -21,7 +21,7 @@ from .grid import resize_images
 from .modality import GridModality, as_tensor
 from .pipelines import ICPCPipeline
 from .registry import Registration, register
-from .serving_inputs import MAX_SIDE, InputLimits, check_side, each, finite
+from .serving_inputs import MAX_SIDE, InputLimits, check_raw, each
 
 PIL_MODES = {1: "L", 3: "RGB"}
 """The PIL mode a raw image is converted to for a model of each channel count."""
@@ -36,7 +36,7 @@ def conform_image(image: Any, channels: int, max_side: int = MAX_SIDE) -> Any:
     """
     from PIL import Image
 
-    check_side(image, max_side)
+    check_raw(image, max_side)
     if isinstance(image, Image.Image):
         mode = PIL_MODES.get(channels)
         if mode is None or image.mode == mode:
@@ -45,8 +45,6 @@ def conform_image(image: Any, channels: int, max_side: int = MAX_SIDE) -> Any:
             rgba = image.convert("RGBA")
             image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
         return image.convert(mode)
-    if not finite(image):
-        raise ValueError("An image array holds NaN or infinite values: clean or drop it.")
     shape = tuple(getattr(image, "shape", ()))
     if len(shape) == 2:
         found = 1

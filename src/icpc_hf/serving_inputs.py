@@ -54,17 +54,16 @@ class InputLimits:
         positive("timeout", self.timeout, "seconds to wait for a URL")
 
 
-def check_side(raw: Any, max_side: int = MAX_SIDE) -> Any:
-    """`raw` (an image, a clip, a list of frames) unless a side is over `max_side` pixels."""
-
-    def side(value: Any) -> int:  # an array's last three axes: its channels are shorter than its sides
-        if isinstance(value, (list, tuple)):
-            return max(map(side, value), default=0)
-        shape = getattr(value, "shape", None)
-        return max(tuple(getattr(value, "size", ()) if shape is None else shape)[-3:], default=0)
-
-    if side(raw) > max_side:
-        raise ValueError(f"A side of {side(raw)} pixels is over `max_side={max_side}`: resize it, or raise `max_side`.")
+def check_raw(raw: Any, max_side: int = MAX_SIDE) -> Any:
+    """`raw` (an image, a clip, a list of frames) unless a side is over `max_side` pixels, or an array of it holds
+    NaN or inf (which the processor would pass on, or refuse in its own words)."""
+    for part in raw if isinstance(raw, (list, tuple)) else [raw]:
+        shape = getattr(part, "shape", None)  # an array's last three axes: its channels are shorter than its sides
+        side = max(tuple(getattr(part, "size", ()) if shape is None else shape)[-3:], default=0)
+        if side > max_side:
+            raise ValueError(f"A side of {side} pixels is over `max_side={max_side}`: resize it, or raise `max_side`.")
+        if not finite(part):
+            raise ValueError("A raw input holds NaN or infinite values: clean or drop it.")
     return raw
 
 
@@ -81,7 +80,7 @@ def check_finite(batch: dict[str, Any], samples: torch.Tensor) -> None:
     for key, value in batch.items():
         if isinstance(value, torch.Tensor) and value.dim() and not finite(value):
             row = int((~torch.isfinite(value)).reshape(len(value), -1).any(1).nonzero()[0])
-            raise ValueError(f"Sample {int(samples[row])} has NaN or infinite `{key}`: clean or drop it.")
+            raise ValueError(f"Sample {int(samples[row])}'s `{key}` holds NaN or infinite values: clean or drop it.")
 
 
 def each(items: Sequence[Any], prepare: Callable[[Any], Any]) -> list[Any]:

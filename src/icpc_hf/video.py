@@ -27,7 +27,7 @@ from .grid import axis_positions, resize_images
 from .modality import GridModality, as_tensor
 from .pipelines import ICPCPipeline
 from .registry import Registration, register
-from .serving_inputs import InputLimits, check_side
+from .serving_inputs import InputLimits, check_raw
 
 
 def tubelet_frame_index(clip_frames: int, tubelets: int, tubelet_size: int) -> list[int]:
@@ -140,7 +140,7 @@ class VideoModality(GridModality):
                     "Features hold raw `video` clips but the collator has no video/image processor to convert them: "
                     "pass the model's VideoMAEImageProcessor (or VideoMAEVideoProcessor) to ICPCDataCollator."
                 )
-            return [self._clip_tensor(self.process(processor, check_side(f["video"])), icpc) for f in features]
+            return [self._clip_tensor(self.process(processor, check_raw(f["video"])), icpc) for f in features]
         raise ValueError(
             f"Video features need `pixel_values` (frames x channels x height x width, from the video/image processor) "
             f"or a raw clip under `video`; got keys {sorted(features[0])}."
@@ -211,7 +211,7 @@ class VideoModality(GridModality):
             raw, _ = load_video(raw)
         if processor is None:
             raise ValueError("The pipeline has no video/image processor to read clips with: pass `image_processor=`.")
-        clip = check_side(raw, (limits or InputLimits()).max_side)
+        clip = check_raw(raw, (limits or InputLimits()).max_side)
         return {"pixel_values": self._clip_tensor(self.process(processor, clip), icpc)}
 
     def processor_of(self, pipeline: Any) -> Any:
