@@ -6,7 +6,7 @@ import os
 
 import pytest
 import torch
-from helpers import tiny_image_processor
+from helpers import run_two_processes, tiny_image_processor
 from test_callback_calibration import LEVELS, dataset, make_trainer
 from torch.utils.data import IterableDataset
 from transformers import ViTForImageClassification
@@ -87,3 +87,15 @@ def test_without_a_failure_nothing_is_saved_aside(tmp_path):
     trainer = make_trainer(tmp_path, ICPCCallback(), eval_dataset=dataset(6, seed=1))
     trainer.train()
     assert not os.path.exists(tmp_path / "icpc-unshipped")
+
+
+def test_two_processes_calibrate_on_the_evaluation_set_and_ship_the_same_cascade(tmp_path):
+    """Under DDP every rank calibrates on the whole evaluation set; the measured level times are rank 0's, so every
+    rank ships the same cascade (a rank choosing another would serve another model)."""
+    run_two_processes("ddp_worker.py", 29710, tmp_path, 16, 0, "calibrate")
+    records = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
+    assert {record["world_size"] for record in records} == {2}
+    first, second = records
+    assert first["calibrated"] is not None and first["calibrated"] == second["calibrated"]
+    assert first["shipped"] == second["shipped"]
+    assert first["shipped"]["cascade_levels"] == (first["calibrated"]["levels"] or [1.0])
