@@ -432,6 +432,12 @@ ROWS = [
     ),  # padded to max_length with the extractor's padding frames
     (
         "audio",
+        "spectrogram longer than max_length",
+        lambda: [{"input_values": spectrogram(frames=LENGTH + 20)}],
+        level_sized("input_values", 1),
+    ),  # truncated, as the extractor does
+    (
+        "audio",
         "NaN spectrogram",
         lambda: [{"input_values": spectrogram(fill=NAN)}],
         Raises(ValueError, "`input_values` holds NaN or infinite"),

@@ -140,6 +140,19 @@ def test_an_image_over_max_side_is_refused_before_the_processor(image_classifier
         image_classifier(picture(), max_side=39)
 
 
+def test_the_collator_and_run_cascade_apply_the_default_limits(vit, audio):
+    wide = [{"image": np.zeros((1, 8193, 3), dtype=np.uint8)}]
+    with pytest.raises(ValueError, match="A side of 8193 pixels is over `max_side=8192`"):
+        ICPCDataCollator(tiny_image_processor(), vit.config.icpc)(wide)
+    with pytest.raises(ValueError, match="A side of 8193 pixels is over `max_side=8192`"):
+        run_cascade(vit, wide, tiny_image_processor())
+    model, classifier = audio
+    long = [{"audio": {"array": np.zeros(601_000, dtype=np.float32), "sampling_rate": 1000}}]
+    for collate in (ICPCDataCollator(classifier.feature_extractor, model.config.icpc), None):
+        with pytest.raises(ValueError, match="A clip of 601 s is longer than `max_seconds=600`"):
+            collate(long) if collate else run_cascade(model, long, classifier.feature_extractor)
+
+
 def test_max_side_set_at_construction_holds_for_every_call(vit):
     classifier = build_pipeline(vit, tiny_image_processor(), max_side=64)
     assert classifier(picture(size=(64, 10)))
@@ -228,8 +241,9 @@ def test_a_clip_over_max_seconds_is_refused_before_resampling(audio, tmp_path, m
     with pytest.raises(ValueError, match="A clip of 0.5 s is longer than `max_seconds=0.25`"):
         classifier({"array": clip_at(8000), "sampling_rate": 8000}, max_seconds=0.25)
     path = write_wav(tmp_path / "long.wav", (clip_at(16000, seconds=2) * 30000).astype(np.int16), 16000)
+    monkeypatch.setattr(wave.Wave_read, "readframes", lambda *args: pytest.fail("the samples were read"))
     with pytest.raises(ValueError, match="A clip of 2 s is longer than `max_seconds=1`"):
-        classifier(path, max_seconds=1)  # read from the header: the samples are not read
+        classifier(path, max_seconds=1)  # measured from the header
     with pytest.raises(ValueError, match="Audio URLs are not fetched"):
         classifier("https://example.invalid/clip.wav")
 
