@@ -439,7 +439,7 @@ def modality_files(registration) -> set[str]:
     return (names | HELPERS.get(registration.modality.name, set())) - {"embeddings.py"}
 
 
-SERVED_BYTES = {"image": 91_500, "text": 101_000, "audio": 101_000, "video": 97_400}
+SERVED_BYTES = {"image": 91_500, "text": 101_200, "audio": 101_200, "video": 97_300}
 """Python a served folder holds, per modality (measured: docs/guides/hub.md): what serving needs and nothing else.
 The grid modalities' caps rose by compensation.py (5.6 KB): the per-level parameters a served cascade uses; every
 modality's by the serving gate (serving_inputs.py and its checks, about 6 KB; audio's WAV and PCM checks 8 KB)."""
