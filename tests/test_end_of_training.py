@@ -34,11 +34,12 @@ def no_inputs():
         (string_labels, "no", "one class index per evaluation sample"),
         (lambda: Stream(), "no", "reads the evaluation set by index.*Stream"),
         (lambda: {"a": dataset(4, seed=1), "b": dataset(4, seed=2)}, "no", "several evaluation sets \\(a, b\\)"),
-        (lambda: [], "no", "evaluation set is empty"),
+        (lambda: [], "no", "evaluation set has 0 sample\\(s\\)"),
+        (lambda: dataset(1, seed=1), "no", "has 1 sample.*one half, checked on the other: at least 2.*ship_check"),
         (no_inputs, "no", "first sample cannot be collated.*got keys \\['label'\\].*remove_unused_columns"),
         (lambda: {"a": dataset(4, seed=1), "b": string_labels()}, "epoch", "one class index"),  # every set checked
     ],
-    ids=["string labels", "no length", "several sets, none evaluated", "empty", "no model input", "one bad set"],
+    ids=["string labels", "no length", "several sets, none evaluated", "empty", "one sample", "no input", "a bad set"],
 )
 def test_what_calibration_needs_is_refused_before_the_first_step(tmp_path, eval_dataset, eval_strategy, fragment):
     trainer = make_trainer(tmp_path, ICPCCallback(), eval_dataset=eval_dataset(), eval_strategy=eval_strategy)

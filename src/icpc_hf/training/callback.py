@@ -161,6 +161,7 @@ class ICPCCallback(TrainerCallback, ExportableState):
             processor=processor or processing_class,
             publish=self.publish,
             trainer=trainer,
+            min_eval_samples=1 if self.shipping.check is None else 2,
         )
         self.publisher.begin(model, processor or processing_class)
         self.run_levels.install(model, icpc, train_dataloader, processor, state.global_step)

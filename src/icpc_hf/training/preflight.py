@@ -62,6 +62,7 @@ def check_before_training(
     processor: Any,
     publish: bool,
     trainer: Any = None,
+    min_eval_samples: int = 1,
 ) -> None:
     """Every check of the start of training, in order. The calibration's levels are checked only when there will be
     an evaluation set to calibrate on (`has_eval_set` now, or evaluations during training), and its data when the
@@ -75,7 +76,8 @@ def check_before_training(
     if calibration_target is not None and (args.eval_strategy != "no" or has_eval_set):
         check_calibration_levels(calibration_target, icpc)
         if trainer is not None and trainer.eval_dataset is not None:
-            check_calibration_data(trainer, icpc, processor, evaluates=args.eval_strategy != "no")
+            evaluates = args.eval_strategy != "no"
+            check_calibration_data(trainer, icpc, processor, evaluates, min_samples=min_eval_samples)
     if publish:
         check_servable(processor, args.push_to_hub)
     warn_about_padding(icpc, args, stream)

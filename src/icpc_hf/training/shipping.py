@@ -136,19 +136,23 @@ def eval_features(trainer: Any, eval_dataloader: Any) -> Any:
     return features
 
 
-def check_calibration_data(trainer: Any, icpc: ICPCConfig, processor: Any, evaluates: bool) -> None:
+def check_calibration_data(
+    trainer: Any, icpc: ICPCConfig, processor: Any, evaluates: bool, min_samples: int = 1
+) -> None:
     """Refuse, before the first step rather than after the last, what end-of-training calibration would refuse:
     several evaluation sets with no evaluation to pick one (`evaluates`: the Trainer evaluates during training),
-    a set without a length or without samples, a first sample without a class index or that the cascade cannot
-    collate. Each set is read as the Trainer passes it (`get_eval_dataloader`: its columns)."""
+    a set without a length or with fewer than `min_samples` (2 for the ship check's two halves), a first sample
+    without a class index or that the cascade cannot collate. Each set is read as the Trainer passes it
+    (`get_eval_dataloader`: its columns)."""
     sets = trainer.eval_dataset
     names = list(sets) if isinstance(sets, dict) and evaluates else [None]
     for name in names:
         features = eval_features(trainer, None if name is None else trainer.get_eval_dataloader(name))
-        if len(features) == 0:
+        if len(features) < min_samples:
             raise ValueError(
-                "The evaluation set is empty, and the cascade is calibrated on it at the end of training: give the "
-                "Trainer a non-empty `eval_dataset`, or pass `ICPCCallback(calibrate=False)`."
+                f"The evaluation set has {len(features)} sample(s), and the cascade is calibrated on it at the end of "
+                f"training (on one half, checked on the other: at least {min_samples}): give the Trainer a larger "
+                "`eval_dataset`, pass `ICPCCallback(ship_check=False)`, or `ICPCCallback(calibrate=False)`."
             )
         labels_of(features if hasattr(features, "column_names") else [features[0]])
         try:
