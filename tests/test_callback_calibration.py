@@ -20,7 +20,7 @@ def dataset(count, seed, label_key="label"):
     return [{"pixel_values": torch.randn(3, 32, 32, generator=generator), label_key: i % 3} for i in range(count)]
 
 
-def make_trainer(tmp_path, callback, eval_dataset=None, cascade_levels=LEVELS, **kwargs):
+def make_trainer(tmp_path, callback, eval_dataset=None, cascade_levels=LEVELS, processing_class=None, **kwargs):
     torch.manual_seed(0)
     icpc = ICPCConfig(levels=LEVELS, cascade_levels=cascade_levels, seed=1)
     model = patch_model(tiny_vit(), icpc)
@@ -38,6 +38,7 @@ def make_trainer(tmp_path, callback, eval_dataset=None, cascade_levels=LEVELS, *
         eval_dataset=eval_dataset,
         data_collator=ICPCDataCollator(None, icpc),
         callbacks=[callback],
+        processing_class=processing_class,
     )
 
 

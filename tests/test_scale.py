@@ -1,18 +1,13 @@
 """Data parallelism, resuming, and PEFT adapters with ICPC."""
 
 import json
-import os
-import shutil
-import subprocess
 
 import pytest
 import torch
-from helpers import InputRecorder, StopAt, quiet_cpu_args, tiny_vit
+from helpers import InputRecorder, StopAt, quiet_cpu_args, run_two_processes, tiny_vit
 from transformers import Trainer
 
 from icpc_hf import ICPCCallback, ICPCConfig, ICPCDataCollator, patch_model
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.parametrize(
@@ -20,28 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
     [(32, 0, "map"), (30, 0, "map"), (32, 2, "map"), (32, 0, "stream"), (32, 2, "stream"), (32, 0, "device")],
 )
 def test_two_processes_share_levels_per_step_and_cover_the_data(tmp_path, num_samples, workers, data):
-    if shutil.which("torchrun") is None:
-        pytest.skip("torchrun not on PATH")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [
-            "torchrun",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(29500 + num_samples + 7 * workers + 50 * (data == "stream") + 80 * (data == "device")),
-            os.path.join(HERE, "ddp_worker.py"),
-            str(tmp_path),
-            str(num_samples),
-            str(workers),
-            data,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    port = 29500 + num_samples + 7 * workers + 50 * (data == "stream") + 80 * (data == "device")
+    run_two_processes("ddp_worker.py", port, tmp_path, num_samples, workers, data)
     records = [
         json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2) if (tmp_path / f"rank{r}.json").exists()
     ]
@@ -65,26 +40,8 @@ def test_two_processes_share_levels_per_step_and_cover_the_data(tmp_path, num_sa
 
 
 def test_fsdp2_fully_shard_on_cpu_computes_what_the_unsharded_patched_model_computes(tmp_path):
-    if shutil.which("torchrun") is None:
-        pytest.skip("torchrun not on PATH")
     pytest.importorskip("torch.distributed.fsdp").fully_shard  # noqa: B018  (FSDP2, torch >= 2.6)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [
-            "torchrun",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29650",
-            os.path.join(HERE, "fsdp_worker.py"),
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_two_processes("fsdp_worker.py", 29650, tmp_path)
     records = [json.loads((tmp_path / f"fsdp{r}.json").read_text()) for r in range(2)]
     for record in records:  # at a compressed level and at full size, each rank's own batch
         assert record["losses"] == pytest.approx(record["reference"], abs=1e-5)

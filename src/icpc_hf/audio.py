@@ -28,6 +28,7 @@ from .grid import conv_input_size, conv_output_size
 from .modality import GRID_KEY, GridModality, as_tensor, grid_marker
 from .pipelines import ICPCPipeline
 from .registry import Registration, register
+from .serving_inputs import MAX_SECONDS, InputLimits
 from .wav import mono_waveform
 
 
@@ -168,7 +169,9 @@ class AudioModality(GridModality):
             )
         return torch.cat([value, value.new_full((max_length - frames, value.shape[1]), pad)])
 
-    def extract(self, processor: Any, clips: Sequence[Any], icpc: ICPCConfig) -> torch.Tensor:
+    def extract(
+        self, processor: Any, clips: Sequence[Any], icpc: ICPCConfig, max_seconds: float = MAX_SECONDS
+    ) -> torch.Tensor:
         """Raw clips through the feature extractor, after mono, sampling-rate and length checks."""
         if processor is None or not callable(processor):
             raise ValueError("Features hold raw `audio` but no feature extractor was given to make spectrograms.")
@@ -179,7 +182,7 @@ class AudioModality(GridModality):
                 f"ASTFeatureExtractor(num_mel_bins={bins})."
             )
         rate = int(processor.sampling_rate)
-        waveforms = [mono_waveform(clip, rate) for clip in clips]
+        waveforms = [mono_waveform(clip, rate, max_seconds) for clip in clips]
         return processor(waveforms, sampling_rate=rate, return_tensors="pt")["input_values"].float()
 
     # ------------------------------------------------------------------ batches
@@ -266,10 +269,10 @@ class AudioModality(GridModality):
         return self.sample_tokens(frequency * time, batch["input_values"].shape[0], icpc)
 
     # ------------------------------------------------------------------ pipeline
-    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
+    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig, limits: InputLimits | None = None) -> dict:
         if isinstance(raw, dict) and "input_values" in raw:
             return {"input_values": self.spectrograms(processor, [raw], icpc)[0]}
-        return {"input_values": self.extract(processor, [raw], icpc)[0]}
+        return {"input_values": self.extract(processor, [raw], icpc, (limits or InputLimits()).max_seconds)[0]}
 
     def processor_of(self, pipeline: Any) -> Any:
         return pipeline.feature_extractor
@@ -279,6 +282,7 @@ __all__ = ["AudioModality", "content_frames", "resize_spectrograms"]
 
 
 class ICPCAudioClassificationPipeline(ICPCPipeline):
+    input_limits = ("max_seconds",)
     _load_processor = False
     _load_image_processor = False
     _load_feature_extractor = True

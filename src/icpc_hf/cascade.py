@@ -15,6 +15,7 @@ from .device import ACCELERATORS
 from .modality import GridModality
 from .patching import base_model_of, icpc_settings
 from .registry import registration_for
+from .serving_inputs import check_finite, check_levels, positive
 
 COMBINE_MODES = ("last", "mean", "level_weighted")
 BUDGET_UNITS = ("full", "tokens", "flops")
@@ -83,8 +84,8 @@ def _check_budget(budget: float | None, budget_unit: str) -> None:
             f"Unknown budget unit {budget_unit!r}: use 'full' (multiples of one uncompressed pass), 'tokens' "
             "or 'flops' (per sample)."
         )
-    if budget is not None and not budget > 0:
-        raise ValueError(f"`budget` must be positive, got {budget!r}.")
+    if budget is not None:
+        positive("budget", budget, f"what a sample may spend in {budget_unit!r}, or None")
 
 
 @dataclass(frozen=True)
@@ -112,11 +113,7 @@ class CascadePolicy:
         budget_unit: str = "full",
     ) -> CascadePolicy:
         """The policy of a call: its arguments where given, the model's ICPC settings otherwise; refuses bad ones."""
-        levels = sorted(set(levels if levels is not None else icpc.cascade_levels))
-        if not levels:
-            raise ValueError("The cascade needs at least one level, got an empty list.")
-        if any(not 0.0 < lv <= 1.0 for lv in levels):
-            raise ValueError(f"Cascade levels must be in (0, 1], got {levels}.")
+        levels = check_levels(levels if levels is not None else icpc.cascade_levels)
         if combine not in COMBINE_MODES:
             raise ValueError(f"Unknown `combine` {combine!r}: use one of {', '.join(COMBINE_MODES)}.")
         _check_budget(budget, budget_unit)
@@ -219,7 +216,9 @@ class _CascadeRun:
         """Resample each level on the model's accelerator (its patched hook), as training does (docs/guides/device.md)."""
 
     def step(self, step: int, chunk: torch.Tensor) -> torch.Tensor:
-        """Run the samples of `chunk` at the policy's `step`; returns those that go on to the next level."""
+        """Run the samples of `chunk` at the policy's `step`; returns those that go on to the next level. Without a
+        budget there is no row to drop, and at the last level no confidence to read: full size alone costs what a
+        plain batched forward pass costs."""
         policy, answers, modality, icpc = self.policy, self.answers, self.modality, self.icpc
         level = policy.levels[step]
         features = [self.features[i] for i in chunk.tolist()]
@@ -228,22 +227,29 @@ class _CascadeRun:
         else:
             batch = modality.collate(self.processor, features, level, icpc)
         batch.pop("labels", None)
+        check_finite(batch, chunk)
         tokens = modality.batch_tokens(batch, icpc)
         flops = encoder_flops(tokens, self.config)
         if step == 0:
-            answers.full_flops[chunk] = encoder_flops(modality.full_tokens(batch, icpc), self.config)
-        fits = policy.within_budget(answers, chunk, tokens, flops)
-        if step == 0 and not bool(fits.all()):
-            raise ValueError(
-                f"A budget of {policy.budget} {policy.budget_unit} is smaller than the cheapest cascade level ({level}) "
-                "costs: raise the budget or add a cheaper level."
-            )
-        run = chunk[fits]
+            full_tokens = modality.full_tokens(batch, icpc)
+            same = torch.equal(full_tokens, tokens)  # full size: the same estimate, computed once
+            answers.full_flops[chunk] = flops if same else encoder_flops(full_tokens, self.config)
+        run, fits = chunk, None
+        if policy.budget is not None:
+            fits = policy.within_budget(answers, chunk, tokens, flops)
+            if step == 0 and not bool(fits.all()):
+                raise ValueError(
+                    f"A budget of {policy.budget} {policy.budget_unit} is smaller than the cheapest cascade level "
+                    f"({level}) costs: raise the budget or add a cheaper level."
+                )
+            run, batch, tokens, flops = chunk[fits], _rows(batch, fits), tokens[fits], flops[fits]
         if len(run):
-            probabilities = self.model(**_to_device(_rows(batch, fits), self.device)).logits.float().softmax(-1).cpu()
-            answers.record(run, step, probabilities, policy, tokens[fits], flops[fits])
-        accept = ~fits | policy.accepts(answers.confidence(chunk), step)
-        return chunk[~accept]
+            probabilities = self.model(**_to_device(batch, self.device)).logits.float().softmax(-1).cpu()
+            answers.record(run, step, probabilities, policy, tokens, flops)
+        if step == len(policy.levels) - 1:
+            return chunk[:0]
+        accept = policy.accepts(answers.confidence(chunk), step)
+        return chunk[~(accept if fits is None else accept | ~fits)]
 
 
 @torch.inference_mode()
@@ -271,13 +277,14 @@ def run_cascade(
     """
     icpc = icpc or icpc_settings(model)
     policy = CascadePolicy.from_settings(icpc, levels, thresholds, combine, budget, budget_unit)
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
+    positive("batch_size", batch_size, "samples per forward pass", integer=True)
     if len(features) == 0:
         raise ValueError("The cascade got no samples to classify.")
     cascade = _CascadeRun(model, features, processor, icpc, policy)
     was_training = model.training
-    model.eval()
+    switch = any(module.training for module in model.modules())  # switching costs a tiny model's forward pass,
+    if switch:  # and threads sharing a model in eval mode must not switch it back and forth
+        model.eval()
     try:
         pending = torch.arange(len(features))
         for step in range(len(policy.levels)):
@@ -285,5 +292,6 @@ def run_cascade(
             if len(pending) == 0:
                 break
     finally:
-        model.train(was_training)
+        if switch:
+            model.train(was_training)
     return cascade.answers.result(policy.levels)

@@ -20,20 +20,22 @@ from .grid import resize_images
 from .modality import GridModality, as_tensor
 from .pipelines import ICPCPipeline
 from .registry import Registration, register
+from .serving_inputs import MAX_SIDE, InputLimits, check_raw, each
 
 PIL_MODES = {1: "L", 3: "RGB"}
 """The PIL mode a raw image is converted to for a model of each channel count."""
 
 
-def conform_image(image: Any, channels: int) -> Any:
+def conform_image(image: Any, channels: int, max_side: int = MAX_SIDE) -> Any:
     """A raw image with the model's channel count, or a ValueError before the image processor fails obscurely.
 
     PIL images are converted as `do_convert_rgb` does (transparency composited onto white, grey repeated to RGB,
     RGB to luminance for a 1-channel model), which keeps what the image shows. Arrays and tensors are not
-    guessed at: one with another channel count is refused with the fix.
+    guessed at: one with another channel count, or with NaN or inf, is refused with the fix.
     """
     from PIL import Image
 
+    check_raw(image, max_side)
     if isinstance(image, Image.Image):
         mode = PIL_MODES.get(channels)
         if mode is None or image.mode == mode:
@@ -153,14 +155,23 @@ class ImageModality(GridModality):
         grid = self.geo(icpc).full_grid
         return self.sample_tokens(grid[0] * grid[1], batch["pixel_values"].shape[0], icpc)
 
-    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
-        return self.prepare_many(processor, [raw], icpc)[0]
+    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig, limits: InputLimits | None = None) -> dict:
+        return self.prepare_many(processor, [raw], icpc, limits)[0]
 
-    def prepare_many(self, processor: Any, raws: Sequence[Any], icpc: ICPCConfig) -> list[dict[str, Any]]:
+    def prepare_many(
+        self, processor: Any, raws: Sequence[Any], icpc: ICPCConfig, limits: InputLimits | None = None
+    ) -> list[dict[str, Any]]:
+        """Paths and URLs loaded as Transformers loads them (URLs with `limits.timeout`), one processor call."""
         from transformers.image_utils import load_image
 
-        channels = self.geo(icpc).num_channels
-        images = [conform_image(load_image(raw) if isinstance(raw, str) else raw, channels) for raw in raws]
+        limits, channels = limits or InputLimits(), self.geo(icpc).num_channels
+
+        def conform(raw: Any) -> Any:
+            return conform_image(
+                load_image(raw, timeout=limits.timeout) if isinstance(raw, str) else raw, channels, limits.max_side
+            )
+
+        images = each(raws, conform)
         return [{"pixel_values": pixels} for pixels in processor(images=images, return_tensors="pt")["pixel_values"]]
 
     def processor_of(self, pipeline: Any) -> Any:
@@ -168,6 +179,7 @@ class ImageModality(GridModality):
 
 
 class ICPCImageClassificationPipeline(ICPCPipeline):
+    input_limits = ("max_side", "timeout")
     _load_processor = False
     _load_image_processor = True
     _load_feature_extractor = False

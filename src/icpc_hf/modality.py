@@ -17,6 +17,7 @@ import torch
 from .config import ICPCConfig
 from .geometry import Geometry
 from .grid import default_levels, scaled_grid, snap_levels
+from .serving_inputs import InputLimits, each
 
 
 def as_tensor(value: Any) -> torch.Tensor:
@@ -77,14 +78,16 @@ class Modality:
         """Tokens each sample of a collated batch would cost uncompressed."""
         raise NotImplementedError
 
-    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
+    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig, limits: InputLimits | None = None) -> dict:
         """One pipeline input (an image, a text, a clip...) as a full-size feature dict for `collate`."""
         raise NotImplementedError
 
-    def prepare_many(self, processor: Any, raws: Sequence[Any], icpc: ICPCConfig) -> list[dict[str, Any]]:
-        """Pipeline inputs as features. Modalities whose processor takes a list override it: one processor call
-        per pipeline call rather than per input, which is most of what a cascade adds to a plain forward pass."""
-        return [self.prepare(processor, raw, icpc) for raw in raws]
+    def prepare_many(
+        self, processor: Any, raws: Sequence[Any], icpc: ICPCConfig, limits: InputLimits | None = None
+    ) -> list[dict[str, Any]]:
+        """Pipeline inputs as features, an error naming the input. Modalities whose processor takes a list override
+        it: one processor call per pipeline call rather than per input, most of what a cascade adds to a plain pass."""
+        return each(raws, lambda raw: self.prepare(processor, raw, icpc, limits))
 
     def processor_of(self, pipeline: Any) -> Any:
         raise NotImplementedError

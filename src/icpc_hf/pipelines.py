@@ -13,20 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import Pipeline
 
+from .serving_inputs import InputLimits, positive
+
 if TYPE_CHECKING:
     from .cascade import CascadeResult
-
-
-CALL_ARGUMENTS = {"thresholds", "levels", "top_k", "combine", "budget", "budget_unit", "batch_size"}
 
 
 class ICPCPipeline(Pipeline):
     """Classify with the ICPC cascade; every answer says which level gave it and what it cost.
 
-    Call arguments: `thresholds` (one, or one per cascade level but the last), `levels` (the cascade levels),
-    `top_k` (labels per answer, default 5), `batch_size` (samples per forward pass), and for test-time
-    augmentation `combine` ("last", "mean", "level_weighted"), `budget` and `budget_unit` (see `run_cascade`).
+    Arguments, when the pipeline is built or per call: `thresholds` (one, or one per cascade level but the last),
+    `levels` (the cascade levels), `top_k` (labels per answer, default 5), `batch_size` (samples per forward pass),
+    for test-time augmentation `combine` ("last", "mean", "level_weighted"), `budget` and `budget_unit` (see
+    `run_cascade`), and the limits of raw inputs this modality reads (`input_limits`, see `InputLimits`).
     """
+
+    input_limits: tuple[str, ...] = ()
 
     def __init__(self, *args: Any, **kwargs: Any):
         from .patching import icpc_settings, is_patched, patch_model
@@ -37,40 +39,42 @@ class ICPCPipeline(Pipeline):
             patch_model(self.model)
         self.icpc = icpc_settings(self.model)
         self.modality = registration_for(self.icpc.model_type).modality
+        InputLimits(**self._preprocess_params)
 
     def _sanitize_parameters(
         self, thresholds=None, levels=None, top_k=None, combine=None, budget=None, budget_unit=None, **kwargs
     ):
-        options = {
-            "thresholds": thresholds,
-            "levels": levels,
-            "combine": combine,
-            "budget": budget,
-            "budget_unit": budget_unit,
-        }
+        unknown = sorted(set(kwargs) - {"batch_size", *self.input_limits})
+        if unknown:
+            known = sorted({"thresholds", "levels", "top_k", "combine", "budget", "budget_unit", "batch_size"})
+            raise TypeError(
+                f"Unknown argument(s) {unknown} for this ICPC pipeline: use {known + [*self.input_limits]}."
+            )
+        if top_k is not None:
+            positive("top_k", top_k, "labels per answer", integer=True)
+        options = dict(thresholds=thresholds, levels=levels, combine=combine, budget=budget, budget_unit=budget_unit)
+        options["batch_size"] = kwargs.pop("batch_size", None)
+        limits = {k: v for k, v in kwargs.items() if v is not None}
         forward_params = {k: v for k, v in options.items() if v is not None}
-        postprocess_params = {} if top_k is None else {"top_k": top_k}
-        return {}, forward_params, postprocess_params
+        return limits, forward_params, {} if top_k is None else {"top_k": top_k}
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        unknown = sorted(set(kwargs) - CALL_ARGUMENTS)
-        if unknown:
-            raise TypeError(f"Unknown argument(s) {unknown} for an ICPC pipeline: use {sorted(CALL_ARGUMENTS)}.")
+        limits, forward_params, postprocess_params = self._sanitize_parameters(**kwargs)
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
         if not items:
             return []
-        batch_size = kwargs.pop("batch_size", None) or self._batch_size or 32
-        _, forward_params, postprocess_params = self._sanitize_parameters(**kwargs)
-        forward_params = {**self._forward_params, **forward_params}
+        limits = InputLimits(**{**self._preprocess_params, **limits})
+        batch_size = 32 if self._batch_size is None else self._batch_size
+        forward_params = {"batch_size": batch_size, **self._forward_params, **forward_params}
         postprocess_params = {**self._postprocess_params, **postprocess_params}
-        features = self.modality.prepare_many(self.modality.processor_of(self), items, self.icpc)
-        result = self._forward(features, batch_size=batch_size, **forward_params)
+        features = self.modality.prepare_many(self.modality.processor_of(self), items, self.icpc, limits)
+        result = self._forward(features, **forward_params)
         answers = [self.postprocess((result, i), **postprocess_params) for i in range(len(items))]
         return answers[0] if single else answers
 
     def preprocess(self, inputs: Any, **kwargs: Any) -> dict[str, Any]:
-        return self.modality.prepare(self.modality.processor_of(self), inputs, self.icpc)
+        return self.modality.prepare(self.modality.processor_of(self), inputs, self.icpc, InputLimits(**kwargs))
 
     def _forward(self, features: list[dict[str, Any]], batch_size: int = 32, **kwargs: Any) -> CascadeResult:
         from .cascade import run_cascade
@@ -81,8 +85,7 @@ class ICPCPipeline(Pipeline):
     def postprocess(self, output: tuple[CascadeResult, int], top_k: int = 5) -> list[dict[str, Any]]:
         result, index = output
         probabilities = result.probabilities[index]
-        top_k = max(1, min(top_k, probabilities.shape[-1]))
-        scores, ids = probabilities.topk(top_k)
+        scores, ids = probabilities.topk(min(top_k, probabilities.shape[-1]))
         details = {
             "level": result.levels[int(result.answered_step[index])],
             "tokens": int(result.tokens[index]),

@@ -113,7 +113,7 @@ class TextModality(Modality):
         return self._real_positions(batch, icpc).max(-1).values + 1
 
     # ------------------------------------------------------------------ pipeline
-    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
+    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig, limits: Any = None) -> dict[str, Any]:
         if isinstance(raw, dict):
             unknown = set(raw) - {"text", "text_pair"}
             if "text" not in raw or unknown:

@@ -27,6 +27,7 @@ from .grid import axis_positions, resize_images
 from .modality import GridModality, as_tensor
 from .pipelines import ICPCPipeline
 from .registry import Registration, register
+from .serving_inputs import InputLimits, check_raw
 
 
 def tubelet_frame_index(clip_frames: int, tubelets: int, tubelet_size: int) -> list[int]:
@@ -139,7 +140,7 @@ class VideoModality(GridModality):
                     "Features hold raw `video` clips but the collator has no video/image processor to convert them: "
                     "pass the model's VideoMAEImageProcessor (or VideoMAEVideoProcessor) to ICPCDataCollator."
                 )
-            return [self._clip_tensor(self.process(processor, f["video"]), icpc) for f in features]
+            return [self._clip_tensor(self.process(processor, check_raw(f["video"])), icpc) for f in features]
         raise ValueError(
             f"Video features need `pixel_values` (frames x channels x height x width, from the video/image processor) "
             f"or a raw clip under `video`; got keys {sorted(features[0])}."
@@ -201,14 +202,17 @@ class VideoModality(GridModality):
         return self.sample_tokens(tubelets * rows * columns, batch["pixel_values"].shape[0], icpc)
 
     # ------------------------------------------------------------------ pipeline
-    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig) -> dict[str, Any]:
+    def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig, limits: InputLimits | None = None) -> dict:
+        """A clip (frames, or a path or URL that Transformers' `load_video` reads: it takes no timeout, and its fetch
+        gives up after 5 s without an answer), after the side check."""
         if isinstance(raw, str):
             from transformers.video_utils import load_video
 
             raw, _ = load_video(raw)
         if processor is None:
             raise ValueError("The pipeline has no video/image processor to read clips with: pass `image_processor=`.")
-        return {"pixel_values": self._clip_tensor(self.process(processor, raw), icpc)}
+        clip = check_raw(raw, (limits or InputLimits()).max_side)
+        return {"pixel_values": self._clip_tensor(self.process(processor, clip), icpc)}
 
     def processor_of(self, pipeline: Any) -> Any:
         """The video processor when Transformers loaded one (it needs torchvision), else the image processor."""
@@ -219,6 +223,7 @@ class ICPCVideoClassificationPipeline(ICPCPipeline):
     """VideoMAE ships a video processor (needs torchvision) and an image processor: load whichever is there,
     as Transformers' own video-classification pipeline does; `VideoModality.processor_of` prefers the former."""
 
+    input_limits = ("max_side",)
     _load_processor = False
     _load_image_processor = None
     _load_video_processor = None

@@ -40,7 +40,10 @@ class ICPCCallback(TrainerCallback, ExportableState):
     level), a dict of `calibrate_thresholds` keywords such as `{"target_speedup": 2.0}`, or False to keep the
     cascade as configured. The evaluation set is the Trainer's `eval_dataset`, with or without evaluations during
     training: the callback finds the Trainer that calls it and attaches itself (`attach`). Without one the served
-    cascade becomes full size alone, because an uncalibrated cascade can be slower than plain inference.
+    cascade becomes full size alone, because an uncalibrated cascade can be slower than plain inference. What
+    calibration needs of the evaluation set is checked before the first step; if the end of training still fails
+    (compensation, calibration, shipping), the trained weights are saved first, in `unshipped_dir` (default
+    `output_dir/icpc-unshipped`), and the error says where.
 
     `compensate` (default: on whenever the cascade is calibrated): before calibrating, each level below full size of an image, audio or video model
     learns its own small embedding parameters from the full-size model's answers on the training set, the backbone
@@ -64,12 +67,13 @@ class ICPCCallback(TrainerCallback, ExportableState):
         publish: bool = True,
         compensate: bool | dict[str, Any] | None = None,
         ship_check: bool | dict[str, Any] = True,
+        unshipped_dir: str | None = None,
     ) -> None:
         self.compensation = LevelCompensation(calibrate is not False if compensate is None else compensate)
         self.run_levels = RunLevels()
         self.account = TrainingAccount()
         self.distillation = SmallestLevelDistillation()
-        self.shipping = CascadeShipping(calibrate, ship_check)
+        self.shipping = CascadeShipping(calibrate, ship_check, unshipped_dir)
         self.publisher = Publisher(publish)
         self.link = TrainerLink()
 
@@ -158,6 +162,8 @@ class ICPCCallback(TrainerCallback, ExportableState):
             has_eval_set=trainer is not None and trainer.eval_dataset is not None,
             processor=processor or processing_class,
             publish=self.publish,
+            trainer=trainer,
+            min_eval_samples=1 if self.shipping.check is None else 2,
         )
         self.publisher.begin(model, processor or processing_class)
         self.run_levels.install(model, icpc, train_dataloader, processor, state.global_step)
@@ -187,8 +193,9 @@ class ICPCCallback(TrainerCallback, ExportableState):
         self.account.stop()
         self.distillation.stop()
         processor = training_processor(kwargs.get("train_dataloader"), kwargs.get("processing_class"))
-        compensated = self.compensation.run(model, self.link.trainer, processor, seed=args.seed)
-        figures = self.shipping.ship(model, self.link.trainer, kwargs.get("eval_dataloader"), processor)
+        with self.shipping.saved_on_failure(args, model, self.link.trainer):
+            compensated = self.compensation.run(model, self.link.trainer, processor, seed=args.seed)
+            figures = self.shipping.ship(model, self.link.trainer, kwargs.get("eval_dataloader"), processor)
         figures = {**(compensated or {}), **(figures or {})} or None
         if figures is not None:
             self.link.log(self, args, state, control, figures, model=model, **kwargs)

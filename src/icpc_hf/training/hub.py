@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import shutil
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from torch import nn
@@ -64,6 +69,50 @@ def model_title(model: nn.Module) -> str:
     return f"{name} fine-tuned with ICPC"
 
 
+WEIGHT_FILES = re.compile(r"(model|pytorch_model)(-\d{5}-of-\d{5})?\.(safetensors|bin)(\.index\.json)?")
+"""Weight files `save_pretrained` writes; a save replaces those of an earlier one, as `save_pretrained` cleans them."""
+
+
+@contextlib.contextmanager
+def staged(folder: str | os.PathLike) -> Iterator[str]:
+    """A temporary folder beside `folder` to write into. If the writing fails it is removed and `folder` is as it
+    was (or absent); if it succeeds, its files replace theirs in `folder` (one rename when `folder` is new), and the
+    weights of an earlier save that this one did not write are removed. Other files in `folder` are kept: it can be
+    a Trainer's output or checkpoint folder."""
+    folder = os.path.abspath(folder)
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", suffix=".partial", dir=os.path.dirname(folder))
+    try:
+        yield staging
+        if not os.path.isdir(folder):
+            os.rename(staging, folder)
+            return
+        written = set(os.listdir(staging))
+        for name in written:
+            os.replace(os.path.join(staging, name), os.path.join(folder, name))
+        if any(WEIGHT_FILES.fullmatch(name) for name in written):
+            for name in os.listdir(folder):
+                if WEIGHT_FILES.fullmatch(name) and name not in written:
+                    os.remove(os.path.join(folder, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def unclaim(folder: str | os.PathLike) -> None:
+    """Drop the `custom_pipelines` entry from the config.json in `folder` (when there is one): after a failed write
+    the pipeline code is not there, so the folder must not claim to be servable."""
+    path = os.path.join(folder, "config.json")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    if config.pop("custom_pipelines", None) is None:
+        return
+    with open(f"{path}.partial", "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True)
+    os.replace(f"{path}.partial", path)
+
+
 def write_serving_files(
     model: nn.Module,
     processor: Any,
@@ -94,15 +143,16 @@ def save_for_hub(
 ) -> str:
     """Write a folder that `pipeline(model=folder, trust_remote_code=True)` serves without icpc_hf installed.
 
-    `callback`: the ICPCCallback the model was trained with, for a card with what it measured.
+    `callback`: the ICPCCallback the model was trained with, for a card with what it measured. Everything is
+    written beside the folder first (`staged`): a failure leaves the folder as it was, or absent.
     """
     check_processor(processor)
     mark_servable(model)
-    base_model_of(model).save_pretrained(save_directory)
     measured = callback.measured() if callback is not None else None
-    write_serving_files(
-        model, processor, save_directory, card_data.pop("repo_id", None), measured, results, **card_data
-    )
+    repo_id = card_data.pop("repo_id", None) or str(save_directory)
+    with staged(save_directory) as folder:
+        base_model_of(model).save_pretrained(folder)
+        write_serving_files(model, processor, folder, repo_id, measured, results, **card_data)
     return str(save_directory)
 
 

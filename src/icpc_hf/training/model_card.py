@@ -188,14 +188,11 @@ def render_model_card(
     evals, evaluation = results_of(measured, registration.modality.task, registration.pipeline_tag, frontier_plot)
     rows = training_rows(measured)
     setup, example_input = EXAMPLE_INPUTS.get(registration.modality.name, ("inputs = ...  # your inputs\n\n", "inputs"))
-    data = ModelCardData(
-        library_name="transformers",
-        pipeline_tag=registration.pipeline_tag,
-        tags=["icpc", "icpc-hf", "input-compression", registration.modality.name],
-        model_name=title if evals else None,
-        eval_results=evals or None,
-        **card_data,
-    )
+    tags = ["icpc", "icpc-hf", "input-compression", registration.modality.name]
+    extra_tags = card_data.pop("tags", None) or []
+    tags += [tag for tag in ([extra_tags] if isinstance(extra_tags, str) else extra_tags) if tag not in tags]
+    defaults = dict(library_name="transformers", pipeline_tag=registration.pipeline_tag, eval_results=evals or None)
+    data = ModelCardData(tags=tags, model_name=title if evals else None, **{**defaults, **card_data})
     return ModelCard.from_template(
         data,
         template_str=TEMPLATE,

@@ -9,7 +9,7 @@ from typing import Any
 from ..registry import registration_for
 from .collator import collate_layers
 from .schedules import schedule_for
-from .shipping import check_calibration_levels
+from .shipping import check_calibration_data, check_calibration_levels
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +62,18 @@ def check_before_training(
     has_eval_set: bool,
     processor: Any,
     publish: bool,
+    trainer: Any = None,
+    min_eval_samples: int = 1,
 ) -> None:
     """Every check of the start of training, in order. The calibration's levels are checked only when there will be
-    an evaluation set to calibrate on (`has_eval_set` now, or evaluations during training)."""
+    an evaluation set to calibrate on (`has_eval_set` now, or evaluations during training), and its data when the
+    `trainer` and its evaluation set are known."""
     schedule_for(icpc).preflight(args)
     if calibration_target is not None and (args.eval_strategy != "no" or has_eval_set):
         check_calibration_levels(calibration_target, icpc)
+        if trainer is not None and trainer.eval_dataset is not None:
+            evaluates = args.eval_strategy != "no"
+            check_calibration_data(trainer, icpc, processor, evaluates, min_samples=min_eval_samples)
     if publish:
         check_servable(processor, args.push_to_hub)
     warn_about_padding(icpc, args, stream)

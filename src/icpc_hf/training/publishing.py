@@ -9,11 +9,21 @@ from typing import Any
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .hub import check_processor, mark_servable, write_serving_files
+from .hub import check_processor, mark_servable, staged, unclaim, write_serving_files
 from .model_card import Measured
 from .preflight import training_processor
 
 logger = logging.getLogger(__name__)
+
+
+def complete(model: Any, processor: Any, folder: str, repo_id: str | None, measured: Measured) -> None:
+    """Write the serving files into `folder` all at once (`staged`), or leave it claiming nothing (`unclaim`)."""
+    try:
+        with staged(folder) as staging:
+            write_serving_files(model, processor, staging, repo_id=repo_id or folder, measured=measured)
+    except BaseException:
+        unclaim(folder)
+        raise
 
 
 class Publisher:
@@ -35,14 +45,15 @@ class Publisher:
                 mark_servable(model)
 
     def write(self, args: Any, model: Any, folder: str, measured: Measured) -> None:
-        """Processor, pipeline code and model card beside the weights the Trainer saves in `folder`."""
+        """Processor, pipeline code and model card beside the weights the Trainer saves in `folder`, written beside
+        it first (`staged`); if that fails, the Trainer's config.json there stops naming the pipeline code."""
         if not self.enabled or not args.should_save or model is None:
             return
         processor = self.processor
         if processor is None:
             check_processor(processor)  # raises: never a folder that looks servable and is not
         mark_servable(model)
-        write_serving_files(model, processor, folder, repo_id=args.hub_model_id, measured=measured)
+        complete(model, processor, folder, args.hub_model_id, measured)
 
     def checkpoint_saved(self, args: Any, state: Any, model: Any, measured: Measured) -> None:
         if self.processor is not None:
@@ -83,7 +94,7 @@ class Publisher:
         processor = self.processor or trainer.processing_class
         check_processor(processor)
         folder = trainer.args.output_dir
-        write_serving_files(trainer.model, processor, folder, repo_id=repo_id, measured=measured)
+        complete(trainer.model, processor, folder, repo_id, measured)
         return HfApi(token=trainer.args.hub_token).upload_file(
             path_or_fileobj=os.path.join(folder, "README.md"),
             path_in_repo="README.md",

@@ -3,13 +3,17 @@ size alone when it cannot be calibrated (an uncalibrated cascade can be slower t
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import math
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from ..config import ICPCConfig
-from ..patching import icpc_settings, patch_model
+from ..patching import base_model_of, icpc_settings, patch_model
+from ..registry import registration_for
 from .calibrate import Calibration, calibrate_thresholds, check_target
 from .ship_check import ShipCheck, calibrate_and_check, check_settings
 
@@ -132,6 +136,54 @@ def eval_features(trainer: Any, eval_dataloader: Any) -> Any:
     return features
 
 
+def check_calibration_data(
+    trainer: Any, icpc: ICPCConfig, processor: Any, evaluates: bool, min_samples: int = 1
+) -> None:
+    """Refuse, before the first step rather than after the last, what end-of-training calibration would refuse:
+    several evaluation sets with no evaluation to pick one (`evaluates`: the Trainer evaluates during training),
+    a set without a length or with fewer than `min_samples` (2 for the ship check's two halves), a first sample
+    without a class index or that the cascade cannot collate. Each set is read as the Trainer passes it
+    (`get_eval_dataloader`: its columns)."""
+    sets = trainer.eval_dataset
+    names = list(sets) if isinstance(sets, dict) and evaluates else [None]
+    for name in names:
+        features = eval_features(trainer, None if name is None else trainer.get_eval_dataloader(name))
+        if len(features) < min_samples:
+            raise ValueError(
+                f"The evaluation set has {len(features)} sample(s), and the cascade is calibrated on it at the end of "
+                f"training (on one half, checked on the other: at least {min_samples}): give the Trainer a larger "
+                "`eval_dataset`, pass `ICPCCallback(ship_check=False)`, or `ICPCCallback(calibrate=False)`."
+            )
+        labels_of(features if hasattr(features, "column_names") else [features[0]])
+        try:
+            registration_for(icpc.model_type).modality.collate(processor, [features[0]], 1.0, icpc)
+        except ValueError as error:
+            raise ValueError(
+                f"The cascade is calibrated on the evaluation set at the end of training, and its first sample "
+                f"cannot be collated: {error} (Keep its input columns with `TrainingArguments("
+                "remove_unused_columns=False)`, or pass `ICPCCallback(calibrate=False)`.)"
+            ) from error
+
+
+UNSHIPPED_FOLDER = "icpc-unshipped"
+"""Where, under `output_dir`, the trained weights are saved when shipping the cascade fails at the end of training."""
+
+
+def save_unshipped(model: Any, trainer: Any, folder: str) -> None:
+    """Save the trained weights and config, without the `custom_pipelines` entry: the folder holds no pipeline code
+    and no calibrated cascade, so it must not claim to be servable."""
+    config = base_model_of(model).config
+    entry = config.__dict__.pop("custom_pipelines", None)
+    try:
+        if trainer is not None:
+            trainer.save_model(folder, _internal_call=True)  # every rank joins (FSDP gathers), no Hub push
+        else:
+            base_model_of(model).save_pretrained(folder)
+    finally:
+        if entry is not None:
+            config.custom_pipelines = entry
+
+
 def serve_full_size(model: Any) -> None:
     """Serve full size alone: never slower than plain inference, which an uncalibrated cascade can be."""
     settings = icpc_settings(model).to_dict()
@@ -143,12 +195,19 @@ def serve_full_size(model: Any) -> None:
 class CascadeShipping:
     """The end-of-training step that decides the served cascade (`ship`), and what the model card says of it."""
 
-    def __init__(self, calibrate: str | dict[str, Any] | bool = "best_level", ship_check: Any = True) -> None:
+    def __init__(
+        self,
+        calibrate: str | dict[str, Any] | bool = "best_level",
+        ship_check: Any = True,
+        unshipped_dir: str | None = None,
+    ) -> None:
         self.target = calibration_target(calibrate)
         self.check = check_settings(ship_check)
         """The held-out check a calibrated cascade must pass to ship (ship_check.py); None: off."""
         self.ship_check: ShipCheck | None = None
         """What the last held-out check measured."""
+        self.unshipped_dir = unshipped_dir
+        """Where to save the trained weights if the end of training fails; None: `output_dir`/`UNSHIPPED_FOLDER`."""
         """`calibrate_thresholds` keywords for the end-of-training calibration; None: calibration off."""
         self.calibration: Calibration | None = None
         """The last end-of-training calibration, every point searched included (see `Calibration.frontier`)."""
@@ -157,6 +216,25 @@ class CascadeShipping:
         self.dataset: dict[str, Any] = {}
         """The evaluation set as the card names it (`dataset_description`)."""
         self._warned_no_eval = False
+
+    @contextlib.contextmanager
+    def saved_on_failure(self, args: Any, model: Any, trainer: Any) -> Iterator[None]:
+        """Around the end-of-training steps (compensation, calibration, shipping): if one fails, the trained
+        weights are saved first (`save_unshipped`) and the error says where, so a run with `save_strategy="no"`
+        does not lose its model to a failure after its last step."""
+        try:
+            yield
+        except Exception as error:
+            if model is None:
+                raise
+            folder = self.unshipped_dir or os.path.join(args.output_dir, UNSHIPPED_FOLDER)
+            save_unshipped(model, trainer, folder)
+            raise RuntimeError(
+                f"The end of training failed while compensating the levels or shipping the cascade "
+                f"({type(error).__name__}: {error}). The trained weights are saved in {folder} (not servable as "
+                "saved): load them, then calibrate and save with "
+                "`icpc_hf.training.calibrate.calibrate_thresholds(...).apply(model)` and `icpc_hf.save_for_hub`."
+            ) from error
 
     def ship(self, model: Any, trainer: Any, eval_dataloader: Any, processor: Any) -> dict[str, Any] | None:
         """Calibrate `model`'s cascade on the evaluation set (`eval_features`) and apply it, or serve full size
