@@ -4,10 +4,8 @@ A level shrinks the log-mel spectrogram along time (and, with `axes=["time", "fr
 to the smallest size that still yields the level's grid of overlapping patches, so fewer patches reach the model.
 With `trim_padding`, the padding frames that the feature extractor appends after a short clip are dropped too
 (whole patches, after the batch's longest clip) and an attention mask hides from each clip the padding patches
-left in its batch, so a one-second clip costs what one second costs, whatever it is batched with.
-
-The audio modality (the Audio Spectrogram Transformer) in one module: the modality, its pipeline and its
-registration.
+left in its batch, so a one-second clip costs what one second costs, whatever it is batched with. One module:
+the modality, its pipeline and its registration.
 """
 
 from __future__ import annotations
