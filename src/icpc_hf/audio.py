@@ -1,6 +1,4 @@
-"""Audio: spectrogram size modulation for the Audio Spectrogram Transformer (AST).
-
-A level shrinks the log-mel spectrogram along time (and, with `axes=["time", "frequency"]`, along the mel bins)
+"""Audio: spectrogram size modulation for the Audio Spectrogram Transformer (AST). A level shrinks the log-mel spectrogram along time (and, with `axes=["time", "frequency"]`, along the mel bins)
 to the smallest size that still yields the level's grid of overlapping patches, so fewer patches reach the model.
 With `trim_padding`, the padding frames that the feature extractor appends after a short clip are dropped too
 (whole patches, after the batch's longest clip) and an attention mask hides from each clip the padding patches

@@ -8,8 +8,8 @@ from typing import Any
 
 from ..registry import registration_for
 from .collator import collate_layers
-from .schedules import schedule_for
 from .eval_set import check_calibration_data
+from .schedules import schedule_for
 from .shipping import check_calibration_levels
 
 logger = logging.getLogger(__name__)
