@@ -32,7 +32,7 @@ def test_card_tags_are_added_to_icpcs_own(tmp_path):
 
 
 def test_a_failed_save_leaves_no_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr("icpc_hf.training.hub.render_model_card", broken_card)
+    monkeypatch.setattr("icpc_hf.training.hub.save_model_card", broken_card)
     with pytest.raises(RuntimeError, match="card failed"):
         save_for_hub(model(), tiny_image_processor(), tmp_path / "hub")
     assert os.listdir(tmp_path) == []  # neither the folder nor its staging copy
@@ -47,7 +47,7 @@ def test_a_failed_save_leaves_the_previous_folder_as_it_was(tmp_path, monkeypatc
     save_for_hub(model(), tiny_image_processor(), folder)
     (folder / "notes.txt").write_text("the user's own file")
     before = snapshot(folder)
-    monkeypatch.setattr("icpc_hf.training.hub.render_model_card", broken_card)
+    monkeypatch.setattr("icpc_hf.training.hub.save_model_card", broken_card)
     with pytest.raises(RuntimeError, match="card failed"):
         save_for_hub(model(), tiny_image_processor(), folder)
     assert snapshot(folder) == before and os.listdir(tmp_path) == ["hub"]
