@@ -29,8 +29,10 @@ def main(out_dir: str, num_samples: int, workers: int, data_kind: str) -> Traine
     trained = InputRecorder(model)
     collator = RecordingCollator(None, icpc, resize_on_device=True if data_kind == "device" else None)
     calibrate = data_kind == "calibrate"  # an evaluation set: every rank calibrates the cascade at the end of training
-    # With a speed target the choice rests on the measured level times, which differ between the processes
-    callback = ICPCCallback(calibrate={"target_speedup": 1.5}, ship_check=False) if calibrate else ICPCCallback()
+    # Every setting meets this target, so the cheapest ships: chosen on the measured level times, which differ
+    # between the processes (and may make full size the cheapest on a busy machine)
+    target = {"max_accuracy_loss": 1.0}
+    callback = ICPCCallback(calibrate=target, ship_check=False) if calibrate else ICPCCallback()
     eval_data = [{"pixel_values": torch.randn(3, 32, 32), "label": i % 3} for i in range(12)] if calibrate else None
     args = TrainingArguments(
         output_dir=out_dir,

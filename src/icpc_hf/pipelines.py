@@ -29,6 +29,7 @@ class ICPCPipeline(Pipeline):
     """
 
     input_limits: tuple[str, ...] = ()
+    """The `InputLimits` this modality's raw inputs read, which its pipeline takes as arguments."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         from .patching import icpc_settings, is_patched, patch_model

@@ -204,7 +204,7 @@ class VideoModality(GridModality):
     # ------------------------------------------------------------------ pipeline
     def prepare(self, processor: Any, raw: Any, icpc: ICPCConfig, limits: InputLimits | None = None) -> dict:
         """A clip (frames, or a path or URL that Transformers' `load_video` reads: it takes no timeout, and its fetch
-        gives up after 5 s without an answer), after the side check."""
+        gives up after 5 s without an answer), after the side and NaN checks."""
         if isinstance(raw, str):
             from transformers.video_utils import load_video
 
