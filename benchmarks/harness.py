@@ -198,7 +198,9 @@ def train_arm(
         "token_ratio": totals["tokens"] / totals["full_tokens"] if totals else 1.0,
         "flops_saved": 1.0 - totals["flops"] / totals["full_flops"] if totals else 0.0,
         "trainer_eval_seconds": sum(h.get("eval_runtime", 0.0) for h in trainer.state.log_history),
-        "epoch_floors": dict(plan.floors) if plan is not None and plan.floors else None,
+        "epoch_floors": dict(floors)
+        if (floors := getattr(getattr(plan, "schedule", None), "epoch_floors", None))
+        else None,
         "calibration": icpc_callback.calibration if icpc_callback is not None else None,
         "compensation": icpc_callback.compensation.report if icpc_callback is not None else None,
         "ship_check": icpc_callback.shipping.ship_check if icpc_callback is not None else None,
