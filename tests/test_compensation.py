@@ -177,12 +177,12 @@ def test_a_level_without_parameters_is_refused_at_serving():
         run_cascade(model, features, processor, levels=[0.25, 1.0])
 
 
-def test_the_callback_compensates_before_it_calibrates(tmp_path):
+def trained_vit(tmp_path, callback, repeat: int = 1):
+    """A tiny ViT trained for one epoch with `callback`, its features both the training and the evaluation set."""
     case = CASES["vit"]
-    model, icpc, collator = patched(case, levels=[0.25, COMPRESSED, 1.0])
+    model, _, collator = patched(case, levels=[0.25, COMPRESSED, 1.0])
     processor = case.processor()
-    features = case.features(processor)
-    callback = ICPCCallback(publish=False)
+    features = case.features(processor) * repeat
     trainer = Trainer(
         model=model,
         args=quiet_cpu_args(str(tmp_path), num_train_epochs=1),
@@ -192,6 +192,12 @@ def test_the_callback_compensates_before_it_calibrates(tmp_path):
         callbacks=[callback],
     )
     trainer.train()
+    return model, trainer, processor, features
+
+
+def test_the_callback_compensates_before_it_calibrates(tmp_path):
+    callback = ICPCCallback(publish=False)
+    model, trainer, processor, _ = trained_vit(tmp_path, callback)
     assert callback.compensation.report is not None and callback.compensation.report.levels == [0.25, COMPRESSED]
     assert model.config.icpc["level_compensation"]["levels"] == [0.25, COMPRESSED]
     assert any("icpc/compensation_seconds" in h for h in trainer.state.log_history)
@@ -219,22 +225,10 @@ def test_the_held_out_check_ships_a_cascade_that_holds_and_refuses_one_that_lose
 
 
 def test_the_callback_serves_full_size_when_the_cascade_fails_the_held_out_check(tmp_path, caplog):
-    case = CASES["vit"]
-    model, icpc, collator = patched(case, levels=[0.25, COMPRESSED, 1.0])
-    processor = case.processor()
-    features = case.features(processor) * 6
     # every setting meets this target, so the cheapest cascade is chosen on the first half
     callback = ICPCCallback(publish=False, compensate=False, calibrate={"min_accuracy": 0.0, "cost": "flops"})
     callback.shipping.check["max_loss"] = -1.0  # a loss bound is never below -1: the cascade fails the check
-    trainer = Trainer(
-        model=model,
-        args=quiet_cpu_args(str(tmp_path), num_train_epochs=1),
-        train_dataset=features,
-        eval_dataset=features,
-        data_collator=collator,
-        callbacks=[callback],
-    )
-    trainer.train()
+    model, _, _, features = trained_vit(tmp_path, callback, repeat=6)
     report = callback.shipping.ship_check
     assert report.calibrated_on + report.checked_on == len(features)
     assert callback.calibration.chosen.levels[0] < 1.0 and report.loss_bound is not None

@@ -124,16 +124,15 @@ def compensate_levels(
     record = {"levels": levels, "grids": grids, "parts": list(parts), "dim": int(base.config.hidden_size)}
     for module in modules:
         compensation.install(module, grids, icpc.geometry.get("special_tokens", 0), record["dim"], parts)
-    trained = [p for m in modules for p in m._modules[compensation.ATTRIBUTE].parameters()]
+    named = [item for m in modules for item in m._modules[compensation.ATTRIBUTE].named_parameters()]
+    trained = [p for _, p in named]
     frozen = {p: p.requires_grad for p in model.parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
     for p in trained:
         p.requires_grad_(True)
-    relative = [
-        p for m in modules for n, p in m._modules[compensation.ATTRIBUTE].named_parameters() if n.endswith("mix")
-    ]
-    absolute = [p for p in trained if all(p is not q for q in relative)]  # in the embeddings' own units
+    relative = [p for n, p in named if n.endswith("mix")]  # the projection: a share, at any width
+    absolute = [p for n, p in named if not n.endswith("mix")]  # in the embeddings' own units
     optimizer = torch.optim.AdamW(
         [{"params": relative, "lr": learning_rate}, {"params": absolute, "lr": step_size}], weight_decay=0.0
     )
